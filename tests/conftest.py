@@ -1,0 +1,96 @@
+"""Shared pytest fixtures: start a real server process on a free loopback port.
+
+The server under test is slabcached (target/release/slabcached, or $SLABCACHED_BIN) unless
+SLABCACHED_TARGET=memcached, in which case Debian's /usr/bin/memcached is started with the same
+flags. Every server is stopped by PID when its fixture ends.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = os.environ.get("SLABCACHED_TARGET", "slabcached")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_binary(kind: str) -> str:
+    if kind == "memcached":
+        path = shutil.which("memcached") or "/usr/bin/memcached"
+    else:
+        path = os.environ.get("SLABCACHED_BIN", str(ROOT / "target" / "release" / "slabcached"))
+    if not os.path.exists(path):
+        pytest.fail(f"server binary {path} not found (build with cargo build --release)")
+    return path
+
+
+class Server:
+    """A running server process; `port` is where it listens, `stop()` ends it."""
+
+    def __init__(self, kind: str, args: list[str]):
+        self.kind = kind
+        self.port = free_port()
+        cmd = [server_binary(kind), "-l", "127.0.0.1", "-p", str(self.port), "-U", "0"] + args
+        if kind == "memcached" and os.geteuid() == 0:
+            cmd += ["-u", "root"]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode(errors="replace")
+                raise RuntimeError(f"{cmd} exited with {self.proc.returncode}: {err}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"{cmd} did not start listening within 10 s")
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def connect(self, timeout: float = 5.0) -> socket.socket:
+        return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+
+@pytest.fixture
+def start_server():
+    """Factory fixture: start_server(args=[...], kind=None) -> Server; all stopped at teardown."""
+    started: list[Server] = []
+
+    def start(args: list[str] | None = None, kind: str | None = None) -> Server:
+        srv = Server(kind or TARGET, list(args or []))
+        started.append(srv)
+        return srv
+
+    yield start
+    for srv in started:
+        srv.stop()
+
+
+@pytest.fixture
+def server(start_server) -> Server:
+    """One server of the selected target with default flags (-m 64 -t 2)."""
+    return start_server(["-m", "64", "-t", "2"])
