@@ -1,1 +1,53 @@
-//! placeholder
+//! slabcached's storage engine: a slab-allocated item cache with per-class LRU eviction.
+//!
+//! Goals: memcached's memory model (one arena of pages, slab classes grown by a factor,
+//! per-class LRU, lazy expiry, `-m` really honoured), a smaller item header (32 bytes, CAS
+//! included, against memcached's 48–56), and no global lock on the read path.
+//! Non-goals: the wire protocol (see the `proto` crate), clocks (callers pass `now`, a
+//! cache time in seconds), persistence, and moving pages between classes after they are
+//! assigned (memcached's slab rebalancer).
+//!
+//! # Memory
+//! [`arena`] maps `memory_limit` bytes once; pages (`page_size`, 1 MiB by default) are given
+//! to classes on first need and carved into chunks lazily, so RSS follows what is stored.
+//! Each chunk holds an [`item::ItemHeader`], the key and the value. Items are named by
+//! 32-bit chunk indices, never pointers: hash chains, LRU lists and free lists are indices
+//! stored in the headers themselves, so the index costs 4 bytes of bucket per 1.5 items.
+//!
+//! # Concurrency and lock order
+//! - The index is split into 256 *stripes* by key hash, each a `Mutex` over a chained hash
+//!   table. All reads and writes of an item's key, value, expiry and flag bits happen with
+//!   its stripe lock held; a reader copies the value out inside that lock.
+//! - Each slab *class* has a `Mutex` over its LRU list, free list and counters.
+//! - Order: **stripe, then class**. A store holds its key's stripe and takes the class lock
+//!   to allocate and link. Eviction starts from the class lock (the LRU tail) and so may
+//!   only `try_lock` the victim's stripe: a busy stripe makes it skip that item, never wait.
+//!   No thread ever blocks on a stripe while holding a class lock, so there is no cycle.
+//! - A chunk's payload is written only while no index, LRU or free list reaches it, and is
+//!   freed only by a holder of both its stripe and class locks, so readers under either lock
+//!   never see it change. Header fields are atomics (used `Relaxed`; the locks order them).
+//! - The read path takes one stripe lock; it marks the item ACCESSED instead of relinking
+//!   it, and eviction gives ACCESSED tail items a second chance (CLOCK on the LRU list), so
+//!   gets never touch the class lock.
+//!
+//! # Time and expiry
+//! `now` and expiry times are "cache time": seconds on the caller's clock, with 0 meaning
+//! "never expires". Expired and flushed items are never returned and are reclaimed when a
+//! lookup or the eviction scan meets them. `flush_all` records the CAS counter: every item
+//! with a smaller CAS unique was stored before the flush and is invalid.
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod arena;
+mod cache;
+mod class;
+mod item;
+#[cfg(test)]
+mod tests;
+
+pub use cache::{
+    ArithError, Cache, CacheConfig, CacheError, CacheStats, ClassStats, ItemRef, StoreError, StoreMode,
+    MAX_KEY_LEN,
+};
+
+/// Size of the per-item header in bytes (key and value come on top).
+pub const ITEM_HEADER_SIZE: usize = item::ItemHeader::SIZE;

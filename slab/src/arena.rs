@@ -1,0 +1,128 @@
+//! The item arena: one anonymous memory map, cut into pages and chunks.
+//!
+//! This module and [`crate::item`]'s header type are the only places that turn an offset
+//! into a pointer. Everything else names memory by [`ChunkRef`], a 32-bit index, so the
+//! links of the hash chains and LRU lists are plain integers that can never dangle into
+//! freed heap memory: the map lives as long as the cache.
+//!
+//! ```text
+//!   arena (memory_limit bytes, mapped once, touched lazily so RSS follows use)
+//!   +-----------+-----------+-----------+-- ... --+
+//!   |  page 0   |  page 1   |  page 2   |         |     page_size bytes each (1 MiB default)
+//!   +-----------+-----------+-----------+-- ... --+
+//!   page k belongs to one slab class and is an array of chunks of that class's size:
+//!   +--------+--------+--------+-- ... --+
+//!   | chunk  | chunk  | chunk  |         |   chunk = 32-byte ItemHeader, key, value
+//!   +--------+--------+--------+-- ... --+
+//! ```
+//!
+//! A `ChunkRef` is `offset / 8 + 1` (chunk sizes are multiples of 8), so 0 can mean "none"
+//! in link fields and 32 bits address 32 GiB.
+
+use crate::item::ItemHeader;
+use memmap2::{MmapMut, MmapOptions};
+
+/// Chunk sizes and offsets are multiples of this; it is also the unit of a `ChunkRef`.
+pub const CHUNK_ALIGN: usize = 8;
+
+/// The largest arena a 32-bit `ChunkRef` can address.
+pub const MAX_ARENA_BYTES: usize = (u32::MAX as usize - 1) * CHUNK_ALIGN;
+
+/// Index of a chunk in the arena: `offset / CHUNK_ALIGN + 1`; 0 is the null link.
+pub type ChunkRef = u32;
+
+/// The null link in hash chains, LRU lists and free lists.
+pub const NIL: ChunkRef = 0;
+
+/// The mapped memory. Chunk contents are shared between threads; who may touch which bytes
+/// when is decided by the cache's lock protocol (see the crate docs), not by this type.
+pub struct Arena {
+    /// Keeps the mapping alive; all access goes through `base`.
+    _map: MmapMut,
+    /// Start of the mapping, taken once from a mutable borrow so writes through it are allowed.
+    base: *mut u8,
+    len: usize,
+}
+
+// SAFETY: Arena is a pointer into a mapping it owns. Headers are atomics; payload access is
+// through `unsafe fn`s whose contracts forbid concurrent conflicting access.
+unsafe impl Send for Arena {}
+// SAFETY: as for Send: shared use only reaches memory through atomics or the unsafe payload
+// accessors, whose callers guarantee exclusive writers.
+unsafe impl Sync for Arena {}
+
+impl Arena {
+    /// Map `bytes` of anonymous, zero-filled memory. Pages are only backed when first written.
+    pub fn new(bytes: usize) -> std::io::Result<Arena> {
+        let mut map = MmapOptions::new().len(bytes.max(1)).map_anon()?;
+        let base = map.as_mut_ptr();
+        let len = map.len();
+        Ok(Arena { _map: map, base, len })
+    }
+
+    /// Bytes mapped.
+    #[allow(dead_code)]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The chunk that starts at byte `offset` (which must be CHUNK_ALIGN-aligned).
+    pub fn chunk_at(offset: usize) -> ChunkRef {
+        debug_assert_eq!(offset % CHUNK_ALIGN, 0);
+        (offset / CHUNK_ALIGN) as ChunkRef + 1
+    }
+
+    /// Byte offset of a chunk.
+    pub fn offset_of(chunk: ChunkRef) -> usize {
+        debug_assert_ne!(chunk, NIL);
+        (chunk as usize - 1) * CHUNK_ALIGN
+    }
+
+    fn check(&self, chunk: ChunkRef, len: usize) -> usize {
+        let offset = Self::offset_of(chunk);
+        assert!(
+            chunk != NIL && offset + len <= self.len,
+            "chunk {chunk} (+{len} bytes) outside the arena"
+        );
+        offset
+    }
+
+    /// The header of a chunk. All header fields are atomics, so sharing the reference
+    /// between threads is sound whatever the lock protocol does.
+    pub fn header(&self, chunk: ChunkRef) -> &ItemHeader {
+        let offset = self.check(chunk, std::mem::size_of::<ItemHeader>());
+        // SAFETY: `check` proved the header lies inside the map; offsets are multiples of 8
+        // into a page-aligned map, which satisfies ItemHeader's alignment (4). The map is
+        // zero-initialised and every bit pattern is valid for atomics. Only atomic operations
+        // are done through the reference, so concurrent use is free of data races. The
+        // reference cannot outlive the map because it borrows `self`.
+        unsafe { &*(self.base.add(offset) as *const ItemHeader) }
+    }
+
+    /// The `len` payload bytes (key then value) after a chunk's header, for reading.
+    ///
+    /// # Safety
+    /// No thread may write these bytes while the returned slice lives. The cache upholds
+    /// this: payload bytes are written only into a chunk just taken from a free list (owned
+    /// by one thread), and a chunk is only freed by a thread holding the lock of the stripe
+    /// that indexes it, which readers also hold.
+    pub unsafe fn payload(&self, chunk: ChunkRef, len: usize) -> &[u8] {
+        let start = self.check(chunk, ItemHeader::SIZE + len) + ItemHeader::SIZE;
+        // SAFETY: in bounds by `check`; no concurrent writer by this function's contract.
+        unsafe { std::slice::from_raw_parts(self.base.add(start), len) }
+    }
+
+    /// The `len` payload bytes after a chunk's header, for writing.
+    ///
+    /// # Safety
+    /// The caller must own the chunk exclusively: it was just taken from a free list or a
+    /// fresh page and is not yet reachable from any index, LRU or free list, so no other
+    /// thread reads or writes its payload while the returned slice lives.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn payload_mut(&self, chunk: ChunkRef, len: usize) -> &mut [u8] {
+        let start = self.check(chunk, ItemHeader::SIZE + len) + ItemHeader::SIZE;
+        // SAFETY: in bounds by `check`; exclusive by this function's contract, and the map's
+        // memory is writable and `base` came from a mutable borrow of the map.
+        unsafe { std::slice::from_raw_parts_mut(self.base.add(start), len) }
+    }
+}

@@ -1,0 +1,1186 @@
+//! The cache: hash index, slab classes, per-class LRU, and every item operation.
+//!
+//! See the crate docs for the lock protocol. In short: a key's stripe lock is taken first,
+//! then (briefly) its class lock; eviction, which starts from a class lock, only
+//! `try_lock`s other stripes and skips items it cannot lock.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Mutex, MutexGuard};
+
+use crate::arena::{Arena, ChunkRef, CHUNK_ALIGN, MAX_ARENA_BYTES, NIL};
+use crate::class::ClassTable;
+use crate::item::{ItemHeader, ACCESSED, CAS_MAX, FETCHED};
+
+/// Longest key memcached accepts.
+pub const MAX_KEY_LEN: usize = 250;
+
+/// Number of index stripes (a power of two). Each has its own lock and hash table, so a
+/// table grows one stripe at a time and no growth stalls more than 1/STRIPES of the keys.
+const STRIPES: usize = 256;
+const INITIAL_BUCKETS: usize = 64;
+
+/// How many LRU-tail items one allocation looks at before giving up, per pass.
+const EVICTION_SEARCH: usize = 32;
+
+/// How the cache is sized and behaves; the server fills it from memcached's flags.
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// `-m`: bytes of item memory.
+    pub memory_limit: usize,
+    /// Size of a slab page; at least `item_size_max`.
+    pub page_size: usize,
+    /// `-I`: the largest item (header, key and value) that may be stored.
+    pub item_size_max: usize,
+    /// `-n`: key+value bytes of the smallest chunk.
+    pub min_chunk: usize,
+    /// `-f`: chunk size growth factor between classes.
+    pub growth_factor: f64,
+    /// `-C` turns this off: CAS uniques are then reported as 0.
+    pub use_cas: bool,
+    /// `-M` turns this off: a full class answers OutOfMemory instead of evicting.
+    pub evict: bool,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            memory_limit: 64 << 20,
+            page_size: 1 << 20,
+            item_size_max: 1 << 20,
+            min_chunk: 48,
+            growth_factor: 1.25,
+            use_cas: true,
+            evict: true,
+        }
+    }
+}
+
+/// Why a cache could not be built.
+#[derive(Debug)]
+pub enum CacheError {
+    /// The configuration is inconsistent; the text says which part.
+    InvalidConfig(&'static str),
+    /// The arena could not be mapped.
+    Map(std::io::Error),
+}
+
+impl std::fmt::Display for CacheError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CacheError::InvalidConfig(what) => write!(f, "invalid cache configuration: {what}"),
+            CacheError::Map(e) => write!(f, "cannot map item memory: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for CacheError {}
+
+/// The storage commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreMode {
+    Set,
+    Add,
+    Replace,
+    Append,
+    Prepend,
+    /// Store only if the item's CAS unique equals this.
+    Cas(u64),
+}
+
+/// Why a store did not happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreError {
+    /// add on a present key, replace/append/prepend on a missing one, or append/prepend
+    /// that could not allocate.
+    NotStored,
+    /// cas: the item changed since the client read it.
+    Exists,
+    /// cas: no such item.
+    NotFound,
+    /// Header, key and value exceed the item size limit.
+    TooLarge,
+    /// No chunk could be found or evicted (or eviction is off).
+    OutOfMemory,
+    /// The key is empty or longer than 250 bytes.
+    BadKey,
+}
+
+/// Why incr/decr failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArithError {
+    NotFound,
+    /// The stored value is not a decimal 64-bit unsigned number.
+    NonNumeric,
+    OutOfMemory,
+}
+
+/// A stored item as seen by a reader, borrowed for the duration of the read callback.
+#[derive(Debug, Clone, Copy)]
+pub struct ItemRef<'a> {
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+    pub flags: u32,
+    /// 0 when CAS is disabled.
+    pub cas: u64,
+    /// Cache time of expiry, 0 = never.
+    pub exptime: u32,
+    /// Slab class id.
+    pub class: usize,
+}
+
+/// Cache-wide counters, as `stats` reports them.
+#[derive(Debug, Clone, Default)]
+pub struct CacheStats {
+    pub curr_items: u64,
+    pub total_items: u64,
+    pub bytes: u64,
+    pub evictions: u64,
+    pub reclaimed: u64,
+    pub expired_unfetched: u64,
+    pub evicted_unfetched: u64,
+    pub get_expired: u64,
+    pub get_flushed: u64,
+    pub limit_maxbytes: u64,
+    pub total_malloced: u64,
+    pub hash_bytes: u64,
+    pub slab_global_page_pool: u64,
+}
+
+/// One slab class, as `stats slabs` and `stats items` report it.
+#[derive(Debug, Clone, Default)]
+pub struct ClassStats {
+    pub id: usize,
+    pub chunk_size: u64,
+    pub chunks_per_page: u64,
+    pub total_pages: u64,
+    pub total_chunks: u64,
+    pub used_chunks: u64,
+    pub free_chunks: u64,
+    pub free_chunks_end: u64,
+    pub mem_requested: u64,
+    pub items: u64,
+    pub evicted: u64,
+    pub evicted_nonzero: u64,
+    pub reclaimed: u64,
+    pub outofmemory: u64,
+    pub expired_unfetched: u64,
+    pub evicted_unfetched: u64,
+    pub get_hits: u64,
+    pub cmd_set: u64,
+    pub delete_hits: u64,
+    pub incr_hits: u64,
+    pub decr_hits: u64,
+    pub cas_hits: u64,
+    pub cas_badval: u64,
+    pub touch_hits: u64,
+}
+
+/// One stripe of the index: a chained hash table whose chains run through the items'
+/// `hash_next` fields, so an indexed item costs the table 4 bytes of bucket at most.
+struct Stripe {
+    buckets: Vec<ChunkRef>,
+    count: usize,
+}
+
+/// A class's mutable state, under its lock.
+#[derive(Default)]
+struct ClassState {
+    free_head: ChunkRef,
+    free_count: usize,
+    /// Page being handed out chunk by chunk, and its next unused chunk index: chunks are
+    /// only touched when first used, so RSS follows what is stored.
+    carve: Option<(usize, usize)>,
+    lru_head: ChunkRef,
+    lru_tail: ChunkRef,
+    pages: usize,
+    used_chunks: usize,
+    items: usize,
+    requested: usize,
+    evicted: u64,
+    evicted_nonzero: u64,
+    reclaimed: u64,
+    outofmemory: u64,
+    expired_unfetched: u64,
+    evicted_unfetched: u64,
+}
+
+/// Per-class operation counters, touched without the class lock.
+#[derive(Default)]
+struct ClassCounters {
+    get_hits: AtomicU64,
+    cmd_set: AtomicU64,
+    delete_hits: AtomicU64,
+    incr_hits: AtomicU64,
+    decr_hits: AtomicU64,
+    cas_hits: AtomicU64,
+    cas_badval: AtomicU64,
+    touch_hits: AtomicU64,
+}
+
+/// What a lookup found under the stripe lock.
+enum Found {
+    Live(ChunkRef),
+    Missing,
+    Expired,
+    Flushed,
+}
+
+/// Why an item is being unlinked (for counters).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Unlink {
+    Replaced,
+    Deleted,
+    Expired,
+}
+
+/// The cache. Share it between threads with `Arc<Cache>`; every method takes `&self`.
+pub struct Cache {
+    config: CacheConfig,
+    arena: Arena,
+    classes: ClassTable,
+    hasher: ahash::RandomState,
+    stripes: Box<[Mutex<Stripe>]>,
+    /// Index 0 is unused so class ids index directly.
+    class_state: Box<[Mutex<ClassState>]>,
+    class_counters: Box<[ClassCounters]>,
+    /// Class of each page (0 = not yet assigned).
+    page_class: Box<[AtomicU8]>,
+    pages_used: AtomicUsize,
+    page_limit: AtomicUsize,
+    next_cas: AtomicU64,
+    /// Items whose CAS unique is below this were stored before a flush_all took effect.
+    flush_below_cas: AtomicU64,
+    /// Cache time a delayed flush_all takes effect, 0 = none pending.
+    flush_at: AtomicU32,
+    total_items: AtomicU64,
+    get_expired: AtomicU64,
+    get_flushed: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock never leaves the structures half-linked (the code
+    // between lock and unlock does not panic on any input), so a poisoned lock is usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Cache {
+    /// Build a cache: validates the configuration and maps the arena.
+    pub fn new(config: CacheConfig) -> Result<Cache, CacheError> {
+        if config.page_size < config.item_size_max {
+            return Err(CacheError::InvalidConfig("page size below item size max"));
+        }
+        if !config.page_size.is_multiple_of(CHUNK_ALIGN) || config.page_size < 1024 {
+            return Err(CacheError::InvalidConfig(
+                "page size must be a multiple of 8, >= 1024",
+            ));
+        }
+        if config.growth_factor <= 1.0 || !config.growth_factor.is_finite() {
+            return Err(CacheError::InvalidConfig("growth factor must be greater than 1"));
+        }
+        if config.memory_limit > MAX_ARENA_BYTES {
+            return Err(CacheError::InvalidConfig("memory limit above 32 GiB"));
+        }
+        let pages = (config.memory_limit / config.page_size).max(1);
+        let arena = Arena::new(pages * config.page_size).map_err(CacheError::Map)?;
+        let classes = ClassTable::new(config.min_chunk, config.growth_factor, config.page_size);
+        let stripes = (0..STRIPES)
+            .map(|_| {
+                Mutex::new(Stripe {
+                    buckets: vec![NIL; INITIAL_BUCKETS],
+                    count: 0,
+                })
+            })
+            .collect();
+        let class_state = (0..=classes.len()).map(|_| Mutex::default()).collect();
+        let class_counters = (0..=classes.len()).map(|_| ClassCounters::default()).collect();
+        let page_class = (0..pages).map(|_| AtomicU8::new(0)).collect();
+        Ok(Cache {
+            config,
+            arena,
+            classes,
+            hasher: ahash::RandomState::new(),
+            stripes,
+            class_state,
+            class_counters,
+            page_class,
+            pages_used: AtomicUsize::new(0),
+            page_limit: AtomicUsize::new(pages),
+            next_cas: AtomicU64::new(1),
+            flush_below_cas: AtomicU64::new(0),
+            flush_at: AtomicU32::new(0),
+            total_items: AtomicU64::new(0),
+            get_expired: AtomicU64::new(0),
+            get_flushed: AtomicU64::new(0),
+        })
+    }
+
+    pub fn config(&self) -> &CacheConfig {
+        &self.config
+    }
+
+    /// Number of slab classes.
+    pub fn class_count(&self) -> usize {
+        self.classes.len()
+    }
+
+    /// Chunk size of a class (1-based id).
+    pub fn chunk_size(&self, class: usize) -> usize {
+        self.classes.chunk_size(class)
+    }
+
+    /// Whether an item of this key and value length could ever be stored.
+    pub fn fits(&self, key_len: usize, value_len: usize) -> bool {
+        let total = ItemHeader::total_size(key_len, value_len);
+        total <= self.config.item_size_max && self.classes.class_for(total).is_some()
+    }
+
+    // ---- small helpers -------------------------------------------------------------
+
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn stripe_of(hash: u64) -> usize {
+        (hash >> 40) as usize & (STRIPES - 1)
+    }
+
+    fn bucket_of(hash: u64, buckets: usize) -> usize {
+        hash as usize & (buckets - 1)
+    }
+
+    fn header(&self, c: ChunkRef) -> &ItemHeader {
+        self.arena.header(c)
+    }
+
+    fn class_of(&self, c: ChunkRef) -> usize {
+        let page = Arena::offset_of(c) / self.config.page_size;
+        usize::from(self.page_class[page].load(Relaxed))
+    }
+
+    /// Key and value of a linked item.
+    ///
+    /// Callers hold the lock of the stripe indexing `c`, or the lock of `c`'s class while
+    /// `c` is on that class's LRU: either keeps `c` from being freed and rewritten.
+    fn key_value(&self, c: ChunkRef) -> (&[u8], &[u8]) {
+        let h = self.header(c);
+        let klen = h.key_len();
+        // SAFETY: `c` is linked, so its payload was fully written before it was published
+        // and is never written again until it is freed, which the caller's lock prevents
+        // (see above).
+        let payload = unsafe { self.arena.payload(c, klen + h.value_len()) };
+        payload.split_at(klen)
+    }
+
+    fn next_cas(&self) -> u64 {
+        let cas = self.next_cas.fetch_add(1, Relaxed);
+        // 48 bits last 2^48 stores (years at millions per second); wrap rather than fail.
+        cas & CAS_MAX
+    }
+
+    fn visible_cas(&self, cas: u64) -> u64 {
+        if self.config.use_cas {
+            cas
+        } else {
+            0
+        }
+    }
+
+    /// Apply a delayed flush_all whose time has come.
+    fn apply_pending_flush(&self, now: u32) {
+        let at = self.flush_at.load(Relaxed);
+        if at != 0 && now >= at && self.flush_at.compare_exchange(at, 0, Relaxed, Relaxed).is_ok() {
+            self.flush_below_cas.store(self.next_cas.load(Relaxed), Relaxed);
+        }
+    }
+
+    fn is_flushed(&self, c: ChunkRef) -> bool {
+        self.header(c).cas() < self.flush_below_cas.load(Relaxed)
+    }
+
+    // ---- index -----------------------------------------------------------------------
+
+    fn find(&self, st: &Stripe, hash: u64, key: &[u8]) -> ChunkRef {
+        let mut c = st.buckets[Self::bucket_of(hash, st.buckets.len())];
+        while c != NIL {
+            let h = self.header(c);
+            if h.key_len() == key.len() && self.key_value(c).0 == key {
+                return c;
+            }
+            c = h.hash_next.load(Relaxed);
+        }
+        NIL
+    }
+
+    /// Find `key` and drop it on the way if it is expired or flushed.
+    fn find_live(&self, st: &mut Stripe, hash: u64, key: &[u8], now: u32) -> Found {
+        let c = self.find(st, hash, key);
+        if c == NIL {
+            return Found::Missing;
+        }
+        if self.header(c).is_expired(now) {
+            self.unlink(st, hash, c, Unlink::Expired);
+            return Found::Expired;
+        }
+        if self.is_flushed(c) {
+            self.unlink(st, hash, c, Unlink::Expired);
+            return Found::Flushed;
+        }
+        Found::Live(c)
+    }
+
+    fn table_insert(&self, st: &mut Stripe, hash: u64, c: ChunkRef) {
+        if st.count + 1 > st.buckets.len() + st.buckets.len() / 2 {
+            self.table_grow(st);
+        }
+        let b = Self::bucket_of(hash, st.buckets.len());
+        self.header(c).hash_next.store(st.buckets[b], Relaxed);
+        st.buckets[b] = c;
+        st.count += 1;
+    }
+
+    fn table_remove(&self, st: &mut Stripe, hash: u64, c: ChunkRef) {
+        let b = Self::bucket_of(hash, st.buckets.len());
+        let next = self.header(c).hash_next.load(Relaxed);
+        if st.buckets[b] == c {
+            st.buckets[b] = next;
+        } else {
+            let mut p = st.buckets[b];
+            while p != NIL {
+                let ph = self.header(p);
+                if ph.hash_next.load(Relaxed) == c {
+                    ph.hash_next.store(next, Relaxed);
+                    break;
+                }
+                p = ph.hash_next.load(Relaxed);
+            }
+            debug_assert_ne!(p, NIL, "item missing from its hash chain");
+        }
+        st.count -= 1;
+    }
+
+    fn table_grow(&self, st: &mut Stripe) {
+        let mut buckets = vec![NIL; st.buckets.len() * 2];
+        for &head in &st.buckets {
+            let mut c = head;
+            while c != NIL {
+                let h = self.header(c);
+                let next = h.hash_next.load(Relaxed);
+                let b = Self::bucket_of(self.hash(self.key_value(c).0), buckets.len());
+                h.hash_next.store(buckets[b], Relaxed);
+                buckets[b] = c;
+                c = next;
+            }
+        }
+        st.buckets = buckets;
+    }
+
+    // ---- classes: LRU and free lists (class lock held) ----------------------------------
+
+    fn lru_push_head(&self, cs: &mut ClassState, c: ChunkRef) {
+        let h = self.header(c);
+        h.lru_prev.store(NIL, Relaxed);
+        h.lru_next.store(cs.lru_head, Relaxed);
+        if cs.lru_head != NIL {
+            self.header(cs.lru_head).lru_prev.store(c, Relaxed);
+        } else {
+            cs.lru_tail = c;
+        }
+        cs.lru_head = c;
+    }
+
+    fn lru_remove(&self, cs: &mut ClassState, c: ChunkRef) {
+        let h = self.header(c);
+        let (prev, next) = (h.lru_prev.load(Relaxed), h.lru_next.load(Relaxed));
+        if prev != NIL {
+            self.header(prev).lru_next.store(next, Relaxed);
+        } else {
+            cs.lru_head = next;
+        }
+        if next != NIL {
+            self.header(next).lru_prev.store(prev, Relaxed);
+        } else {
+            cs.lru_tail = prev;
+        }
+    }
+
+    fn free_chunk(&self, cs: &mut ClassState, c: ChunkRef) {
+        let h = self.header(c);
+        h.bits.store(0, Relaxed);
+        h.lru_next.store(cs.free_head, Relaxed);
+        cs.free_head = c;
+        cs.free_count += 1;
+        cs.used_chunks -= 1;
+    }
+
+    /// Remove a linked item from the index (stripe lock held), its LRU, and free it.
+    fn unlink(&self, st: &mut Stripe, hash: u64, c: ChunkRef, why: Unlink) {
+        self.table_remove(st, hash, c);
+        let class = self.class_of(c);
+        let mut cs = lock(&self.class_state[class]);
+        self.lru_remove(&mut cs, c);
+        cs.items -= 1;
+        cs.requested -= ItemHeader::SIZE + self.header(c).payload_len();
+        if why == Unlink::Expired && !self.header(c).has_bit(FETCHED) {
+            cs.expired_unfetched += 1;
+        }
+        self.free_chunk(&mut cs, c);
+    }
+
+    fn take_page(&self) -> Option<usize> {
+        let limit = self.page_limit.load(Relaxed);
+        self.pages_used
+            .fetch_update(Relaxed, Relaxed, |used| (used < limit).then_some(used + 1))
+            .ok()
+    }
+
+    /// Get a chunk of `class` for a new item, evicting if needed. The caller holds stripe
+    /// `held_idx` (as `held`); `protect` is an item the caller still needs (never evicted).
+    fn alloc(
+        &self,
+        class: usize,
+        held: &mut Stripe,
+        held_idx: usize,
+        protect: ChunkRef,
+        now: u32,
+    ) -> Option<ChunkRef> {
+        let mut cs = lock(&self.class_state[class]);
+        let chunk = self.alloc_free(&mut cs, class).or_else(|| {
+            self.evict_one(&mut cs, held, held_idx, protect, now, false)
+                .or_else(|| self.evict_one(&mut cs, held, held_idx, protect, now, true))
+        });
+        match chunk {
+            Some(c) => {
+                cs.used_chunks += 1;
+                Some(c)
+            }
+            None => {
+                cs.outofmemory += 1;
+                None
+            }
+        }
+    }
+
+    fn alloc_free(&self, cs: &mut ClassState, class: usize) -> Option<ChunkRef> {
+        if cs.free_head != NIL {
+            let c = cs.free_head;
+            cs.free_head = self.header(c).lru_next.load(Relaxed);
+            cs.free_count -= 1;
+            return Some(c);
+        }
+        let per_page = self.classes.chunks_per_page(class);
+        if cs.carve.is_none_or(|(_, next)| next >= per_page) {
+            let page = self.take_page()?;
+            self.page_class[page].store(class as u8, Relaxed);
+            cs.pages += 1;
+            cs.carve = Some((page, 0));
+        }
+        let (page, next) = cs.carve.as_mut()?;
+        let offset = *page * self.config.page_size + *next * self.classes.chunk_size(class);
+        *next += 1;
+        Some(Arena::chunk_at(offset))
+    }
+
+    /// Free one item from the LRU tail of a class (class lock held as `cs`). Expired and
+    /// flushed items go first. Recently read items get a second chance (moved to the head)
+    /// unless `force`. Items whose stripe is busy are passed over.
+    fn evict_one(
+        &self,
+        cs: &mut ClassState,
+        held: &mut Stripe,
+        held_idx: usize,
+        protect: ChunkRef,
+        now: u32,
+        force: bool,
+    ) -> Option<ChunkRef> {
+        let mut c = cs.lru_tail;
+        for _ in 0..EVICTION_SEARCH {
+            if c == NIL {
+                return None;
+            }
+            let prev = self.header(c).lru_prev.load(Relaxed);
+            if c != protect {
+                let hash = self.hash(self.key_value(c).0);
+                let idx = Self::stripe_of(hash);
+                let got = if idx == held_idx {
+                    self.try_evict(cs, held, hash, c, now, force)
+                } else {
+                    match self.stripes[idx].try_lock() {
+                        Ok(mut st) => self.try_evict(cs, &mut st, hash, c, now, force),
+                        Err(_) => false,
+                    }
+                };
+                if got {
+                    cs.used_chunks -= 1;
+                    return Some(c);
+                }
+            }
+            c = prev;
+        }
+        None
+    }
+
+    /// With both of `c`'s locks held: reclaim or evict it (true), or give it a second
+    /// chance / keep it (false).
+    fn try_evict(
+        &self,
+        cs: &mut ClassState,
+        st: &mut Stripe,
+        hash: u64,
+        c: ChunkRef,
+        now: u32,
+        force: bool,
+    ) -> bool {
+        let h = self.header(c);
+        let dead = h.is_expired(now) || self.is_flushed(c);
+        if !dead {
+            if !self.config.evict {
+                return false;
+            }
+            if !force && h.has_bit(ACCESSED) {
+                h.clear_bit(ACCESSED);
+                self.lru_remove(cs, c);
+                self.lru_push_head(cs, c);
+                return false;
+            }
+        }
+        self.table_remove(st, hash, c);
+        self.lru_remove(cs, c);
+        cs.items -= 1;
+        cs.requested -= ItemHeader::SIZE + h.payload_len();
+        let fetched = h.has_bit(FETCHED);
+        if dead {
+            cs.reclaimed += 1;
+            if !fetched {
+                cs.expired_unfetched += 1;
+            }
+        } else {
+            cs.evicted += 1;
+            if h.exptime.load(Relaxed) != 0 {
+                cs.evicted_nonzero += 1;
+            }
+            if !fetched {
+                cs.evicted_unfetched += 1;
+            }
+        }
+        true
+    }
+
+    /// Fill a freshly allocated chunk. `parts` are concatenated to form the value.
+    fn write_item(&self, c: ChunkRef, key: &[u8], flags: u32, exptime: u32, parts: [&[u8]; 2]) -> u64 {
+        let value_len = parts[0].len() + parts[1].len();
+        let h = self.header(c);
+        h.hash_next.store(NIL, Relaxed);
+        h.exptime.store(exptime, Relaxed);
+        h.client_flags.store(flags, Relaxed);
+        h.value_len.store(value_len as u32, Relaxed);
+        h.key_len.store(key.len() as u8, Relaxed);
+        h.bits.store(0, Relaxed);
+        let cas = self.next_cas();
+        h.set_cas(cas);
+        // SAFETY: `c` came from `alloc` and is not linked anywhere yet: this thread owns it.
+        let payload = unsafe { self.arena.payload_mut(c, key.len() + value_len) };
+        let (k, v) = payload.split_at_mut(key.len());
+        k.copy_from_slice(key);
+        let (v0, v1) = v.split_at_mut(parts[0].len());
+        v0.copy_from_slice(parts[0]);
+        v1.copy_from_slice(parts[1]);
+        cas
+    }
+
+    /// Link a written item into its class's LRU and the index.
+    fn publish(&self, st: &mut Stripe, hash: u64, c: ChunkRef) {
+        let class = self.class_of(c);
+        {
+            let mut cs = lock(&self.class_state[class]);
+            self.lru_push_head(&mut cs, c);
+            cs.items += 1;
+            cs.requested += ItemHeader::SIZE + self.header(c).payload_len();
+        }
+        self.table_insert(st, hash, c);
+        self.total_items.fetch_add(1, Relaxed);
+    }
+
+    /// Allocate, write and link a new version of `key`, replacing `old` (NIL if none).
+    #[allow(clippy::too_many_arguments)]
+    fn replace_with(
+        &self,
+        st: &mut Stripe,
+        idx: usize,
+        hash: u64,
+        old: ChunkRef,
+        key: &[u8],
+        flags: u32,
+        exptime: u32,
+        parts: [&[u8]; 2],
+        now: u32,
+    ) -> Result<u64, StoreError> {
+        let total = ItemHeader::total_size(key.len(), parts[0].len() + parts[1].len());
+        if total > self.config.item_size_max {
+            return Err(StoreError::TooLarge);
+        }
+        let class = self.classes.class_for(total).ok_or(StoreError::TooLarge)?;
+        let c = self
+            .alloc(class, st, idx, old, now)
+            .ok_or(StoreError::OutOfMemory)?;
+        let cas = self.write_item(c, key, flags, exptime, parts);
+        if old != NIL {
+            self.unlink(st, hash, old, Unlink::Replaced);
+        }
+        self.publish(st, hash, c);
+        Ok(cas)
+    }
+
+    // ---- public operations ---------------------------------------------------------------
+
+    /// Look `key` up at cache time `now`; on a hit, call `read` with the item (under the
+    /// key's stripe lock, so keep it short: copy the value out) and mark the item used.
+    pub fn get<R>(&self, key: &[u8], now: u32, read: impl FnOnce(ItemRef<'_>) -> R) -> Option<R> {
+        self.get_inner(key, now, None, read)
+    }
+
+    /// get-and-touch: as `get`, and set the item's expiry to `exptime` first.
+    pub fn get_and_touch<R>(
+        &self,
+        key: &[u8],
+        exptime: u32,
+        now: u32,
+        read: impl FnOnce(ItemRef<'_>) -> R,
+    ) -> Option<R> {
+        self.get_inner(key, now, Some(exptime), read)
+    }
+
+    fn get_inner<R>(
+        &self,
+        key: &[u8],
+        now: u32,
+        touch: Option<u32>,
+        read: impl FnOnce(ItemRef<'_>) -> R,
+    ) -> Option<R> {
+        if key.is_empty() || key.len() > MAX_KEY_LEN {
+            return None;
+        }
+        self.apply_pending_flush(now);
+        let hash = self.hash(key);
+        let mut st = lock(&self.stripes[Self::stripe_of(hash)]);
+        let c = match self.find_live(&mut st, hash, key, now) {
+            Found::Live(c) => c,
+            Found::Missing => return None,
+            Found::Expired => {
+                self.get_expired.fetch_add(1, Relaxed);
+                return None;
+            }
+            Found::Flushed => {
+                self.get_flushed.fetch_add(1, Relaxed);
+                return None;
+            }
+        };
+        let h = self.header(c);
+        h.set_bit(FETCHED);
+        h.set_bit(ACCESSED);
+        let class = self.class_of(c);
+        let counters = &self.class_counters[class];
+        counters.get_hits.fetch_add(1, Relaxed);
+        if let Some(exptime) = touch {
+            h.exptime.store(exptime, Relaxed);
+            counters.touch_hits.fetch_add(1, Relaxed);
+        }
+        let (k, v) = self.key_value(c);
+        Some(read(ItemRef {
+            key: k,
+            value: v,
+            flags: h.client_flags.load(Relaxed),
+            cas: self.visible_cas(h.cas()),
+            exptime: h.exptime.load(Relaxed),
+            class,
+        }))
+    }
+
+    /// set / add / replace / append / prepend / cas. Returns the new item's CAS unique.
+    /// append/prepend keep the old item's flags and expiry, as memcached does.
+    pub fn store(
+        &self,
+        mode: StoreMode,
+        key: &[u8],
+        flags: u32,
+        exptime: u32,
+        value: &[u8],
+        now: u32,
+    ) -> Result<u64, StoreError> {
+        if key.is_empty() || key.len() > MAX_KEY_LEN {
+            return Err(StoreError::BadKey);
+        }
+        self.apply_pending_flush(now);
+        let hash = self.hash(key);
+        let idx = Self::stripe_of(hash);
+        let mut st = lock(&self.stripes[idx]);
+        let old = match self.find_live(&mut st, hash, key, now) {
+            Found::Live(c) => c,
+            _ => NIL,
+        };
+        if !self.fits(key.len(), value.len()) {
+            // memcached drops the old value when a set fails, so a client never reads data
+            // older than its last write.
+            if mode == StoreMode::Set && old != NIL {
+                self.unlink(&mut st, hash, old, Unlink::Deleted);
+            }
+            return Err(StoreError::TooLarge);
+        }
+        let result = match mode {
+            StoreMode::Set => {
+                self.replace_with(&mut st, idx, hash, old, key, flags, exptime, [value, &[]], now)
+            }
+            StoreMode::Add if old != NIL => {
+                // memcached refreshes the existing item's LRU position on a failed add.
+                self.header(old).set_bit(ACCESSED);
+                Err(StoreError::NotStored)
+            }
+            StoreMode::Add => {
+                self.replace_with(&mut st, idx, hash, old, key, flags, exptime, [value, &[]], now)
+            }
+            StoreMode::Replace | StoreMode::Append | StoreMode::Prepend if old == NIL => {
+                Err(StoreError::NotStored)
+            }
+            StoreMode::Replace => {
+                self.replace_with(&mut st, idx, hash, old, key, flags, exptime, [value, &[]], now)
+            }
+            StoreMode::Append | StoreMode::Prepend => {
+                let h = self.header(old);
+                let (old_flags, old_exp) = (h.client_flags.load(Relaxed), h.exptime.load(Relaxed));
+                let old_value = self.key_value(old).1;
+                let parts = if mode == StoreMode::Append {
+                    [old_value, value]
+                } else {
+                    [value, old_value]
+                };
+                self.replace_with(&mut st, idx, hash, old, key, old_flags, old_exp, parts, now)
+                    .map_err(|_| StoreError::NotStored)
+            }
+            StoreMode::Cas(_) if old == NIL => Err(StoreError::NotFound),
+            StoreMode::Cas(expected) => {
+                let class = self.class_of(old);
+                if self.visible_cas(self.header(old).cas()) != expected {
+                    self.class_counters[class].cas_badval.fetch_add(1, Relaxed);
+                    Err(StoreError::Exists)
+                } else {
+                    self.class_counters[class].cas_hits.fetch_add(1, Relaxed);
+                    self.replace_with(&mut st, idx, hash, old, key, flags, exptime, [value, &[]], now)
+                }
+            }
+        };
+        if mode == StoreMode::Set && result == Err(StoreError::OutOfMemory) && old != NIL {
+            self.unlink(&mut st, hash, old, Unlink::Deleted);
+        }
+        if result.is_ok() {
+            let class = self
+                .classes
+                .class_for(ItemHeader::total_size(key.len(), value.len()))
+                .unwrap_or(1);
+            self.class_counters[class].cmd_set.fetch_add(1, Relaxed);
+        }
+        result
+    }
+
+    /// Remove `key`. True if a live item was removed.
+    pub fn delete(&self, key: &[u8], now: u32) -> bool {
+        if key.is_empty() || key.len() > MAX_KEY_LEN {
+            return false;
+        }
+        self.apply_pending_flush(now);
+        let hash = self.hash(key);
+        let mut st = lock(&self.stripes[Self::stripe_of(hash)]);
+        match self.find_live(&mut st, hash, key, now) {
+            Found::Live(c) => {
+                self.class_counters[self.class_of(c)]
+                    .delete_hits
+                    .fetch_add(1, Relaxed);
+                self.unlink(&mut st, hash, c, Unlink::Deleted);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Set a live item's expiry. True if the item exists.
+    pub fn touch(&self, key: &[u8], exptime: u32, now: u32) -> bool {
+        if key.is_empty() || key.len() > MAX_KEY_LEN {
+            return false;
+        }
+        self.apply_pending_flush(now);
+        let hash = self.hash(key);
+        let mut st = lock(&self.stripes[Self::stripe_of(hash)]);
+        match self.find_live(&mut st, hash, key, now) {
+            Found::Live(c) => {
+                let h = self.header(c);
+                h.exptime.store(exptime, Relaxed);
+                h.set_bit(ACCESSED);
+                self.class_counters[self.class_of(c)]
+                    .touch_hits
+                    .fetch_add(1, Relaxed);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// incr (wrapping at 2^64) or decr (stopping at 0) a decimal value; returns the new
+    /// value. As in memcached, a result shorter than the stored text is padded with
+    /// spaces to the old length; a longer one grows the item.
+    pub fn incr_decr(&self, key: &[u8], incr: bool, delta: u64, now: u32) -> Result<u64, ArithError> {
+        if key.is_empty() || key.len() > MAX_KEY_LEN {
+            return Err(ArithError::NotFound);
+        }
+        self.apply_pending_flush(now);
+        let hash = self.hash(key);
+        let idx = Self::stripe_of(hash);
+        let mut st = lock(&self.stripes[idx]);
+        let old = match self.find_live(&mut st, hash, key, now) {
+            Found::Live(c) => c,
+            _ => return Err(ArithError::NotFound),
+        };
+        let h = self.header(old);
+        let old_value = self.key_value(old).1;
+        let current = parse_decimal(old_value).ok_or(ArithError::NonNumeric)?;
+        let result = if incr {
+            current.wrapping_add(delta)
+        } else {
+            current.saturating_sub(delta)
+        };
+        let mut digits = [b' '; 20];
+        let n = write_decimal(result, &mut digits);
+        let mut text = [b' '; 250];
+        let new_len = if n <= old_value.len() && old_value.len() <= text.len() {
+            old_value.len()
+        } else {
+            n
+        };
+        text[..n].copy_from_slice(&digits[..n]);
+        let class = self.class_of(old);
+        let (flags, exptime) = (h.client_flags.load(Relaxed), h.exptime.load(Relaxed));
+        // A value longer than `text` that still parses is padded by spaces we cannot hold
+        // here; shortening it to the digits changes only its whitespace.
+        self.replace_with(
+            &mut st,
+            idx,
+            hash,
+            old,
+            key,
+            flags,
+            exptime,
+            [&text[..new_len], &[]],
+            now,
+        )
+        .map_err(|_| ArithError::OutOfMemory)?;
+        let counters = &self.class_counters[class];
+        if incr {
+            counters.incr_hits.fetch_add(1, Relaxed);
+        } else {
+            counters.decr_hits.fetch_add(1, Relaxed);
+        }
+        Ok(result)
+    }
+
+    /// Invalidate every item stored before cache time `at` (None: now). Memory is
+    /// reclaimed lazily, as items are met. A later call replaces a pending one.
+    pub fn flush_all(&self, at: Option<u32>, now: u32) {
+        match at {
+            Some(t) if t > now => self.flush_at.store(t, Relaxed),
+            _ => {
+                self.flush_at.store(0, Relaxed);
+                self.flush_below_cas.store(self.next_cas.load(Relaxed), Relaxed);
+            }
+        }
+    }
+
+    /// Change the memory limit (cache_memlimit). It cannot exceed the arena mapped at
+    /// start, and pages already handed to classes are not taken back.
+    pub fn set_memory_limit(&self, bytes: usize) {
+        let pages = (bytes / self.config.page_size).clamp(1, self.page_class.len());
+        self.page_limit.store(pages, Relaxed);
+    }
+
+    /// Memory limit in bytes now in force.
+    pub fn memory_limit(&self) -> usize {
+        self.page_limit.load(Relaxed) * self.config.page_size
+    }
+
+    /// Visit up to `limit` items of a class, newest first (0 = no limit), for
+    /// `stats cachedump`: key, value length, expiry (cache time, 0 = never).
+    pub fn dump(&self, class: usize, limit: usize, mut visit: impl FnMut(&[u8], usize, u32)) {
+        if class == 0 || class > self.classes.len() {
+            return;
+        }
+        let cs = lock(&self.class_state[class]);
+        let mut c = cs.lru_head;
+        let mut n = 0;
+        while c != NIL && (limit == 0 || n < limit) {
+            let h = self.header(c);
+            visit(self.key_value(c).0, h.value_len(), h.exptime.load(Relaxed));
+            n += 1;
+            c = h.lru_next.load(Relaxed);
+        }
+    }
+
+    /// Cache-wide counters.
+    pub fn stats(&self) -> CacheStats {
+        let mut s = CacheStats {
+            total_items: self.total_items.load(Relaxed),
+            get_expired: self.get_expired.load(Relaxed),
+            get_flushed: self.get_flushed.load(Relaxed),
+            limit_maxbytes: self.memory_limit() as u64,
+            total_malloced: (self.pages_used.load(Relaxed) * self.config.page_size) as u64,
+            slab_global_page_pool: 0,
+            ..CacheStats::default()
+        };
+        for class in 1..=self.classes.len() {
+            let cs = lock(&self.class_state[class]);
+            s.curr_items += cs.items as u64;
+            s.bytes += cs.requested as u64;
+            s.evictions += cs.evicted;
+            s.reclaimed += cs.reclaimed;
+            s.expired_unfetched += cs.expired_unfetched;
+            s.evicted_unfetched += cs.evicted_unfetched;
+        }
+        for stripe in self.stripes.iter() {
+            s.hash_bytes += (lock(stripe).buckets.len() * std::mem::size_of::<ChunkRef>()) as u64;
+        }
+        s
+    }
+
+    /// Per-class figures for every class that has ever been given a page.
+    pub fn class_stats(&self) -> Vec<ClassStats> {
+        let mut out = Vec::new();
+        for id in 1..=self.classes.len() {
+            let cs = lock(&self.class_state[id]);
+            if cs.pages == 0 {
+                continue;
+            }
+            let per_page = self.classes.chunks_per_page(id);
+            let carved_left = cs.carve.map_or(0, |(_, next)| per_page.saturating_sub(next));
+            let k = &self.class_counters[id];
+            out.push(ClassStats {
+                id,
+                chunk_size: self.classes.chunk_size(id) as u64,
+                chunks_per_page: per_page as u64,
+                total_pages: cs.pages as u64,
+                total_chunks: (cs.pages * per_page) as u64,
+                used_chunks: cs.used_chunks as u64,
+                free_chunks: (cs.free_count + carved_left) as u64,
+                free_chunks_end: carved_left as u64,
+                mem_requested: cs.requested as u64,
+                items: cs.items as u64,
+                evicted: cs.evicted,
+                evicted_nonzero: cs.evicted_nonzero,
+                reclaimed: cs.reclaimed,
+                outofmemory: cs.outofmemory,
+                expired_unfetched: cs.expired_unfetched,
+                evicted_unfetched: cs.evicted_unfetched,
+                get_hits: k.get_hits.load(Relaxed),
+                cmd_set: k.cmd_set.load(Relaxed),
+                delete_hits: k.delete_hits.load(Relaxed),
+                incr_hits: k.incr_hits.load(Relaxed),
+                decr_hits: k.decr_hits.load(Relaxed),
+                cas_hits: k.cas_hits.load(Relaxed),
+                cas_badval: k.cas_badval.load(Relaxed),
+                touch_hits: k.touch_hits.load(Relaxed),
+            });
+        }
+        out
+    }
+
+    /// `stats reset`: zero the counters (not the contents).
+    pub fn reset_stats(&self) {
+        self.total_items.store(0, Relaxed);
+        self.get_expired.store(0, Relaxed);
+        self.get_flushed.store(0, Relaxed);
+        for id in 1..=self.classes.len() {
+            let mut cs = lock(&self.class_state[id]);
+            cs.evicted = 0;
+            cs.evicted_nonzero = 0;
+            cs.reclaimed = 0;
+            cs.outofmemory = 0;
+            cs.expired_unfetched = 0;
+            cs.evicted_unfetched = 0;
+            let k = &self.class_counters[id];
+            for counter in [
+                &k.get_hits,
+                &k.cmd_set,
+                &k.delete_hits,
+                &k.incr_hits,
+                &k.decr_hits,
+                &k.cas_hits,
+                &k.cas_badval,
+                &k.touch_hits,
+            ] {
+                counter.store(0, Relaxed);
+            }
+        }
+    }
+}
+
+/// memcached's reading of a stored number for incr/decr: optional leading whitespace, an
+/// optional '+', decimal digits, then the end of the value or whitespace. Out of u64 range
+/// or anything else is non-numeric.
+fn parse_decimal(value: &[u8]) -> Option<u64> {
+    let mut i = value.iter().take_while(|b| b.is_ascii_whitespace()).count();
+    if value.get(i) == Some(&b'+') {
+        i += 1;
+    }
+    let mut n: u64 = 0;
+    let start = i;
+    while let Some(&b) = value.get(i) {
+        if !b.is_ascii_digit() {
+            break;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+        i += 1;
+    }
+    let _ = start;
+    match value.get(i) {
+        None => Some(n),
+        Some(b) if b.is_ascii_whitespace() => Some(n),
+        Some(_) => None,
+    }
+}
+
+/// Write `n` in decimal at the start of `buf`; returns the length.
+fn write_decimal(mut n: u64, buf: &mut [u8; 20]) -> usize {
+    let mut tmp = [0u8; 20];
+    let mut i = tmp.len();
+    loop {
+        i -= 1;
+        tmp[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let len = tmp.len() - i;
+    buf[..len].copy_from_slice(&tmp[i..]);
+    len
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_parsing_follows_memcached() {
+        assert_eq!(parse_decimal(b"42"), Some(42));
+        assert_eq!(parse_decimal(b"99 "), Some(99));
+        assert_eq!(parse_decimal(b"  7"), Some(7));
+        assert_eq!(parse_decimal(b""), Some(0));
+        assert_eq!(parse_decimal(b"12abc"), None);
+        assert_eq!(parse_decimal(b"-1"), None);
+        assert_eq!(parse_decimal(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_decimal(b"18446744073709551616"), None);
+    }
+
+    #[test]
+    fn decimal_writing() {
+        let mut b = [0; 20];
+        let n = write_decimal(0, &mut b);
+        assert_eq!(&b[..n], b"0");
+        let n = write_decimal(u64::MAX, &mut b);
+        assert_eq!(&b[..n], b"18446744073709551615");
+    }
+}

@@ -1,0 +1,108 @@
+//! The 32-byte item header that opens every used chunk.
+//!
+//! memcached spends 48 bytes (56 with CAS) on its item header; this one is 32, CAS included:
+//!
+//! ```text
+//!  offset size field        guarded by            meaning
+//!   0      4   hash_next    stripe lock           next item in the same hash bucket
+//!   4      4   lru_prev     class lock            towards the LRU head (newer)
+//!   8      4   lru_next     class lock            towards the LRU tail (older); free-list link
+//!  12      4   exptime      stripe lock           cache time it expires at, 0 = never
+//!  16      4   client_flags stripe lock (fixed)   the 32-bit flags the client stored
+//!  20      4   value_len    fixed while linked    bytes of value
+//!  24      4   cas_lo       fixed while linked    CAS unique, low 32 bits
+//!  28      2   cas_hi                             CAS unique, high 16 bits (48 bits in all)
+//!  30      1   key_len      fixed while linked    1..=250
+//!  31      1   bits         stripe lock           FETCHED | ACCESSED
+//!  32      key_len bytes of key, then value_len bytes of value (no trailing "\r\n")
+//! ```
+//!
+//! Every field is an atomic used with `Relaxed` ordering: the locks named above order the
+//! accesses; atomics make it impossible for a lock-protocol slip to become a data race.
+//! The class of a chunk is not stored: it is the class of the page the chunk is in.
+
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU8, Ordering::Relaxed};
+
+/// Header bit: the item was read at least once since it was stored.
+pub const FETCHED: u8 = 1;
+/// Header bit: the item was read since it last passed the LRU tail (second chance).
+pub const ACCESSED: u8 = 2;
+
+/// See the module docs for the layout.
+#[repr(C)]
+pub struct ItemHeader {
+    pub hash_next: AtomicU32,
+    pub lru_prev: AtomicU32,
+    pub lru_next: AtomicU32,
+    pub exptime: AtomicU32,
+    pub client_flags: AtomicU32,
+    pub value_len: AtomicU32,
+    cas_lo: AtomicU32,
+    cas_hi: AtomicU16,
+    pub key_len: AtomicU8,
+    pub bits: AtomicU8,
+}
+
+const _: () = assert!(std::mem::size_of::<ItemHeader>() == 32);
+const _: () = assert!(std::mem::align_of::<ItemHeader>() <= crate::arena::CHUNK_ALIGN);
+
+/// Largest CAS unique the header can hold (48 bits).
+pub const CAS_MAX: u64 = (1 << 48) - 1;
+
+impl ItemHeader {
+    /// Header size in bytes.
+    pub const SIZE: usize = std::mem::size_of::<ItemHeader>();
+
+    /// Bytes a chunk must have to hold an item with this key and value.
+    pub fn total_size(key_len: usize, value_len: usize) -> usize {
+        Self::SIZE + key_len + value_len
+    }
+
+    pub fn cas(&self) -> u64 {
+        u64::from(self.cas_lo.load(Relaxed)) | (u64::from(self.cas_hi.load(Relaxed)) << 32)
+    }
+
+    pub fn set_cas(&self, cas: u64) {
+        self.cas_lo.store(cas as u32, Relaxed);
+        self.cas_hi.store((cas >> 32) as u16, Relaxed);
+    }
+
+    pub fn key_len(&self) -> usize {
+        usize::from(self.key_len.load(Relaxed))
+    }
+
+    pub fn value_len(&self) -> usize {
+        self.value_len.load(Relaxed) as usize
+    }
+
+    /// Key and value bytes after the header.
+    pub fn payload_len(&self) -> usize {
+        self.key_len() + self.value_len()
+    }
+
+    pub fn has_bit(&self, bit: u8) -> bool {
+        self.bits.load(Relaxed) & bit != 0
+    }
+
+    pub fn set_bit(&self, bit: u8) {
+        // Only the stripe-lock holder writes `bits`, so load+store cannot lose an update
+        // and is cheaper than fetch_or on the get path.
+        let bits = self.bits.load(Relaxed);
+        if bits & bit == 0 {
+            self.bits.store(bits | bit, Relaxed);
+        }
+    }
+
+    pub fn clear_bit(&self, bit: u8) {
+        let bits = self.bits.load(Relaxed);
+        if bits & bit != 0 {
+            self.bits.store(bits & !bit, Relaxed);
+        }
+    }
+
+    /// True when the item's time is up at cache time `now`.
+    pub fn is_expired(&self, now: u32) -> bool {
+        let exp = self.exptime.load(Relaxed);
+        exp != 0 && exp <= now
+    }
+}
