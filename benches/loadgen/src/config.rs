@@ -139,6 +139,10 @@ pub struct Config {
     /// Exit with status 1 when errors / requests exceeds this.
     #[arg(long, default_value_t = 0.01)]
     pub max_error_ratio: f64,
+    /// A request unanswered for this many seconds counts as an error and its connection is
+    /// reopened.
+    #[arg(long, default_value_t = 5.0)]
+    pub request_timeout: f64,
     /// TCP connect timeout in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub connect_timeout_ms: u64,
@@ -181,6 +185,9 @@ impl Config {
         }
         if self.duration > 24.0 * 3600.0 || self.warmup > 3600.0 {
             return Err("duration bounded to 24 h, warm-up to 1 h".into());
+        }
+        if !(self.request_timeout > 0.0 && self.request_timeout <= 3600.0) {
+            return Err("--request-timeout must be in (0, 3600] seconds".into());
         }
         if self.preload_depth == 0 || self.preload_depth > 100_000 {
             return Err("--preload-depth must be in 1..=100000".into());

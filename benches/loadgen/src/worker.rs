@@ -33,6 +33,8 @@ pub const PHASE_STOP: u8 = 2;
 const READ_CHUNK: usize = 64 * 1024;
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// How often requests in flight are checked against `--request-timeout`.
+const TIMEOUT_CHECK: Duration = Duration::from_millis(100);
 /// Longest latency the histogram holds (1 hour, in ns); longer samples are clamped.
 const HIST_MAX_NS: u64 = 3_600_000_000_000;
 
@@ -299,6 +301,8 @@ impl<'a> Worker<'a> {
     pub fn run(mut self) -> WorkerResult {
         let mut events = Events::with_capacity(1024);
         let mut finished = false;
+        let request_timeout = Duration::from_secs_f64(self.cfg.request_timeout);
+        let mut next_timeout_check = Instant::now() + TIMEOUT_CHECK;
         loop {
             let phase = self.shared.phase.load(Ordering::Acquire);
             if phase == PHASE_STOP {
@@ -322,6 +326,18 @@ impl<'a> Worker<'a> {
                     }
                 } else {
                     timeout = timeout.min(c.retry_at - now);
+                }
+            }
+            if now >= next_timeout_check {
+                next_timeout_check = now + TIMEOUT_CHECK;
+                for i in 0..self.conns.len() {
+                    let stuck = self.conns[i]
+                        .inflight
+                        .front()
+                        .is_some_and(|p| now.saturating_duration_since(p.sent) > request_timeout);
+                    if stuck {
+                        self.reset(i, "request timed out");
+                    }
                 }
             }
             self.publish();
