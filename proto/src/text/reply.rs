@@ -1,0 +1,173 @@
+//! Encoders for text-protocol replies, appending to a caller's `Vec<u8>`.
+//!
+//! Numbers are formatted by hand into a stack buffer: replies are written for every
+//! request, and `core::fmt` machinery costs more than the digits themselves.
+
+use std::fmt::{self, Display, Write as _};
+
+use crate::error::{ClientError, ProtoError, ServerError};
+
+/// A one-line reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply<'a> {
+    /// `STORED`
+    Stored,
+    /// `NOT_STORED`
+    NotStored,
+    /// `EXISTS`: a `cas` whose unique no longer matches.
+    Exists,
+    /// `NOT_FOUND`
+    NotFound,
+    /// `DELETED`
+    Deleted,
+    /// `TOUCHED`
+    Touched,
+    /// `OK`
+    Ok,
+    /// `END`: closes a `get` or `stats` reply.
+    End,
+    /// `ERROR`
+    Error,
+    /// `RESET`: after `stats reset`.
+    Reset,
+    /// `MN`: after the meta no-op.
+    MetaNoop,
+    /// The new value after `incr`/`decr`.
+    Number(u64),
+    /// `VERSION <v>`
+    Version(&'a str),
+    /// `CLIENT_ERROR <message>`
+    ClientError(ClientError),
+    /// `SERVER_ERROR <message>`
+    ServerError(ServerError),
+    /// Any decoder error's reply (empty for the ones memcached answers by closing).
+    Proto(ProtoError),
+}
+
+impl Reply<'_> {
+    /// Appends the reply line, `\r\n` included.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let fixed: &[u8] = match self {
+            Reply::Stored => b"STORED\r\n",
+            Reply::NotStored => b"NOT_STORED\r\n",
+            Reply::Exists => b"EXISTS\r\n",
+            Reply::NotFound => b"NOT_FOUND\r\n",
+            Reply::Deleted => b"DELETED\r\n",
+            Reply::Touched => b"TOUCHED\r\n",
+            Reply::Ok => b"OK\r\n",
+            Reply::End => b"END\r\n",
+            Reply::Error => ProtoError::Error.as_wire(),
+            Reply::Reset => b"RESET\r\n",
+            Reply::MetaNoop => b"MN\r\n",
+            Reply::ClientError(e) => e.as_wire(),
+            Reply::ServerError(e) => e.as_wire(),
+            Reply::Proto(e) => e.as_wire(),
+            Reply::Number(n) => {
+                push_u64(out, *n);
+                out.extend_from_slice(b"\r\n");
+                return;
+            }
+            Reply::Version(v) => {
+                out.extend_from_slice(b"VERSION ");
+                out.extend_from_slice(v.as_bytes());
+                out.extend_from_slice(b"\r\n");
+                return;
+            }
+        };
+        out.extend_from_slice(fixed);
+    }
+}
+
+impl From<ProtoError> for Reply<'_> {
+    fn from(e: ProtoError) -> Self {
+        Reply::Proto(e)
+    }
+}
+
+impl From<ClientError> for Reply<'_> {
+    fn from(e: ClientError) -> Self {
+        Reply::ClientError(e)
+    }
+}
+
+impl From<ServerError> for Reply<'_> {
+    fn from(e: ServerError) -> Self {
+        Reply::ServerError(e)
+    }
+}
+
+/// Appends the decimal digits of `n`.
+pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Appends `VALUE <key> <flags> <bytes>[ <cas>]\r\n`, the header of one hit in a `get`
+/// reply, for a server that appends (or writes out separately) the value and its `\r\n`.
+pub fn write_value_header(out: &mut Vec<u8>, key: &[u8], flags: u32, len: usize, cas: Option<u64>) {
+    out.extend_from_slice(b"VALUE ");
+    out.extend_from_slice(key);
+    out.push(b' ');
+    push_u64(out, flags.into());
+    out.push(b' ');
+    push_u64(out, len as u64);
+    if let Some(cas) = cas {
+        out.push(b' ');
+        push_u64(out, cas);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends one hit of a `get` reply: `VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n`
+/// (`cas` for `gets`/`gats`).
+pub fn write_value(out: &mut Vec<u8>, key: &[u8], flags: u32, value: &[u8], cas: Option<u64>) {
+    write_value_header(out, key, flags, value.len(), cas);
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends `END\r\n`, which closes `get` and `stats` replies.
+pub fn write_end(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"END\r\n");
+}
+
+/// Lets `write!` append to a byte vector; writing to memory cannot fail.
+struct VecWriter<'v>(&'v mut Vec<u8>);
+
+impl fmt::Write for VecWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// Appends `STAT <name> <value>\r\n`.
+pub fn write_stat(out: &mut Vec<u8>, name: impl Display, value: impl Display) {
+    // VecWriter never fails, and a Display impl that fails on its own is a bug in the
+    // caller's type; either way there is nothing to report to the client.
+    let _ = write!(VecWriter(out), "STAT {name} {value}\r\n");
+}
+
+/// Appends an ElastiCache `config get` reply:
+/// `CONFIG <key> <flags> <bytes>\r\n<body>\r\nEND\r\n`. For the `cluster` key the body is
+/// `<config version>\n<host>|<ip>|<port> ...\n`, built by the server.
+pub fn write_config(out: &mut Vec<u8>, key: &[u8], flags: u32, body: &[u8]) {
+    out.extend_from_slice(b"CONFIG ");
+    out.extend_from_slice(key);
+    out.push(b' ');
+    push_u64(out, flags.into());
+    out.push(b' ');
+    push_u64(out, body.len() as u64);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    out.extend_from_slice(b"\r\nEND\r\n");
+}
