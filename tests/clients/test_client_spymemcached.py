@@ -9,7 +9,6 @@ import subprocess
 import tempfile
 
 import pytest
-from pymemcache.client.base import Client
 
 from clientcompat import CACHE_DIR, HERE, Raw, binary_xfail, need, ok_lines, run
 
@@ -50,13 +49,13 @@ def compiled_classes() -> str:
 @pytest.mark.parametrize("mode", ["ascii", pytest.param("binary", marks=binary_xfail)])
 def test_spymemcached(server, mode):
     classes = compiled_classes()
-    mc = Client(("127.0.0.1", server.port), connect_timeout=5, timeout=5)
-    mc.set("from_python", b"written by pymemcache")
+    with Raw(server.port) as raw:
+        raw.set("from_python", b"written by python")
     proc = run([need("java"), "-Xshare:auto", "-XX:TieredStopAtLevel=1", "-cp", f"{JAR}:{classes}",
                 "SpyCheck", server.port, mode], timeout=90)
     passed = ok_lines(proc.stdout)
     for name in ("factory", "set string", "get string", "bulk get", "gets", "cas", "cas stale", "incr",
-                 "incr with default", "decr", "delete", "delete missing", "read pymemcache key",
+                 "incr with default", "decr", "delete", "delete missing", "read python key",
                  "get bytes"):
         assert name in passed, (name, proc.stdout, proc.stderr[-2000:])
     assert proc.stdout.rstrip().endswith("done"), proc.stdout
@@ -65,4 +64,3 @@ def test_spymemcached(server, mode):
         assert raw.get("spy:str") == (0, b"hello from spymemcached")
         assert raw.get("spy:bulk:42") == (0, b"value-42")
         assert raw.get("spy:added") is None
-    mc.close()

@@ -1,7 +1,7 @@
 // spymemcached scenario for tests/clients/test_client_spymemcached.py.
 // Usage: java -cp spymemcached.jar:CLASSES SpyCheck PORT ascii|binary
 // Prints "ok <check>" per passed check, exits 1 at the first failure. Expects key "from_python"
-// (written by pymemcache) and leaves "spy:str" for the caller to read back.
+// (written by python) and leaves "spy:str" for the caller to read back.
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -59,7 +59,7 @@ public final class SpyCheck {
             check("after append", mc.get("spy:added"), "yz");
 
             // a key another client wrote (flags 0 = a plain string for spymemcached)
-            check("read pymemcache key", mc.get("from_python"), "written by pymemcache");
+            check("read python key", mc.get("from_python"), "written by python");
 
             // bulk get
             Map<String, Object> want = new LinkedHashMap<>();

@@ -1,6 +1,6 @@
 <?php
 // php-memcache (pecl memcache, its own protocol code) scenario. Usage: php memcache_ops.php PORT
-// Expects key "from_python" = "written by pymemcache"; leaves "php1:str" for the caller.
+// Expects key "from_python" = "written by python"; leaves "php1:str" for the caller.
 require __DIR__ . '/common.php';
 
 $port = (int)$argv[1];
@@ -13,7 +13,7 @@ check('set array', $m->set('php1:arr', [1, 'two' => 2]), true);
 check('get array', $m->get('php1:arr'), [1, 'two' => 2]);
 check('add existing', $m->add('php1:str', 'x'), false);
 check('replace', $m->replace('php1:arr', 'replaced'), true);
-check('read pymemcache key', $m->get('from_python'), 'written by pymemcache');
+check('read python key', $m->get('from_python'), 'written by python');
 
 // multi-get: get() with an array of keys
 $want = [];

@@ -1,6 +1,6 @@
 <?php
 // php-memcached (libmemcached) scenario. Usage: php memcached_ops.php PORT text|binary
-// Expects key "from_python" = "written by pymemcache"; leaves "php:str" for the caller.
+// Expects key "from_python" = "written by python"; leaves "php:str" for the caller.
 require __DIR__ . '/common.php';
 
 [$_, $port, $mode] = $argv;
@@ -33,7 +33,7 @@ check('set empty', $m->set('php:empty', ''), true);
 check('get empty', $m->get('php:empty'), '');
 check('add existing', $m->add('php:str', 'x'), false);
 check('replace missing', $m->replace('php:nope', 'x'), false);
-check('read pymemcache key', $m->get('from_python'), 'written by pymemcache');
+check('read python key', $m->get('from_python'), 'written by python');
 
 // getMulti
 $want = [];

@@ -1,7 +1,7 @@
 # Dalli scenario for tests/clients/test_client_dalli.py.
 # Usage: ruby dalli_check.rb PORT
 # Runs each check against 127.0.0.1:PORT, prints "ok <check>" for each one that passed and exits
-# non-zero at the first failure. Expects key "from_python" = "written by pymemcache" to exist, and
+# non-zero at the first failure. Expects key "from_python" = "written by python" to exist, and
 # leaves "from_dalli" (raw) for the caller to read back.
 require 'dalli'
 require 'logger'
@@ -48,7 +48,7 @@ check('append', stored(dc.append('raw', '!')), :stored)
 check('after append', dc.get('raw', raw: true), 'plain bytes!')
 
 # a key another client wrote
-check('read pymemcache key', dc.get('from_python', raw: true), 'written by pymemcache')
+check('read python key', dc.get('from_python', raw: true), 'written by python')
 dc.set('from_dalli', 'written by dalli', 0, raw: true)
 
 # get_multi
