@@ -1,0 +1,338 @@
+//! The listener thread: binds every socket before any thread starts, accepts connections,
+//! enforces `-c`, hands sockets to workers round-robin, ticks the clock, and runs the
+//! shutdown sequence on SIGINT/SIGTERM or the `shutdown` command.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use mio::net::{TcpListener, UnixListener};
+use mio::{Events, Interest, Poll, Token};
+
+use crate::clock::Clock;
+use crate::cluster::Cluster;
+use crate::config::Config;
+use crate::stats::{bump, Counters, StatsRegistry};
+use crate::sys;
+use crate::worker::{Stream, Worker, WorkerHandle};
+
+/// How a server failed to start.
+#[derive(Debug)]
+pub enum ServerError {
+    Cache(slabcache::CacheError),
+    Bind { addr: String, source: io::Error },
+    Io(io::Error),
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerError::Cache(e) => write!(f, "{e}"),
+            ServerError::Bind { addr, source } => write!(f, "failed to listen on {addr}: {source}"),
+            ServerError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+impl From<io::Error> for ServerError {
+    fn from(e: io::Error) -> Self {
+        ServerError::Io(e)
+    }
+}
+
+/// What `stats conns` shows of one connection.
+pub struct ConnEntry {
+    pub addr: String,
+    pub listen_addr: String,
+    /// Cache time of the last command.
+    pub last_cmd: Arc<AtomicU32>,
+}
+
+/// State every thread shares.
+pub struct Shared {
+    pub config: Config,
+    pub cache: slabcache::Cache,
+    pub clock: Clock,
+    pub stats: StatsRegistry,
+    pub limits: proto::Limits,
+    pub cluster: Cluster,
+    pub curr_connections: AtomicUsize,
+    pub conns: Mutex<BTreeMap<i32, ConnEntry>>,
+    pub verbosity: AtomicU8,
+    pub stopping: AtomicBool,
+    /// Listening sockets for `stats conns`: (fd, "tcp:addr:port").
+    pub listeners: Vec<(i32, String)>,
+}
+
+impl Shared {
+    /// Ask every thread to stop (the `shutdown` command).
+    pub fn request_stop(&self) {
+        self.stopping.store(true, Relaxed);
+    }
+}
+
+enum Listener {
+    Tcp(TcpListener, String),
+    Unix(UnixListener, String),
+}
+
+/// A bound, not yet running server.
+pub struct Server {
+    shared: Arc<Shared>,
+    listeners: Vec<Listener>,
+    poll: Poll,
+    accept_counters: Arc<Counters>,
+    worker_counters: Vec<Arc<Counters>>,
+}
+
+/// A running server's handle for tests: its address and a way to stop it.
+pub struct RunningServer {
+    pub addrs: Vec<SocketAddr>,
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl RunningServer {
+    pub fn shutdown(mut self) -> io::Result<()> {
+        self.shared.request_stop();
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(io::Error::other("server thread panicked")),
+            None => Ok(()),
+        }
+    }
+}
+
+fn bind_tcp(addr: SocketAddr, backlog: i32) -> Result<TcpListener, ServerError> {
+    let std_listener = std::net::TcpListener::bind(addr).map_err(|source| ServerError::Bind {
+        addr: addr.to_string(),
+        source,
+    })?;
+    sys::set_backlog(std_listener.as_raw_fd(), backlog);
+    std_listener.set_nonblocking(true)?;
+    Ok(TcpListener::from_std(std_listener))
+}
+
+impl Server {
+    /// Bind every listening socket and build the cache: everything that can fail does so
+    /// here, before any thread exists.
+    pub fn bind(config: Config) -> Result<Server, ServerError> {
+        let cache = slabcache::Cache::new(slabcache::CacheConfig {
+            memory_limit: config.memory_limit,
+            page_size: config.item_size_max.max(1 << 20),
+            item_size_max: config.item_size_max,
+            min_chunk: config.min_chunk,
+            growth_factor: config.growth_factor,
+            use_cas: config.use_cas,
+            evict: config.evictions,
+        })
+        .map_err(ServerError::Cache)?;
+
+        let poll = Poll::new()?;
+        let mut listeners = Vec::new();
+        if let Some(path) = &config.unix_socket {
+            let _ = std::fs::remove_file(path);
+            let l = UnixListener::bind(path).map_err(|source| ServerError::Bind {
+                addr: path.display().to_string(),
+                source,
+            })?;
+            sys::set_backlog(l.as_raw_fd(), config.backlog);
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(!config.unix_mask & 0o777))?;
+            listeners.push(Listener::Unix(l, format!("unix:{}", path.display())));
+        } else if config.port != 0 {
+            for addr in &config.listen {
+                let l = bind_tcp(*addr, config.backlog)?;
+                let local = l.local_addr()?;
+                listeners.push(Listener::Tcp(l, format!("tcp:{local}")));
+            }
+        }
+        if config.udp_port != 0 {
+            log::warn!(
+                "-U {}: UDP is not served by slabcached; TCP only",
+                config.udp_port
+            );
+        }
+        let mut listener_info = Vec::new();
+        for (i, l) in listeners.iter_mut().enumerate() {
+            let (fd, name) = match l {
+                Listener::Tcp(l, name) => {
+                    poll.registry().register(l, Token(i), Interest::READABLE)?;
+                    (l.as_raw_fd(), name.clone())
+                }
+                Listener::Unix(l, name) => {
+                    poll.registry().register(l, Token(i), Interest::READABLE)?;
+                    (l.as_raw_fd(), name.clone())
+                }
+            };
+            listener_info.push((fd, name));
+        }
+
+        let first_port = listeners
+            .iter()
+            .find_map(|l| match l {
+                Listener::Tcp(l, _) => l.local_addr().ok(),
+                Listener::Unix(..) => None,
+            })
+            .map(|a| a.port())
+            .unwrap_or(config.port);
+        let cluster = Cluster::single("localhost", "127.0.0.1", first_port);
+
+        let accept_counters = Arc::new(Counters::default());
+        let worker_counters: Vec<_> = (0..config.threads)
+            .map(|_| Arc::new(Counters::default()))
+            .collect();
+        let mut blocks = vec![Arc::clone(&accept_counters)];
+        blocks.extend(worker_counters.iter().cloned());
+        let limits = proto::Limits {
+            item_size_max: config.item_size_max,
+            ..proto::Limits::default()
+        };
+        let shared = Arc::new(Shared {
+            verbosity: AtomicU8::new(config.verbosity),
+            config,
+            cache,
+            clock: Clock::new(),
+            stats: StatsRegistry::new(blocks),
+            limits,
+            cluster,
+            curr_connections: AtomicUsize::new(0),
+            conns: Mutex::new(BTreeMap::new()),
+            stopping: AtomicBool::new(false),
+            listeners: listener_info,
+        });
+        Ok(Server {
+            shared,
+            listeners,
+            poll,
+            accept_counters,
+            worker_counters,
+        })
+    }
+
+    /// Addresses of the TCP listeners (useful with port 0).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| match l {
+                Listener::Tcp(l, _) => l.local_addr().ok(),
+                Listener::Unix(..) => None,
+            })
+            .collect()
+    }
+
+    /// Run on a background thread (for tests); stop with [`RunningServer::shutdown`].
+    pub fn spawn(self) -> io::Result<RunningServer> {
+        let addrs = self.local_addrs();
+        let shared = Arc::clone(&self.shared);
+        let thread = std::thread::Builder::new()
+            .name("listener".into())
+            .spawn(move || self.run())?;
+        Ok(RunningServer {
+            addrs,
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Start the workers and serve until a stop is requested.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut workers: Vec<WorkerHandle> = Vec::new();
+        let mut joins = Vec::new();
+        for (i, counters) in self.worker_counters.iter().enumerate() {
+            let (worker, handle) = Worker::new(Arc::clone(&self.shared), Arc::clone(counters))?;
+            workers.push(handle);
+            joins.push(
+                std::thread::Builder::new()
+                    .name(format!("worker-{i}"))
+                    .spawn(move || worker.run())?,
+            );
+        }
+        let mut events = Events::with_capacity(64);
+        let mut next_worker = 0usize;
+        let mut paused_until: Option<std::time::Instant> = None;
+        loop {
+            let timeout = Duration::from_millis(100);
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            self.shared.clock.tick();
+            if sys::STOP_REQUESTED.load(Relaxed) || self.shared.stopping.load(Relaxed) {
+                break;
+            }
+            if sys::RELOAD_REQUESTED.swap(false, Relaxed) {
+                log::info!("SIGHUP received");
+            }
+            if let Some(t) = paused_until {
+                if std::time::Instant::now() < t {
+                    continue;
+                }
+                paused_until = None;
+            }
+            // Accept on every listener each round: after an EMFILE pause there may be
+            // no new readiness edge for connections already queued.
+            for i in 0..self.listeners.len() {
+                if let Err(e) = self.accept_all(i, &workers, &mut next_worker) {
+                    log::warn!("accept failed: {e}; pausing accepts for 100ms");
+                    paused_until = Some(std::time::Instant::now() + Duration::from_millis(100));
+                }
+            }
+        }
+        log::info!("shutting down");
+        self.shared.request_stop();
+        for w in &workers {
+            w.wake();
+        }
+        for j in joins {
+            let _ = j.join();
+        }
+        if let Some(path) = &self.shared.config.unix_socket {
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(())
+    }
+
+    fn accept_all(&mut self, i: usize, workers: &[WorkerHandle], next: &mut usize) -> io::Result<()> {
+        loop {
+            let (stream, peer, listen) = match &self.listeners[i] {
+                Listener::Tcp(l, name) => match l.accept() {
+                    Ok((s, peer)) => {
+                        let _ = s.set_nodelay(true);
+                        (Stream::Tcp(s), format!("tcp:{peer}"), name.clone())
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+                    Err(e) => return Err(e),
+                },
+                Listener::Unix(l, name) => match l.accept() {
+                    Ok((s, _)) => (Stream::Unix(s), "unix:".to_string(), name.clone()),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                },
+            };
+            bump(&self.accept_counters.total_connections, 1);
+            let curr = self.shared.curr_connections.load(Relaxed);
+            if curr >= self.shared.config.max_connections {
+                // memcached's answer when over -c: say why, then hang up.
+                bump(&self.accept_counters.rejected_connections, 1);
+                let mut stream = stream;
+                let _ = stream.write_all(b"ERROR Too many open connections\r\n");
+                continue;
+            }
+            self.shared.curr_connections.fetch_add(1, Relaxed);
+            workers[*next % workers.len()].send(stream, peer, listen);
+            *next = next.wrapping_add(1);
+        }
+    }
+}

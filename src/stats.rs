@@ -1,0 +1,386 @@
+//! Server counters and the `stats` family of replies.
+//!
+//! Each worker thread owns a [`Counters`] block and is its only writer, so a bump is a
+//! plain load and store on an atomic (no locked instruction on the hot path); `stats`
+//! sums the blocks of all workers. `stats reset` records a baseline to subtract rather
+//! than writing into blocks other threads own.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+macro_rules! counters {
+    ($($name:ident),* $(,)?) => {
+        /// One worker's counters (single writer: its own thread).
+        #[derive(Default)]
+        pub struct Counters { $(pub $name: AtomicU64,)* }
+
+        /// A point-in-time sum of counters.
+        #[derive(Default, Clone, Copy, Debug)]
+        pub struct Totals { $(pub $name: u64,)* }
+
+        impl Counters {
+            pub fn snapshot(&self) -> Totals {
+                Totals { $($name: self.$name.load(Relaxed),)* }
+            }
+        }
+
+        impl Totals {
+            fn add(&mut self, other: &Totals) {
+                $(self.$name = self.$name.wrapping_add(other.$name);)*
+            }
+            fn sub(&mut self, other: &Totals) {
+                $(self.$name = self.$name.wrapping_sub(other.$name);)*
+            }
+        }
+    };
+}
+
+counters!(
+    cmd_get,
+    cmd_set,
+    cmd_flush,
+    cmd_touch,
+    cmd_meta,
+    get_hits,
+    get_misses,
+    delete_misses,
+    delete_hits,
+    incr_misses,
+    incr_hits,
+    decr_misses,
+    decr_hits,
+    cas_misses,
+    cas_hits,
+    cas_badval,
+    touch_hits,
+    touch_misses,
+    store_too_large,
+    store_no_memory,
+    auth_cmds,
+    auth_errors,
+    bytes_read,
+    bytes_written,
+    conn_yields,
+    total_connections,
+    rejected_connections,
+);
+
+/// Add `n` to a counter this thread owns.
+#[inline]
+pub fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
+}
+
+/// Every worker's counters plus the reset baseline.
+pub struct StatsRegistry {
+    blocks: Vec<std::sync::Arc<Counters>>,
+    baseline: Mutex<Totals>,
+}
+
+impl StatsRegistry {
+    pub fn new(blocks: Vec<std::sync::Arc<Counters>>) -> StatsRegistry {
+        StatsRegistry {
+            blocks,
+            baseline: Mutex::new(Totals::default()),
+        }
+    }
+
+    /// Counters summed over all workers, minus the last reset.
+    pub fn totals(&self) -> Totals {
+        let mut t = self.raw();
+        t.sub(&self.baseline.lock().unwrap_or_else(|e| e.into_inner()));
+        t
+    }
+
+    fn raw(&self) -> Totals {
+        let mut t = Totals::default();
+        for b in &self.blocks {
+            t.add(&b.snapshot());
+        }
+        t
+    }
+
+    pub fn reset(&self) {
+        *self.baseline.lock().unwrap_or_else(|e| e.into_inner()) = self.raw();
+    }
+}
+
+use proto::text::{write_end, write_stat, Reply, StatsDetail, StatsRequest};
+use proto::{ClientError, ProtoError};
+
+use crate::config::PROTOCOL_VERSION;
+use crate::server::Shared;
+
+/// Answer a `stats` request.
+pub fn render(which: StatsRequest, shared: &Shared, out: &mut Vec<u8>) {
+    match which {
+        StatsRequest::General => general(shared, out),
+        StatsRequest::Settings => settings(shared, out),
+        StatsRequest::Items => items(shared, out),
+        StatsRequest::Slabs => slabs(shared, out),
+        StatsRequest::Sizes => {
+            write_stat(out, "sizes_status", "disabled");
+            write_end(out);
+        }
+        StatsRequest::SizesEnable | StatsRequest::SizesDisable => write_stat(out, "sizes_status", "disabled"),
+        StatsRequest::Conns => conns(shared, out),
+        StatsRequest::Extstore => write_end(out),
+        StatsRequest::Reset => {
+            shared.stats.reset();
+            shared.cache.reset_stats();
+            Reply::Reset.encode(out);
+        }
+        StatsRequest::Detail(StatsDetail::On | StatsDetail::Off) => Reply::Ok.encode(out),
+        StatsRequest::Detail(StatsDetail::Dump) => write_end(out),
+        StatsRequest::Cachedump { class, limit } => {
+            if !shared.config.dump_enabled {
+                Reply::Proto(ProtoError::Client(ClientError::CachedumpNotAllowed)).encode(out);
+                return;
+            }
+            let clock = &shared.clock;
+            shared
+                .cache
+                .dump(class as usize, limit as usize, |key, nbytes, exptime| {
+                    out.extend_from_slice(b"ITEM ");
+                    out.extend_from_slice(key);
+                    out.extend_from_slice(
+                        format!(" [{nbytes} b; {} s]\r\n", clock.to_unix(exptime)).as_bytes(),
+                    );
+                });
+            write_end(out);
+        }
+    }
+}
+
+fn general(shared: &Shared, out: &mut Vec<u8>) {
+    let t = shared.stats.totals();
+    let c = shared.cache.stats();
+    let (user, system) = crate::sys::rusage();
+    let clock = &shared.clock;
+    let curr = shared.curr_connections.load(Relaxed) as u64;
+    let s = |out: &mut Vec<u8>, name: &str, value: &dyn std::fmt::Display| write_stat(out, name, value);
+    s(out, "pid", &std::process::id());
+    s(out, "uptime", &clock.uptime());
+    s(out, "time", &clock.unix());
+    s(out, "version", &PROTOCOL_VERSION);
+    s(out, "libevent", &"none");
+    s(out, "pointer_size", &(usize::BITS));
+    s(out, "rusage_user", &format_args!("{user:.6}"));
+    s(out, "rusage_system", &format_args!("{system:.6}"));
+    s(out, "max_connections", &shared.config.max_connections);
+    s(out, "curr_connections", &curr);
+    s(
+        out,
+        "total_connections",
+        &(t.total_connections + shared.listeners.len() as u64),
+    );
+    s(out, "rejected_connections", &t.rejected_connections);
+    s(
+        out,
+        "connection_structures",
+        &(curr + shared.listeners.len() as u64),
+    );
+    s(out, "reserved_fds", &20);
+    for (name, value) in [
+        ("cmd_get", t.cmd_get),
+        ("cmd_set", t.cmd_set),
+        ("cmd_flush", t.cmd_flush),
+        ("cmd_touch", t.cmd_touch),
+        ("cmd_meta", t.cmd_meta),
+        ("get_hits", t.get_hits),
+        ("get_misses", t.get_misses),
+        ("get_expired", c.get_expired),
+        ("get_flushed", c.get_flushed),
+        ("delete_misses", t.delete_misses),
+        ("delete_hits", t.delete_hits),
+        ("incr_misses", t.incr_misses),
+        ("incr_hits", t.incr_hits),
+        ("decr_misses", t.decr_misses),
+        ("decr_hits", t.decr_hits),
+        ("cas_misses", t.cas_misses),
+        ("cas_hits", t.cas_hits),
+        ("cas_badval", t.cas_badval),
+        ("touch_hits", t.touch_hits),
+        ("touch_misses", t.touch_misses),
+        ("store_too_large", t.store_too_large),
+        ("store_no_memory", t.store_no_memory),
+        ("auth_cmds", t.auth_cmds),
+        ("auth_errors", t.auth_errors),
+        ("bytes_read", t.bytes_read),
+        ("bytes_written", t.bytes_written),
+        ("limit_maxbytes", c.limit_maxbytes),
+        ("accepting_conns", 1),
+        ("listen_disabled_num", 0),
+        ("time_in_listen_disabled_us", 0),
+        ("threads", shared.config.threads as u64),
+        ("conn_yields", t.conn_yields),
+        ("hash_power_level", c.hash_bytes.max(4).ilog2() as u64 - 2),
+        ("hash_bytes", c.hash_bytes),
+        ("hash_is_expanding", 0),
+        ("bytes", c.bytes),
+        ("curr_items", c.curr_items),
+        ("total_items", c.total_items),
+        ("slab_global_page_pool", c.slab_global_page_pool),
+        ("expired_unfetched", c.expired_unfetched),
+        ("evicted_unfetched", c.evicted_unfetched),
+        ("evicted_active", 0),
+        ("evictions", c.evictions),
+        ("reclaimed", c.reclaimed),
+        ("total_malloced", c.total_malloced),
+    ] {
+        write_stat(out, name, value);
+    }
+    write_end(out);
+}
+
+fn settings(shared: &Shared, out: &mut Vec<u8>) {
+    let cfg = &shared.config;
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    let inter = if cfg.unix_socket.is_some() {
+        "NULL".to_string()
+    } else {
+        cfg.listen_text.clone()
+    };
+    let domain = cfg
+        .unix_socket
+        .as_ref()
+        .map_or_else(|| "NULL".to_string(), |p| p.display().to_string());
+    let rows: Vec<(&str, String)> = vec![
+        ("maxbytes", shared.cache.memory_limit().to_string()),
+        ("maxconns", cfg.max_connections.to_string()),
+        ("tcpport", cfg.port.to_string()),
+        ("udpport", cfg.udp_port.to_string()),
+        ("inter", inter),
+        ("verbosity", shared.verbosity.load(Relaxed).to_string()),
+        ("oldest", "0".into()),
+        ("evictions", if cfg.evictions { "on" } else { "off" }.into()),
+        ("domain_socket", domain),
+        ("umask", format!("{:o}", cfg.unix_mask)),
+        ("shutdown_command", yes_no(cfg.enable_shutdown).into()),
+        ("growth_factor", format!("{:.2}", cfg.growth_factor)),
+        ("chunk_size", cfg.min_chunk.to_string()),
+        ("num_threads", cfg.threads.to_string()),
+        ("num_threads_per_udp", cfg.threads.to_string()),
+        ("stat_key_prefix", cfg.prefix_delimiter.to_string()),
+        ("detail_enabled", "no".into()),
+        ("reqs_per_event", cfg.reqs_per_event.to_string()),
+        ("cas_enabled", yes_no(cfg.use_cas).into()),
+        ("tcp_backlog", cfg.backlog.to_string()),
+        ("binding_protocol", cfg.binding.stats_name().into()),
+        ("auth_enabled_sasl", "no".into()),
+        ("auth_enabled_ascii", "no".into()),
+        ("item_size_max", cfg.item_size_max.to_string()),
+        ("maxconns_fast", "yes".into()),
+        ("hashpower_init", "0".into()),
+        ("slab_reassign", "no".into()),
+        ("slab_automove", "0".into()),
+        ("slab_chunk_max", cfg.item_size_max.max(1 << 20).to_string()),
+        ("lru_crawler", "no".into()),
+        ("tail_repair_time", "0".into()),
+        ("flush_enabled", yes_no(cfg.flush_enabled).into()),
+        ("dump_enabled", yes_no(cfg.dump_enabled).into()),
+        ("hash_algorithm", "ahash".into()),
+        ("lru_maintainer_thread", "no".into()),
+        ("lru_segmented", "no".into()),
+        ("idle_timeout", cfg.idle_timeout.to_string()),
+        ("track_sizes", yes_no(cfg.track_sizes).into()),
+        ("item_header_size", slabcache::ITEM_HEADER_SIZE.to_string()),
+    ];
+    for (name, value) in rows {
+        write_stat(out, name, value);
+    }
+    write_end(out);
+}
+
+fn slabs(shared: &Shared, out: &mut Vec<u8>) {
+    let classes = shared.cache.class_stats();
+    for c in &classes {
+        let id = c.id;
+        for (name, value) in [
+            ("chunk_size", c.chunk_size),
+            ("chunks_per_page", c.chunks_per_page),
+            ("total_pages", c.total_pages),
+            ("total_chunks", c.total_chunks),
+            ("used_chunks", c.used_chunks),
+            ("free_chunks", c.free_chunks),
+            ("free_chunks_end", c.free_chunks_end),
+            ("get_hits", c.get_hits),
+            ("cmd_set", c.cmd_set),
+            ("delete_hits", c.delete_hits),
+            ("incr_hits", c.incr_hits),
+            ("decr_hits", c.decr_hits),
+            ("cas_hits", c.cas_hits),
+            ("cas_badval", c.cas_badval),
+            ("touch_hits", c.touch_hits),
+        ] {
+            write_stat(out, format_args!("{id}:{name}"), value);
+        }
+    }
+    write_stat(out, "active_slabs", classes.len());
+    write_stat(out, "total_malloced", shared.cache.stats().total_malloced);
+    write_end(out);
+}
+
+fn items(shared: &Shared, out: &mut Vec<u8>) {
+    for c in shared.cache.class_stats().iter().filter(|c| c.items > 0) {
+        let id = c.id;
+        for (name, value) in [
+            ("number", c.items),
+            ("number_hot", 0),
+            ("number_warm", 0),
+            ("number_cold", c.items),
+            ("age_hot", 0),
+            ("age_warm", 0),
+            ("age", 0),
+            ("mem_requested", c.mem_requested),
+            ("evicted", c.evicted),
+            ("evicted_nonzero", c.evicted_nonzero),
+            ("evicted_time", 0),
+            ("outofmemory", c.outofmemory),
+            ("tailrepairs", 0),
+            ("reclaimed", c.reclaimed),
+            ("expired_unfetched", c.expired_unfetched),
+            ("evicted_unfetched", c.evicted_unfetched),
+            ("evicted_active", 0),
+            ("crawler_reclaimed", 0),
+            ("crawler_items_checked", 0),
+            ("lrutail_reflocked", 0),
+            ("moves_to_cold", 0),
+            ("moves_to_warm", 0),
+            ("moves_within_lru", 0),
+            ("direct_reclaims", 0),
+            ("hits_to_hot", 0),
+            ("hits_to_warm", 0),
+            ("hits_to_cold", c.get_hits),
+            ("hits_to_temp", 0),
+        ] {
+            write_stat(out, format_args!("items:{id}:{name}"), value);
+        }
+    }
+    write_end(out);
+}
+
+fn conns(shared: &Shared, out: &mut Vec<u8>) {
+    let now = shared.clock.now();
+    for (fd, name) in &shared.listeners {
+        write_stat(out, format_args!("{fd}:addr"), name);
+        write_stat(out, format_args!("{fd}:state"), "conn_listening");
+        write_stat(
+            out,
+            format_args!("{fd}:secs_since_last_cmd"),
+            shared.clock.uptime(),
+        );
+    }
+    let conns = shared.conns.lock().unwrap_or_else(|e| e.into_inner());
+    for (fd, entry) in conns.iter() {
+        write_stat(out, format_args!("{fd}:addr"), &entry.addr);
+        write_stat(out, format_args!("{fd}:listen_addr"), &entry.listen_addr);
+        write_stat(out, format_args!("{fd}:state"), "conn_parse_cmd");
+        write_stat(
+            out,
+            format_args!("{fd}:secs_since_last_cmd"),
+            now.saturating_sub(entry.last_cmd.load(Relaxed)),
+        );
+    }
+    write_end(out);
+}

@@ -1,0 +1,264 @@
+//! A worker thread: one mio event loop serving many connections.
+//!
+//! New sockets arrive from the listener over a channel, announced by a [`Waker`]. Each
+//! readiness event drives one connection ([`crate::conn::Conn::drive`]) until it would
+//! block, or until it has served `-R` requests, in which case it goes on a pending list
+//! and is driven again after the other ready connections (mio is edge-triggered, so a
+//! yielded connection would otherwise never be woken again).
+
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam::channel::{self, Receiver, Sender};
+use mio::event::Source;
+use mio::net::{TcpStream, UnixStream};
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
+
+use crate::conn::{Conn, Drive};
+use crate::server::{ConnEntry, Shared};
+use crate::stats::Counters;
+
+const WAKER: Token = Token(usize::MAX);
+
+/// A client socket, TCP or UNIX.
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Source for Stream {
+    fn register(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.register(r, t, i),
+            Stream::Unix(s) => s.register(r, t, i),
+        }
+    }
+
+    fn reregister(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.reregister(r, t, i),
+            Stream::Unix(s) => s.reregister(r, t, i),
+        }
+    }
+
+    fn deregister(&mut self, r: &Registry) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.deregister(r),
+            Stream::Unix(s) => s.deregister(r),
+        }
+    }
+}
+
+impl AsRawFd for Stream {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        }
+    }
+}
+
+/// A socket handed from the listener to a worker.
+pub struct NewConn {
+    stream: Stream,
+    peer: String,
+    listen: String,
+}
+
+/// The listener's end of a worker.
+pub struct WorkerHandle {
+    tx: Sender<NewConn>,
+    waker: Arc<Waker>,
+}
+
+impl WorkerHandle {
+    pub fn send(&self, stream: Stream, peer: String, listen: String) {
+        if self.tx.send(NewConn { stream, peer, listen }).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+
+    pub fn wake(&self) {
+        let _ = self.waker.wake();
+    }
+}
+
+pub struct Worker {
+    shared: Arc<Shared>,
+    counters: Arc<Counters>,
+    poll: Poll,
+    rx: Receiver<NewConn>,
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    pending: Vec<usize>,
+}
+
+impl Worker {
+    pub fn new(shared: Arc<Shared>, counters: Arc<Counters>) -> io::Result<(Worker, WorkerHandle)> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (tx, rx) = channel::unbounded();
+        let worker = Worker {
+            shared,
+            counters,
+            poll,
+            rx,
+            conns: Vec::new(),
+            free: Vec::new(),
+            pending: Vec::new(),
+        };
+        Ok((worker, WorkerHandle { tx, waker }))
+    }
+
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(256);
+        let mut last_idle_check = self.shared.clock.now();
+        loop {
+            let timeout = if self.pending.is_empty() {
+                Duration::from_millis(500)
+            } else {
+                Duration::ZERO
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log::error!("poll failed: {e}");
+                    break;
+                }
+            }
+            if self.shared.stopping.load(Relaxed) {
+                break;
+            }
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => self.accept_new(),
+                    Token(i) => self.drive(i),
+                }
+            }
+            for i in std::mem::take(&mut self.pending) {
+                self.drive(i);
+            }
+            let now = self.shared.clock.now();
+            if now != last_idle_check {
+                last_idle_check = now;
+                self.close_idle(now);
+            }
+        }
+        for i in 0..self.conns.len() {
+            if self.conns[i].is_some() {
+                self.close(i);
+            }
+        }
+    }
+
+    fn accept_new(&mut self) {
+        while let Ok(new) = self.rx.try_recv() {
+            let index = self.free.pop().unwrap_or_else(|| {
+                self.conns.push(None);
+                self.conns.len() - 1
+            });
+            let mut stream = new.stream;
+            if let Err(e) = self.poll.registry().register(
+                &mut stream,
+                Token(index),
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                log::warn!("cannot register connection: {e}");
+                self.free.push(index);
+                self.shared.curr_connections.fetch_sub(1, Relaxed);
+                continue;
+            }
+            let last_cmd = Arc::new(AtomicU32::new(self.shared.clock.now()));
+            let fd = stream.as_raw_fd();
+            self.shared
+                .conns
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(
+                    fd,
+                    ConnEntry {
+                        addr: new.peer,
+                        listen_addr: new.listen,
+                        last_cmd: Arc::clone(&last_cmd),
+                    },
+                );
+            if self.shared.verbosity.load(Relaxed) > 1 {
+                log::debug!("<{fd} new client connection");
+            }
+            self.conns[index] = Some(Conn::new(stream, fd, last_cmd, &self.shared));
+            // Data may have arrived before registration.
+            self.pending.push(index);
+        }
+    }
+
+    fn drive(&mut self, index: usize) {
+        let Some(conn) = self.conns.get_mut(index).and_then(Option::as_mut) else {
+            return;
+        };
+        match conn.drive(&self.shared, &self.counters) {
+            Drive::Wait => {}
+            Drive::Yield => {
+                crate::stats::bump(&self.counters.conn_yields, 1);
+                if !self.pending.contains(&index) {
+                    self.pending.push(index);
+                }
+            }
+            Drive::Close => self.close(index),
+        }
+    }
+
+    fn close(&mut self, index: usize) {
+        if let Some(mut conn) = self.conns[index].take() {
+            let _ = self.poll.registry().deregister(conn.stream_mut());
+            self.shared
+                .conns
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&conn.fd());
+            self.shared.curr_connections.fetch_sub(1, Relaxed);
+            self.free.push(index);
+            if self.shared.verbosity.load(Relaxed) > 1 {
+                log::debug!("<{} connection closed.", conn.fd());
+            }
+        }
+    }
+
+    fn close_idle(&mut self, now: u32) {
+        let timeout = self.shared.config.idle_timeout;
+        if timeout == 0 {
+            return;
+        }
+        for i in 0..self.conns.len() {
+            let idle = self.conns[i]
+                .as_ref()
+                .is_some_and(|c| now.saturating_sub(c.last_command()) > timeout);
+            if idle {
+                self.close(i);
+            }
+        }
+    }
+}
