@@ -286,8 +286,19 @@ fn preload(cfg: &Arc<Config>, wl: &Arc<Workload>, addr: SocketAddr, report: &mut
     };
     let mut printer = Printer::new(cfg);
     let deadline = start + Duration::from_secs_f64(cfg.preload_timeout);
+    // Abort early when the errors already exceed what the run may have: a server that cannot
+    // take these sets would otherwise keep the preload going through reset after reset.
+    let allowed = (cfg.max_error_ratio * cfg.keys as f64) as u64;
+    let too_many_errors = || {
+        let errors: u64 = shared
+            .progress
+            .iter()
+            .map(|p| p.errors.load(Ordering::Relaxed))
+            .sum();
+        errors > allowed
+    };
     printer.wait(&shared, "preload", deadline, || {
-        handles.iter().all(|h| h.is_finished())
+        handles.iter().all(|h| h.is_finished()) || too_many_errors()
     });
     shared.phase.store(PHASE_STOP, Ordering::Release);
     let results = join(handles, report);
@@ -298,11 +309,13 @@ fn preload(cfg: &Arc<Config>, wl: &Arc<Workload>, addr: SocketAddr, report: &mut
     let completed = results.len() == cfg.threads && results.iter().all(|r| r.finished);
     report.reconnects += results.iter().map(|r| r.reconnects).sum::<u64>();
     report.connect_failures += results.iter().map(|r| r.connect_failures).sum::<u64>();
-    if !completed {
+    if errors > allowed {
+        report.fail(format!(
+            "preload: {errors} errors for {} keys (stopped after {seconds:.1} s)",
+            cfg.keys
+        ));
+    } else if !completed {
         report.fail(format!("preload did not finish within {} s", cfg.preload_timeout));
-    }
-    if errors as f64 > cfg.max_error_ratio * cfg.keys as f64 {
-        report.fail(format!("preload: {errors} errors for {} keys", cfg.keys));
     }
     report.preload = Some(PreloadReport {
         keys: cfg.keys,
@@ -429,7 +442,7 @@ fn main() -> ExitCode {
     if cfg.preload {
         preload(&cfg, &wl, addr, &mut report);
     }
-    if cfg.duration > 0.0 {
+    if cfg.duration > 0.0 && report.status == "ok" {
         load(&cfg, &wl, addr, &mut report);
     }
     report.print();
