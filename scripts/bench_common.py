@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import datetime as _dt
+import hashlib
 import os
 import platform
 import shlex
@@ -26,6 +27,7 @@ MEMCACHED = shutil.which("memcached") or "/usr/bin/memcached"
 SERVER_KINDS = ("memcached", "slabcached")
 
 _live: dict[int, subprocess.Popen] = {}
+_slabcached_override: Path | None = None
 
 
 def log(msg: str) -> None:
@@ -38,7 +40,26 @@ def die(msg: str, code: int = 2) -> None:
 
 
 def slabcached_bin() -> Path:
+    if _slabcached_override:
+        return _slabcached_override
     return Path(os.environ.get("SLABCACHED_BIN", ROOT / "target" / "release" / "slabcached"))
+
+
+def snapshot_slabcached(out: Path) -> dict:
+    """Copies the slabcached binary into out/bin/ and runs that copy from now on.
+
+    Others rebuild target/release/slabcached while a benchmark runs; the copy keeps every run
+    of one benchmark on the same build. Returns the source path and SHA-256 for the report.
+    """
+    global _slabcached_override
+    src = slabcached_bin()
+    dst = out / "bin" / "slabcached"
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src, dst)
+    digest = hashlib.sha256(dst.read_bytes()).hexdigest()
+    _slabcached_override = dst
+    return {"source": str(src), "copy": str(dst.relative_to(out)), "sha256": digest,
+            "mtime": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(src.stat().st_mtime))}
 
 
 def build(need_slabcached: bool, skip: bool) -> None:

@@ -72,8 +72,10 @@ def machine_lines(meta: dict) -> list[str]:
         + (" (uncommitted changes)" if m.get("git_dirty") else ""),
         f"- load average at start: {m.get('loadavg')}; at end: {meta.get('loadavg_end', '?')}",
     ]
-    if meta.get("slabcached_bin"):
-        lines.append(f"- slabcached binary: `{meta['slabcached_bin']}`")
+    sb = meta.get("slabcached_bin")
+    if isinstance(sb, dict):
+        lines.append(f"- slabcached binary: `{sb['source']}` built {sb['mtime']}, "
+                     f"sha256 {sb['sha256'][:16]}…, run from the copy `{sb['copy']}`")
     return lines
 
 
