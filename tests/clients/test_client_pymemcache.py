@@ -173,13 +173,15 @@ def test_near_one_megabyte(mc):
 
 
 def test_expiry_and_touch(mc):
+    # A relative TTL of N seconds ends at the server clock's N-th tick, 0-1 s early, so the short
+    # TTLs here are 2 s (alive for at least a second) and the wait is 3.2 s.
     future = int(time.time()) + 100
-    mc.set("short", b"1", expire=1)
+    mc.set("short", b"1", expire=2)
     mc.set("long", b"2", expire=100)
-    mc.set("touched", b"3", expire=1)
+    mc.set("touched", b"3", expire=2)
     assert mc.touch("touched", 100) is True
     mc.set("untouched", b"4", expire=100)
-    assert mc.touch("untouched", 1) is True
+    assert mc.touch("untouched", 2) is True
     assert mc.touch("absent", 10) is False
     mc.set("absolute", b"5", expire=future)       # > 30 days: a unix timestamp
     mc.set("past", b"6", expire=int(time.time()) - 3600)
@@ -187,7 +189,7 @@ def test_expiry_and_touch(mc):
     assert mc.get("past") is None
     assert mc.get("negative") is None
     assert mc.get("short") == b"1"
-    time.sleep(2.2)
+    time.sleep(3.2)
     got = mc.get_many(["short", "long", "touched", "untouched", "absolute"])
     assert got == {"long": b"2", "touched": b"3", "absolute": b"5"}
 

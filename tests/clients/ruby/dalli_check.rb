@@ -84,13 +84,14 @@ check('after delete', dc.get('raw'), nil)
 check('delete missing', stored(dc.delete('raw')), :refused)
 
 # touch / gat with expiry
-dc.set('short', 'a', 1, raw: true)
-dc.set('touched', 'b', 1, raw: true)
-dc.set('gat', 'c', 1, raw: true)
+# TTL 2: a relative TTL ends at the server clock's 2nd tick, so these live at least a second.
+dc.set('short', 'a', 2, raw: true)
+dc.set('touched', 'b', 2, raw: true)
+dc.set('gat', 'c', 2, raw: true)
 check('touch', dc.touch('touched', 100), true)
 check('touch missing', dc.touch('touch_absent', 100), nil)
 check('gat', dc.gat('gat', 100), 'c')
-sleep 2.2
+sleep 3.2
 check('expired', dc.get('short'), nil)
 check('touched survives', dc.get('touched', raw: true), 'b')
 check('gat survives', dc.get('gat', raw: true), 'c')
