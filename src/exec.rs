@@ -69,7 +69,6 @@ pub fn text(input: &[u8], shared: &Shared, counters: &Counters, out: &mut Vec<u8
             };
             if error == ProtoError::Server(ServerError::ObjectTooLarge) {
                 bump(&counters.store_too_large, 1);
-                bump(&counters.cmd_set, 1);
             }
             if let Some(key) = unlink {
                 shared.cache.delete(key, shared.clock.now());
@@ -212,10 +211,11 @@ fn execute(request: Request<'_>, shared: &Shared, counters: &Counters, out: &mut
             }
         }
         Request::FlushAll { delay, .. } => {
+            // memcached counts every flush_all, refused ones included.
+            bump(&counters.cmd_flush, 1);
             if !shared.config.flush_enabled {
                 Reply::ClientError(ClientError::FlushAllNotAllowed).encode(out);
             } else {
-                bump(&counters.cmd_flush, 1);
                 let at = if delay > 0 {
                     Some(shared.clock.expiry(delay))
                 } else {
@@ -258,6 +258,9 @@ fn execute(request: Request<'_>, shared: &Shared, counters: &Counters, out: &mut
         Request::ConfigSet { .. } | Request::ConfigDelete { .. } => Reply::Error.encode(out),
         Request::MetaNoop => Reply::MetaNoop.encode(out),
         Request::Refused { gate, error, .. } => {
+            if gate == Gate::FlushAll {
+                bump(&counters.cmd_flush, 1);
+            }
             let open = match gate {
                 Gate::FlushAll => shared.config.flush_enabled,
                 Gate::Shutdown => shared.config.enable_shutdown,
@@ -279,9 +282,11 @@ fn get_one(
     out: &mut Vec<u8>,
 ) {
     let now = shared.clock.now();
-    bump(&counters.cmd_get, 1);
+    // memcached counts gat/gats keys as touches only.
     if touch.is_some() {
         bump(&counters.cmd_touch, 1);
+    } else {
+        bump(&counters.cmd_get, 1);
     }
     let write = |it: slabcache::ItemRef<'_>| {
         text::write_value(out, it.key, it.flags, it.value, with_cas.then_some(it.cas));

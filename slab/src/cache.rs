@@ -858,7 +858,8 @@ impl Cache {
             StoreMode::Cas(_) if old == NIL => Err(StoreError::NotFound),
             StoreMode::Cas(expected) => {
                 let class = self.class_of(old);
-                if self.visible_cas(self.header(old).cas()) != expected {
+                // A unique of 0 never matches (always the case with CAS disabled), as in memcached.
+                if expected == 0 || self.visible_cas(self.header(old).cas()) != expected {
                     self.class_counters[class].cas_badval.fetch_add(1, Relaxed);
                     Err(StoreError::Exists)
                 } else {
@@ -1118,7 +1119,7 @@ impl Cache {
 }
 
 /// memcached's reading of a stored number for incr/decr: optional leading whitespace, an
-/// optional '+', decimal digits, then the end of the value or whitespace. Out of u64 range
+/// optional '+', at least one decimal digit, then the end of the value or whitespace. Out of u64 range
 /// or anything else is non-numeric.
 fn parse_decimal(value: &[u8]) -> Option<u64> {
     let mut i = value.iter().take_while(|b| b.is_ascii_whitespace()).count();
@@ -1127,6 +1128,10 @@ fn parse_decimal(value: &[u8]) -> Option<u64> {
     }
     let mut n: u64 = 0;
     let start = i;
+    if value.get(i).is_none_or(|b| !b.is_ascii_digit()) {
+        // No digits at all (an empty value included) is not a number.
+        return None;
+    }
     while let Some(&b) = value.get(i) {
         if !b.is_ascii_digit() {
             break;
@@ -1134,7 +1139,6 @@ fn parse_decimal(value: &[u8]) -> Option<u64> {
         n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
         i += 1;
     }
-    let _ = start;
     match value.get(i) {
         None => Some(n),
         Some(b) if b.is_ascii_whitespace() => Some(n),
@@ -1168,7 +1172,8 @@ mod tests {
         assert_eq!(parse_decimal(b"42"), Some(42));
         assert_eq!(parse_decimal(b"99 "), Some(99));
         assert_eq!(parse_decimal(b"  7"), Some(7));
-        assert_eq!(parse_decimal(b""), Some(0));
+        assert_eq!(parse_decimal(b""), None);
+        assert_eq!(parse_decimal(b"  "), None);
         assert_eq!(parse_decimal(b"12abc"), None);
         assert_eq!(parse_decimal(b"-1"), None);
         assert_eq!(parse_decimal(b"18446744073709551615"), Some(u64::MAX));

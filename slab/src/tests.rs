@@ -399,7 +399,7 @@ proptest! {
                         Some(e) => {
                             // memcached reads leading digits up to whitespace or the end.
                             let head: Vec<u8> = e.0.iter().copied().take_while(|b| !b.is_ascii_whitespace()).collect();
-                            let parsed = if head.is_empty() { Some(0) } else if head.iter().all(u8::is_ascii_digit) {
+                            let parsed = if head.is_empty() { None } else if head.iter().all(u8::is_ascii_digit) {
                                 std::str::from_utf8(&head).unwrap().parse::<u64>().ok()
                             } else { None };
                             match parsed {
