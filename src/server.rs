@@ -183,7 +183,8 @@ impl Server {
             })
             .map(|a| a.port())
             .unwrap_or(config.port);
-        let cluster = Cluster::single("localhost", "127.0.0.1", first_port);
+        let cluster =
+            Cluster::from_config(&config, first_port).map_err(|e| ServerError::Io(io::Error::other(e)))?;
 
         let accept_counters = Arc::new(Counters::default());
         let worker_counters: Vec<_> = (0..config.threads)
@@ -270,7 +271,8 @@ impl Server {
                 break;
             }
             if sys::RELOAD_REQUESTED.swap(false, Relaxed) {
-                log::info!("SIGHUP received");
+                log::info!("SIGHUP received: reloading the cluster config");
+                self.shared.cluster.reload();
             }
             if let Some(t) = paused_until {
                 if std::time::Instant::now() < t {

@@ -1127,7 +1127,6 @@ fn parse_decimal(value: &[u8]) -> Option<u64> {
         i += 1;
     }
     let mut n: u64 = 0;
-    let start = i;
     if value.get(i).is_none_or(|b| !b.is_ascii_digit()) {
         // No digits at all (an empty value included) is not a number.
         return None;
