@@ -1,6 +1,7 @@
 """pymemcache (pure-Python text-protocol client): every storage and retrieval command."""
 
 import random
+import re
 import time
 
 import pytest
@@ -216,3 +217,20 @@ def test_version_and_stats(mc):
     assert after[b"cmd_set"] - before[b"cmd_set"] == 1
     assert after[b"curr_items"] >= 1
     assert after[b"pid"] > 0
+
+
+def test_gat_and_gats(mc):
+    # pymemcache 4.0 has no gat()/gats() helpers: send them through its raw_command, which
+    # returns the reply up to (not including) the END line.
+    mc.set("g", b"value", expire=2)
+    reply = mc.raw_command("gat 100 g missing", b"END\r\n")
+    assert reply == b"VALUE g 0 5\r\nvalue\r\n"
+    reply = mc.raw_command("gats 100 g", b"END\r\n")
+    m = re.fullmatch(rb"VALUE g 0 5 (\d+)\r\nvalue\r\n", reply)
+    assert m, reply
+    _, token = mc.gets("g")
+    assert token == m[1]
+    assert mc.raw_command("gat 100 missing", b"END\r\n") == b""
+    # gat reset the 2 s TTL to 100 s.
+    time.sleep(3.2)
+    assert mc.get("g") == b"value"
