@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -44,12 +45,13 @@ class Server:
         cmd = [server_binary(kind), "-l", "127.0.0.1", "-p", str(self.port), "-U", "0"] + args
         if kind == "memcached" and os.geteuid() == 0:
             cmd += ["-u", "root"]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # stderr goes to a file, not a pipe: a verbose server must never block on a full pipe.
+        self.stderr_file = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.stderr_file)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode(errors="replace")
-                raise RuntimeError(f"{cmd} exited with {self.proc.returncode}: {err}")
+                raise RuntimeError(f"{cmd} exited with {self.proc.returncode}: {self.stderr()}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
                 return
@@ -61,6 +63,16 @@ class Server:
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    def stderr(self) -> str:
+        """Everything the server wrote to stderr so far."""
+        self.stderr_file.seek(0)
+        return self.stderr_file.read().decode(errors="replace")
+
+    def terminate(self) -> None:
+        """Send SIGTERM without waiting (stop() then waits); lets several servers exit at once."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
 
     def connect(self, timeout: float = 5.0) -> socket.socket:
         return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
@@ -86,6 +98,8 @@ def start_server():
         return srv
 
     yield start
+    for srv in started:
+        srv.terminate()
     for srv in started:
         srv.stop()
 
