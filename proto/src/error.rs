@@ -146,8 +146,8 @@ impl ProtoError {
         }
     }
 
-    /// True when memcached answers this error by closing the connection (after sending
-    /// whatever replies were already queued), with no reply of its own.
+    /// True when memcached answers this error by closing the connection, with no reply of
+    /// its own (memcached also drops replies it had queued but not yet written).
     pub fn closes_connection(&self) -> bool {
         matches!(self, ProtoError::LineTooLong | ProtoError::HttpRequest)
     }

@@ -32,13 +32,26 @@
 //! memcached makes *before* it looks for `noreply`: a wrong number of tokens gets `ERROR`
 //! even when the line ends in `noreply`. `get`, `gets`, `gat`, `gats`, `stats`, `version`,
 //! `shutdown` and `config get` never take `noreply`; for those a trailing `noreply` is
-//! just another token (a key, for the gets). [`Decoded::Error::noreply`] and
+//! just another token (a key, for the gets). The `noreply` field of [`Decoded::Error`] and
 //! [`Request::noreply`] carry the result.
+//!
+//! # What memcached does around the decoder
+//! Observed on memcached 1.6.18 and left to the server, since they concern when replies
+//! are written rather than what a request means:
+//! - Replies are queued, not written, until the input runs dry, a `get`-family command or
+//!   `mn` completes, or a `quit`; while a data block (or a swallow) is still arriving,
+//!   earlier queued replies wait with it.
+//! - Closing for [`ProtoError::HttpRequest`] or [`ProtoError::LineTooLong`] drops replies
+//!   still queued.
+//! - A `get` refused for a too-long key also drops the queued replies of the commands
+//!   before it in the same batch (a memcached bug; a server need not copy it).
+//! - `incr`/`decr` rewrite a value in place when the new number is not longer, padding it
+//!   with spaces: `10` decremented by 9 reads back as `1 `.
 
 use std::fmt;
 
 use crate::error::{ClientError, ProtoError, ServerError};
-use crate::token::{parse_i32_truncating, parse_u32_truncating, parse_u64, Tokens};
+use crate::token::{find_line_stop, parse_i32_truncating, parse_u32_truncating, parse_u64, Tokens};
 use crate::Limits;
 
 mod reply;
@@ -449,7 +462,7 @@ impl fmt::Debug for Keys<'_> {
 /// Decodes one request from the front of `buf`.
 pub fn decode<'a>(buf: &'a [u8], limits: &Limits) -> Decoded<'a> {
     // One pass finds the end of the line and, in the same scan, any NUL that cuts it short.
-    let Some(stop) = buf.iter().position(|&b| b == b'\n' || b == 0) else {
+    let Some(stop) = find_line_stop(buf) else {
         return incomplete_line(buf);
     };
     let newline = if buf[stop] == b'\n' {

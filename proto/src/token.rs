@@ -80,6 +80,38 @@ impl<'a> Tokens<'a> {
     }
 }
 
+/// The index of the first `\n` or NUL byte in `buf`: the end of a command line, or the
+/// point where memcached's `strlen` cuts it short.
+///
+/// Scans eight bytes at a time (the classic "word has a zero byte" test, applied to the
+/// word and to the word xor `\n`s): buffers holding long multi-get lines or pipelines are
+/// scanned on every read, and a byte-at-a-time loop with an early exit does not vectorise.
+pub fn find_line_stop(buf: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const NEWLINES: u64 = ONES * b'\n' as u64;
+    let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS;
+    let mut chunks = buf.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        if has_zero(w) | has_zero(w ^ NEWLINES) != 0 {
+            // The test can flag a byte after the real one, never miss one: find it exactly.
+            if let Some(i) = chunk.iter().position(|&b| b == b'\n' || b == 0) {
+                return Some(offset + i);
+            }
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == b'\n' || b == 0)
+        .map(|i| offset + i)
+}
+
 /// C's `isspace` in the "C" locale. `strtol` skips these before a number, and memcached
 /// accepts a number followed by one of them, so `5\tjunk` is a valid `5`.
 fn is_c_space(b: u8) -> bool {
@@ -170,6 +202,38 @@ pub fn parse_i32_truncating(tok: &[u8]) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn find_line_stop_matches_a_plain_scan() {
+        let naive = |b: &[u8]| b.iter().position(|&c| c == b'\n' || c == 0);
+        let mut buf = vec![b'a'; 40];
+        assert_eq!(find_line_stop(&buf), None);
+        for i in 0..40 {
+            for stop in [b'\n', 0] {
+                buf[i] = stop;
+                // Bytes that trip the word test without being a stop: 0x80+ and 0x0b/0x01.
+                if i + 1 < buf.len() {
+                    buf[i + 1] = 0x8b;
+                }
+                for start in 0..buf.len() {
+                    assert_eq!(find_line_stop(&buf[start..]), naive(&buf[start..]));
+                }
+                buf.fill(b'a');
+            }
+        }
+        for b in 0..=255u8 {
+            let v = [b; 17];
+            assert_eq!(find_line_stop(&v), naive(&v), "{b}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn find_line_stop_on_any_bytes(buf in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..100)) {
+            let naive = buf.iter().position(|&c| c == b'\n' || c == 0);
+            proptest::prop_assert_eq!(find_line_stop(&buf), naive);
+        }
+    }
 
     #[test]
     fn split_collapses_spaces_and_keeps_other_bytes() {
