@@ -36,6 +36,7 @@ Run one script against one server and print the raw transcript (for writing corp
 
 from __future__ import annotations
 
+import difflib
 import re
 import select
 import socket
@@ -644,13 +645,15 @@ def compare(script: Script, ref: list[Exchange], got: list[Exchange]) -> list[st
         gn = normalise(g, got_ranks) if g else "<no reply>"
         if rn != gn:
             ex = r or g
+            diff = difflib.unified_diff(rn.split("\n"), gn.split("\n"), "memcached", TARGET,
+                                        n=1, lineterm="")
             problems.append(
                 f"{script.path.name}:{ex.lineno} [conn {ex.conn}]\n"
                 f"  request:   {show(ex.request)}\n"
                 f"  memcached: {show(r.reply) if r else '<none>'}\n"
                 f"  {TARGET + ':':10} {show(g.reply) if g else '<none>'}\n"
-                f"  normalised memcached:\n    {rn.replace(chr(10), chr(10) + '    ')}\n"
-                f"  normalised {TARGET}:\n    {gn.replace(chr(10), chr(10) + '    ')}")
+                f"  normalised, memcached -> {TARGET}:\n    "
+                + "\n    ".join(show(line, 300) for line in diff))
     return problems
 
 

@@ -16,7 +16,7 @@ import time
 import pytest
 from pymemcache.client.base import Client
 
-from conftest import TARGET, server_binary
+from conftest import TARGET, free_port, server_binary
 
 slabcached_only = pytest.mark.skipif(
     TARGET == "memcached", reason="slabcached feature or command line (not memcached's)")
@@ -465,9 +465,32 @@ def test_cli_item_size_suffixes(start_server, size, expected):
 
 
 @slabcached_only
-def test_cli_udp_off_accepted(start_server):
-    srv = start_server(["-t", "2", "-U", "0"])
-    assert Raw(srv).cmd(b"version\r\n").startswith(b"VERSION")
+def test_cli_udp_off_accepted():
+    port = free_port()
+    proc = subprocess.Popen([server_binary("slabcached"), "-l", "127.0.0.1", "-p", str(port),
+                             "-U", "0", "-t", "2"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode(errors="replace")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                    s.sendall(b"version\r\n")
+                    assert s.recv(100).startswith(b"VERSION")
+                    break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline, "slabcached -U 0 did not start"
+                time.sleep(0.05)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+
+
+def test_repeated_flag_last_one_wins(start_server):
+    """memcached's getopt takes a flag given twice and keeps the last value."""
+    srv = start_server(["-t", "2", "-m", "32", "-m", "48"])
+    assert Raw(srv).stats("settings")["maxbytes"] == str(48 * 1024 * 1024)
 
 
 @slabcached_only
