@@ -49,7 +49,7 @@ fn decode_all(input: &[u8], limits: &Limits) -> usize {
                 at += consumed;
                 n += 1;
             }
-            Decoded::Incomplete => break,
+            Decoded::Meta(_) | Decoded::Incomplete => break,
         }
     }
     n

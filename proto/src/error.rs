@@ -10,6 +10,7 @@
 //! everything the decoder can report, including the bare `ERROR` line, memcached's other
 //! error-ish lines that carry no standard prefix, and the two malformed inputs that get no
 //! reply at all but a closed connection.
+#![warn(missing_docs)]
 
 use std::fmt;
 

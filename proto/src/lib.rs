@@ -8,9 +8,10 @@
 //! The server owns all I/O and state, which keeps these modules testable byte for byte
 //! against memcached itself.
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
+pub mod binary;
 pub mod error;
+pub mod meta;
 pub mod text;
 pub mod token;
 

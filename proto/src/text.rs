@@ -23,6 +23,10 @@
 //!   swallowed (not checked) as it arrives. memcached sends `SERVER_ERROR object too large
 //!   for cache` only after the swallow finishes.
 //!
+//! Meta commands (`mg`, `ms`, `md`, `ma`, `me`) are recognised where memcached recognises
+//! them (a first token of exactly two bytes) and handed to [`crate::meta::decode`], whose
+//! result comes back as [`Decoded::Meta`]; `mn` is simple enough to be decoded here.
+//!
 //! # noreply
 //! A command that takes `noreply` is in noreply mode when its *last* token is exactly
 //! `noreply`, whatever position that is (memcached's `set_noreply_maybe`). In that mode
@@ -47,10 +51,12 @@
 //!   before it in the same batch (a memcached bug; a server need not copy it).
 //! - `incr`/`decr` rewrite a value in place when the new number is not longer, padding it
 //!   with spaces: `10` decremented by 9 reads back as `1 `.
+#![warn(missing_docs)]
 
 use std::fmt;
 
 use crate::error::{ClientError, ProtoError, ServerError};
+use crate::meta::MetaDecoded;
 use crate::token::{find_line_stop, parse_i32_truncating, parse_u32_truncating, parse_u64, Tokens};
 use crate::Limits;
 
@@ -73,6 +79,9 @@ const MAX_LEADING_SPACES: usize = 100;
 pub const MAX_SLAB_CLASSES: u32 = 64;
 
 /// The outcome of [`decode`].
+// `Meta` holds a meta request with its base64-decoded key inline (a few hundred bytes):
+// decoding never allocates, and the value is returned once per request, then destructured.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decoded<'a> {
     /// No complete request yet: no newline yet, or a storage command whose data block has
@@ -86,6 +95,10 @@ pub enum Decoded<'a> {
         /// Bytes of the buffer this request used, line ending and data block included.
         consumed: usize,
     },
+    /// A meta command line (`mg`, `ms`, `md`, `ma`, `me`), decoded by [`crate::meta`].
+    /// Its result has the same meaning as this enum's variants, with meta's own error
+    /// type; meta errors are sent whatever `q` says.
+    Meta(MetaDecoded<'a>),
     /// Malformed input.
     Error {
         /// What was wrong, and (through [`ProtoError::as_wire`]) what to reply.
@@ -108,11 +121,12 @@ pub enum Decoded<'a> {
 }
 
 impl<'a> Decoded<'a> {
-    /// The bytes to write for an [`Decoded::Error`]: its wire text, or nothing when
-    /// `noreply` says so. Empty for the other variants.
+    /// The bytes to write for an error: a [`Decoded::Error`]'s wire text, or nothing when
+    /// `noreply` says so, or a meta error's line. Empty for requests and `Incomplete`.
     pub fn error_reply(&self) -> &'static [u8] {
         match self {
             Decoded::Error { error, noreply, .. } if !noreply => error.as_wire(),
+            Decoded::Meta(MetaDecoded::Error { error, .. }) => error.line(),
             _ => b"",
         }
     }
@@ -620,7 +634,11 @@ impl<'a> Line<'a, '_> {
         match t.get(0) {
             // memcached ignores anything after `mn`.
             b"mn" => self.ok(Request::MetaNoop),
-            // mg, ms, md, ma and me belong to the meta protocol, not decoded here.
+            // The meta decoder reads the line again from the start of the buffer: it has its
+            // own token and flag rules, and an `ms` data block to find.
+            b"mg" | b"ms" | b"md" | b"ma" | b"me" => {
+                Decoded::Meta(crate::meta::decode(self.buf, self.limits))
+            }
             _ => self.err(ProtoError::Error, false),
         }
     }

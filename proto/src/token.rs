@@ -6,6 +6,7 @@
 //! particular set of acceptance checks. Clients in the wild rely on the quirks of both
 //! (tabs inside keys, `+5` as a number, 64-bit exptimes that wrap), so this module
 //! reproduces them exactly rather than doing the "obvious" strict parse.
+#![warn(missing_docs)]
 
 /// memcached's token array size, including the empty terminal token it appends.
 ///

@@ -623,7 +623,6 @@ fn line_errors() {
             err(ProtoError::Error, ALL, false),
         ),
         (b"slabs\r\n".to_vec(), err(ProtoError::Error, ALL, false)),
-        (b"mg\r\n".to_vec(), err(ProtoError::Error, ALL, false)),
         (b"mx\r\n".to_vec(), err(ProtoError::Error, ALL, false)),
         (b"m\r\n".to_vec(), err(ProtoError::Error, ALL, false)),
         (b"config\r\n".to_vec(), err(ProtoError::Error, ALL, false)),
@@ -946,6 +945,31 @@ fn long_lines_close_unless_multiget() {
 }
 
 #[test]
+fn meta_lines_go_to_the_meta_decoder() {
+    for line in [
+        &b"mg k v\r\n"[..],
+        b"  md k q\r\n",
+        b"ma k\r\n",
+        b"me k\r\n",
+        b"mg\r\n",
+        b"ms k 1\r\nx\r\n",
+        b"ms k 5\r\nx",
+    ] {
+        assert_eq!(
+            dec(line),
+            Decoded::Meta(crate::meta::decode(line, &lim())),
+            "{:?}",
+            String::from_utf8_lossy(line)
+        );
+    }
+    // Only two-byte verbs are meta; `mgx` is unknown, `mn` is decoded here.
+    assert_eq!(dec(b"mgx k\r\n"), err(ProtoError::Error, 7, false));
+    assert_eq!(dec(b"mn\r\n"), ok(Request::MetaNoop, 4));
+    // A meta error's line is what the server sends.
+    assert_eq!(dec(b"mg\r\n").error_reply(), b"ERROR\r\n");
+}
+
+#[test]
 fn error_reply_honours_noreply() {
     assert_eq!(dec(b"bogus\r\n").error_reply(), b"ERROR\r\n");
     assert_eq!(dec(b"incr n abc noreply\r\n").error_reply(), b"");
@@ -1011,7 +1035,7 @@ fn pipelined_requests_decode_one_at_a_time() {
                 seen.push(error.to_string());
                 at += consumed;
             }
-            Decoded::Incomplete => panic!("incomplete at {at}"),
+            other => panic!("{other:?} at {at}"),
         }
     }
     assert_eq!(seen.len(), 4);
@@ -1094,7 +1118,7 @@ fn decoded_keys<'a>(d: &Decoded<'a>) -> Vec<&'a [u8]> {
             _ => vec![],
         },
         Decoded::Error { unlink, .. } => unlink.iter().copied().collect(),
-        Decoded::Incomplete => vec![],
+        Decoded::Incomplete | Decoded::Meta(_) => vec![],
     }
 }
 
@@ -1145,6 +1169,12 @@ fn check_invariants(buf: &[u8], limits: &Limits) {
             assert!(*consumed > 0 && *consumed <= buf.len());
             assert!(*swallow == 0 || !*close);
         }
+        Decoded::Meta(m) => match m {
+            MetaDecoded::Incomplete => {}
+            MetaDecoded::Request { consumed, .. } | MetaDecoded::Error { consumed, .. } => {
+                assert!(*consumed > 0 && *consumed <= buf.len());
+            }
+        },
     }
     for key in decoded_keys(&d) {
         assert!(!key.is_empty() && key.len() <= limits.max_key_len, "{key:?}");
