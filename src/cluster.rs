@@ -788,10 +788,7 @@ mod tests {
                 "{port}"
             );
         }
-        assert!(matches!(
-            parse_node("no-such-host.invalid:11211", true),
-            Err(NodeError::Resolve(_))
-        ));
+        // (A failed lookup gives NodeError::Resolve; not exercised here: tests make no DNS queries.)
     }
 
     #[test]
