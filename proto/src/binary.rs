@@ -49,11 +49,13 @@
 //! 5. **Wrong extras/key/body shape for the opcode** (e.g. `Set` without its 8 extras bytes,
 //!    `Get` with extras, `Noop` with a body): status `Invalid arguments` (0x04) and the
 //!    connection is closed.
-//! 6. **Value larger than the item size limit** (store-type opcodes): status `Too large`
-//!    (0x03), connection kept, and the value bytes are swallowed. memcached decides this
-//!    from the full item size (header + key + value) against `-I`; this module checks the
-//!    value length against `Limits::item_size_max` up front so it never waits to buffer an
-//!    oversized body, and the engine applies its exact check when storing.
+//! 6. **Item too large** (opcodes with a value): status `Too large` (0x03), the connection
+//!    is kept and the value bytes are swallowed. Decided, like memcached, from key length,
+//!    flags and value length once header, extras and key are buffered
+//!    ([`Limits::item_fits`]; with `-I 1m`, key `big` and flags 0 the largest value is
+//!    1048514 bytes, verified). For `Set`/`SetQ` (only) memcached also unlinks the old
+//!    item, reported in [`BinError::unlink`]. memcached (1.6.18) misreads a body length of
+//!    2^31 or more as negative and swallows nothing; this module swallows the stated length.
 //!
 //! Error replies carry a fixed text body ([`Status::message`]), e.g. a `Get` miss is status
 //! 1 with body `Not found`. `GetK`/`GatK` misses instead echo the key with no text.
@@ -99,49 +101,93 @@ pub const ARITH_NO_CREATE: u32 = 0xffff_ffff;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Opcode {
+    /// Fetch a value.
     Get = 0x00,
+    /// Store unconditionally (compare-and-swap with a non-zero cas).
     Set = 0x01,
+    /// Store only if absent.
     Add = 0x02,
+    /// Store only if present.
     Replace = 0x03,
+    /// Remove.
     Delete = 0x04,
+    /// Add to a decimal value.
     Increment = 0x05,
+    /// Subtract from a decimal value (floors at 0).
     Decrement = 0x06,
+    /// Reply and close.
     Quit = 0x07,
+    /// Invalidate everything, now or after a delay.
     Flush = 0x08,
+    /// Quiet `Get`.
     GetQ = 0x09,
+    /// Do nothing; answers (and so flushes quiet pipelines).
     Noop = 0x0a,
+    /// Server version string.
     Version = 0x0b,
+    /// `Get` that echoes the key.
     GetK = 0x0c,
+    /// Quiet `GetK`.
     GetKQ = 0x0d,
+    /// Add bytes after the value.
     Append = 0x0e,
+    /// Add bytes before the value.
     Prepend = 0x0f,
+    /// Statistics, one packet per stat, ended by an empty one.
     Stat = 0x10,
+    /// Quiet `Set`.
     SetQ = 0x11,
+    /// Quiet `Add`.
     AddQ = 0x12,
+    /// Quiet `Replace`.
     ReplaceQ = 0x13,
+    /// Quiet `Delete`.
     DeleteQ = 0x14,
+    /// Quiet `Increment`.
     IncrementQ = 0x15,
+    /// Quiet `Decrement`.
     DecrementQ = 0x16,
+    /// Close without a reply.
     QuitQ = 0x17,
+    /// Quiet `Flush`.
     FlushQ = 0x18,
+    /// Quiet `Append`.
     AppendQ = 0x19,
+    /// Quiet `Prepend`.
     PrependQ = 0x1a,
+    /// Set log verbosity (memcached 1.6.18 answers `Unknown command`).
     Verbosity = 0x1b,
+    /// Set a new expiration.
     Touch = 0x1c,
+    /// Get and touch.
     Gat = 0x1d,
+    /// Quiet `Gat`.
     GatQ = 0x1e,
+    /// List SASL mechanisms.
     SaslListMechs = 0x20,
+    /// Start SASL authentication.
     SaslAuth = 0x21,
+    /// Continue SASL authentication.
     SaslStep = 0x22,
+    /// `Gat` that echoes the key.
     GatK = 0x23,
+    /// Quiet `GatK`.
     GatKQ = 0x24,
+    /// ElastiCache: read a cluster configuration.
     ConfigGet = 0x60,
+    /// Quiet `ConfigGet`.
     ConfigGetQ = 0x61,
+    /// `ConfigGet` that echoes the key.
     ConfigGetK = 0x62,
+    /// Quiet `ConfigGetK`.
     ConfigGetKQ = 0x63,
+    /// ElastiCache: store a cluster configuration.
     ConfigSet = 0x64,
+    /// Quiet `ConfigSet`.
     ConfigSetQ = 0x65,
+    /// ElastiCache: delete a cluster configuration.
     ConfigDelete = 0x66,
+    /// Quiet `ConfigDelete`.
     ConfigDeleteQ = 0x67,
 }
 
@@ -278,16 +324,27 @@ pub fn suppresses(opcode: Opcode, status: Status) -> bool {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u16)]
 pub enum Status {
+    /// Success.
     NoError = 0x00,
+    /// No such item (`Not found`).
     KeyNotFound = 0x01,
+    /// cas mismatch, or `Add` on an existing key.
     KeyExists = 0x02,
+    /// Item exceeds the size limit.
     ValueTooLarge = 0x03,
+    /// Malformed frame (memcached then closes).
     InvalidArguments = 0x04,
+    /// Append/prepend to a missing item, failed auto-create.
     ItemNotStored = 0x05,
+    /// Incr/decr on a non-numeric value.
     NonNumeric = 0x06,
+    /// Authentication failed or required.
     AuthError = 0x20,
+    /// SASL needs another step.
     AuthContinue = 0x21,
+    /// Unknown opcode, or inconsistent lengths.
     UnknownCommand = 0x81,
+    /// No memory for the item.
     OutOfMemory = 0x82,
 }
 
@@ -336,15 +393,23 @@ impl Status {
 /// The 24-byte request header, fields in host order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
+    /// Magic byte.
     pub magic: u8,
+    /// Opcode byte.
     pub opcode: u8,
+    /// Key length.
     pub key_len: u16,
+    /// Extras length.
     pub extras_len: u8,
+    /// Data type (always 0 in practice).
     pub data_type: u8,
     /// vbucket id in a request, status in a response.
     pub vbucket_or_status: u16,
+    /// Extras + key + value length.
     pub body_len: u32,
+    /// Echoed in the reply.
     pub opaque: u32,
+    /// Compare-and-swap value (0 = none).
     pub cas: u64,
 }
 
@@ -369,10 +434,15 @@ impl Header {
 /// Which store operation a `Store` command is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StoreMode {
+    /// Store unconditionally.
     Set,
+    /// Store only if absent.
     Add,
+    /// Store only if present.
     Replace,
+    /// Append to an existing value.
     Append,
+    /// Prepend to an existing value.
     Prepend,
 }
 
@@ -383,76 +453,106 @@ pub enum StoreMode {
 pub enum BinCommand<'a> {
     /// `Get`, `GetQ`, `GetK`, `GetKQ`.
     Get {
+        /// The key.
         key: &'a [u8],
     },
     /// `Set`/`Add`/`Replace` (extras: flags, exptime) and `Append`/`Prepend` (no extras;
     /// flags and exptime are 0), with their quiet forms. A non-zero header cas makes a
     /// set/replace a compare-and-swap.
     Store {
+        /// Which store.
         mode: StoreMode,
+        /// The key.
         key: &'a [u8],
+        /// Client flags to store.
         flags: u32,
+        /// Expiration as sent (relative seconds, or a Unix time past 30 days).
         exptime: u32,
+        /// The value.
         value: &'a [u8],
     },
     /// `Delete`, `DeleteQ`; a non-zero header cas must match.
     Delete {
+        /// The key.
         key: &'a [u8],
     },
     /// `Increment`/`Decrement` (+Q). On a miss the item is created with `initial` unless
     /// `exptime` is [`ARITH_NO_CREATE`].
     Arith {
+        /// Increment (true) or decrement.
         incr: bool,
+        /// The key.
         key: &'a [u8],
+        /// Amount to add or subtract.
         delta: u64,
+        /// Value to create on a miss.
         initial: u64,
+        /// Expiration of a created item, or [`ARITH_NO_CREATE`].
         exptime: u32,
     },
     /// `Quit`, `QuitQ`: reply (unless quiet) and close.
     Quit,
     /// `Flush`, `FlushQ`, with the optional 4-byte delay extras.
     Flush {
+        /// Seconds (or Unix time) until the flush takes effect; `None` = now.
         delay: Option<u32>,
     },
+    /// `Noop`.
     Noop,
+    /// `Version`.
     Version,
     /// `Stat` with an optional group name in the key field (empty = general stats).
     Stat {
+        /// Stat group (`settings`, `items`, `reset`, ...).
         group: &'a [u8],
     },
     /// `Verbosity` (4-byte level extras). memcached 1.6.18 answers it `Unknown command`.
     Verbosity {
+        /// Requested level.
         level: u32,
     },
     /// `Touch`: new exptime, reply has the flags extras but no value.
     Touch {
+        /// The key.
         key: &'a [u8],
+        /// New expiration.
         exptime: u32,
     },
     /// `Gat`, `GatQ`, `GatK`, `GatKQ`.
     Gat {
+        /// The key.
         key: &'a [u8],
+        /// New expiration.
         exptime: u32,
     },
+    /// `SaslListMechs`.
     SaslListMechs,
     /// `SaslAuth` (`step == false`) and `SaslStep`: mechanism in the key, data as value.
     Sasl {
+        /// `SaslStep` rather than `SaslAuth`.
         step: bool,
+        /// Mechanism name (key field).
         mechanism: &'a [u8],
+        /// Mechanism data (value field).
         data: &'a [u8],
     },
     /// `ConfigGet` family (ElastiCache): config type in the key.
     ConfigGet {
+        /// Configuration type, e.g. `cluster`.
         key: &'a [u8],
     },
     /// `ConfigSet`, `ConfigSetQ`: 4-byte flags extras, config body as value.
     ConfigSet {
+        /// Configuration type.
         key: &'a [u8],
+        /// Flags stored with it.
         flags: u32,
+        /// Configuration body.
         value: &'a [u8],
     },
     /// `ConfigDelete`, `ConfigDeleteQ`.
     ConfigDelete {
+        /// Configuration type.
         key: &'a [u8],
     },
 }
@@ -460,11 +560,17 @@ pub enum BinCommand<'a> {
 /// One decoded request. The reply echoes `opcode` and `opaque`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BinRequest<'a> {
+    /// The opcode as sent (quiet and key-echo variants kept).
     pub opcode: Opcode,
+    /// Echoed in the reply.
     pub opaque: u32,
+    /// Header cas: compare-and-swap for stores, deletes and arithmetic (0 = none).
     pub cas: u64,
+    /// vbucket id (ignored by memcached).
     pub vbucket: u16,
+    /// Data type (ignored by memcached).
     pub data_type: u8,
+    /// The operation and its arguments.
     pub command: BinCommand<'a>,
 }
 
@@ -487,12 +593,14 @@ pub enum BinErrorKind {
 
 /// A rejected frame and memcached's reaction to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BinError {
+pub struct BinError<'a> {
+    /// What was wrong.
     pub kind: BinErrorKind,
     /// Reply status, or `None` to send nothing (bad magic).
     pub status: Option<Status>,
-    /// Raw opcode byte and opaque from the header, for the reply.
+    /// Raw opcode byte from the header, echoed in the reply.
     pub opcode: u8,
+    /// Opaque from the header, echoed in the reply.
     pub opaque: u32,
     /// Bytes to drop from the front of the buffer now (never more than its length).
     pub consumed: usize,
@@ -501,9 +609,12 @@ pub struct BinError {
     pub swallow: usize,
     /// Close the connection after writing the reply.
     pub close: bool,
+    /// A key whose stored item the server must unlink: memcached drops the old value when
+    /// a `Set`/`SetQ` is refused as too large, so it cannot be read stale afterwards.
+    pub unlink: Option<&'a [u8]>,
 }
 
-impl BinError {
+impl BinError<'_> {
     /// Appends the error reply (header plus [`Status::message`] body), if there is one.
     pub fn write_reply(&self, out: &mut Vec<u8>) {
         if let Some(status) = self.status {
@@ -518,9 +629,14 @@ pub enum BinDecoded<'a> {
     /// Not enough bytes for a whole frame yet; read more and call again.
     Incomplete,
     /// A request that used the first `consumed` bytes of the buffer.
-    Request { req: BinRequest<'a>, consumed: usize },
+    Request {
+        /// The request, borrowing key and value from the buffer.
+        request: BinRequest<'a>,
+        /// Bytes of the buffer this frame used.
+        consumed: usize,
+    },
     /// A bad frame; see [`BinError`].
-    Error(BinError),
+    Error(BinError<'a>),
 }
 
 /// The shape rule for an opcode's frame: which extras length it needs, whether it needs a
@@ -597,8 +713,9 @@ fn be_u64(b: &[u8]) -> u64 {
 /// Decodes one request frame from the front of `buf`.
 ///
 /// Length fields are validated (see the module docs for the order) before anything waits
-/// for or reads the body, so a hostile body length never makes the caller buffer more than
-/// `HEADER_LEN + 255 + max_key_len + item_size_max` bytes, and nothing here allocates.
+/// for or reads a value, so a hostile body length never makes the caller buffer more than
+/// one header, extras and key plus an item that [`Limits::item_fits`]; nothing here
+/// allocates.
 pub fn decode<'a>(buf: &'a [u8], limits: &Limits) -> BinDecoded<'a> {
     let Some(h) = Header::parse(buf) else {
         return BinDecoded::Incomplete;
@@ -612,6 +729,7 @@ pub fn decode<'a>(buf: &'a [u8], limits: &Limits) -> BinDecoded<'a> {
             consumed: HEADER_LEN,
             swallow,
             close,
+            unlink: None,
         })
     };
     if h.magic != MAGIC_REQUEST {
@@ -654,29 +772,41 @@ pub fn decode<'a>(buf: &'a [u8], limits: &Limits) -> BinDecoded<'a> {
     if !rule.extras.contains(&h.extras_len) || !key_ok || !body_ok {
         return err(BinErrorKind::BadShape, Some(Status::InvalidArguments), 0, true);
     }
+    // Header, extras and key: at most 24 + 255 + max_key_len bytes.
+    let head_len = HEADER_LEN + extras_len + key_len;
     let value_len = match rule.body {
         BodyRule::Value => body_len - key_len - extras_len,
         BodyRule::Exact | BodyRule::Unchecked => 0,
     };
-    if value_len > limits.item_size_max {
-        return err(
-            BinErrorKind::ValueTooLarge,
-            Some(Status::ValueTooLarge),
-            body_len,
-            false,
-        );
-    }
-    // Bounded by the checks above: 24 + 255 + max_key_len + item_size_max at most.
-    let frame_len = HEADER_LEN + extras_len + key_len + value_len;
-    let Some(frame) = buf.get(..frame_len) else {
+    let Some(head) = buf.get(..head_len) else {
         return BinDecoded::Incomplete;
     };
-    let extras = &frame[HEADER_LEN..HEADER_LEN + extras_len];
-    let key = &frame[HEADER_LEN + extras_len..HEADER_LEN + extras_len + key_len];
-    let value = &frame[HEADER_LEN + extras_len + key_len..];
+    let extras = &head[HEADER_LEN..HEADER_LEN + extras_len];
+    let key = &head[HEADER_LEN + extras_len..];
+    if rule.body == BodyRule::Value {
+        // memcached sizes the item from key, flags and value before reading the value.
+        let flags = if extras.len() >= 4 { be_u32(extras) } else { 0 };
+        if !limits.item_fits(key_len, flags, value_len) {
+            return BinDecoded::Error(BinError {
+                kind: BinErrorKind::ValueTooLarge,
+                status: Some(Status::ValueTooLarge),
+                opcode: h.opcode,
+                opaque: h.opaque,
+                consumed: head_len,
+                swallow: value_len,
+                close: false,
+                // Only a plain set drops the old value, so it cannot be read stale.
+                unlink: matches!(op, Opcode::Set | Opcode::SetQ).then_some(key),
+            });
+        }
+    }
+    let frame_len = head_len + value_len;
+    let Some(value) = buf.get(head_len..frame_len) else {
+        return BinDecoded::Incomplete;
+    };
     let command = command_for(op, extras, key, value);
     BinDecoded::Request {
-        req: BinRequest {
+        request: BinRequest {
             opcode: op,
             opaque: h.opaque,
             cas: h.cas,
@@ -930,6 +1060,7 @@ mod tests {
     const LIMITS: Limits = Limits {
         max_key_len: 250,
         item_size_max: 1024 * 1024,
+        item_overhead: 56,
     };
 
     /// Builds a request frame; lengths default to the real ones.
@@ -963,12 +1094,12 @@ mod tests {
 
     fn req(buf: &[u8]) -> (BinRequest<'_>, usize) {
         match decode(buf, &LIMITS) {
-            BinDecoded::Request { req, consumed } => (req, consumed),
+            BinDecoded::Request { request, consumed } => (request, consumed),
             other => panic!("expected a request, got {other:?}"),
         }
     }
 
-    fn error(buf: &[u8]) -> BinError {
+    fn error(buf: &[u8]) -> BinError<'_> {
         match decode(buf, &LIMITS) {
             BinDecoded::Error(e) => e,
             other => panic!("expected an error, got {other:?}"),
@@ -1384,7 +1515,7 @@ mod tests {
                 frame_with(0x01, &[0; 8], b"big", &[], None, None, Some(11 + 2 * 1024 * 1024)),
                 BinErrorKind::ValueTooLarge,
                 Some(Status::ValueTooLarge),
-                11 + 2 * 1024 * 1024,
+                2 * 1024 * 1024,
                 false,
             ),
             c(
@@ -1392,7 +1523,7 @@ mod tests {
                 frame_with(0x0e, &[], b"big", &[], None, None, Some(u32::MAX)),
                 BinErrorKind::ValueTooLarge,
                 Some(Status::ValueTooLarge),
-                u32::MAX as usize,
+                u32::MAX as usize - 3,
                 false,
             ),
         ];
@@ -1402,7 +1533,15 @@ mod tests {
             assert_eq!(e.status, case.status, "{}", case.name);
             assert_eq!(e.swallow, case.swallow, "{}", case.name);
             assert_eq!(e.close, case.close, "{}", case.name);
-            assert_eq!(e.consumed, HEADER_LEN, "{}", case.name);
+            let consumed = if case.kind == BinErrorKind::ValueTooLarge {
+                HEADER_LEN + case.buf[4] as usize + 3
+            } else {
+                HEADER_LEN
+            };
+            assert_eq!(e.consumed, consumed, "{}", case.name);
+            let unlink =
+                (case.kind == BinErrorKind::ValueTooLarge && case.buf[1] == 0x01).then_some(&b"big"[..]);
+            assert_eq!(e.unlink, unlink, "{}", case.name);
             assert_eq!(e.opcode, case.buf[1], "{}", case.name);
         }
     }
@@ -1427,21 +1566,30 @@ mod tests {
     }
 
     #[test]
-    fn value_exactly_at_limit_is_accepted() {
-        let small = Limits {
-            max_key_len: 250,
-            item_size_max: 4,
-        };
-        let buf = frame(0x01, &[0; 8], b"k", b"1234");
-        assert!(matches!(decode(&buf, &small), BinDecoded::Request { .. }));
-        let buf = frame(0x01, &[0; 8], b"k", b"12345");
-        assert!(matches!(
-            decode(&buf, &small),
-            BinDecoded::Error(BinError {
-                kind: BinErrorKind::ValueTooLarge,
-                ..
-            })
-        ));
+    fn value_size_limit_is_memcacheds_item_sum() {
+        // Checked on memcached 1.6.18 with -I 1m: key "big", flags 0, value 1048514 is
+        // stored and 1048515 is "Too large."; with flags 1 the limit drops by 4 bytes.
+        let cases = [
+            (0u32, 1048514usize, true),
+            (0, 1048515, false),
+            (1, 1048510, true),
+            (1, 1048511, false),
+        ];
+        for (flags, len, fits) in cases {
+            let mut extras = flags.to_be_bytes().to_vec();
+            extras.extend_from_slice(&[0; 4]);
+            let buf = frame(0x01, &extras, b"big", &vec![b'a'; len]);
+            let got = decode(&buf, &LIMITS);
+            assert_eq!(
+                matches!(got, BinDecoded::Request { .. }),
+                fits,
+                "flags {flags} len {len}"
+            );
+        }
+        // Add and append never unlink; an incomplete key delays the verdict.
+        let buf = frame_with(0x02, &[0; 8], b"big", &[], None, None, Some(11 + 2_000_000));
+        assert_eq!(error(&buf).unlink, None);
+        assert_eq!(decode(&buf[..30], &LIMITS), BinDecoded::Incomplete);
     }
 
     #[test]
@@ -1688,7 +1836,10 @@ mod prop {
     fn check(buf: &[u8], limits: &Limits) {
         match decode(buf, limits) {
             BinDecoded::Incomplete => {}
-            BinDecoded::Request { req, consumed } => {
+            BinDecoded::Request {
+                request: req,
+                consumed,
+            } => {
                 assert!(consumed >= HEADER_LEN && consumed <= buf.len());
                 let key = match req.command {
                     BinCommand::Get { key }
@@ -1742,18 +1893,18 @@ mod prop {
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(buf in proptest::collection::vec(any::<u8>(), 0..600)) {
-            check(&buf, &Limits { max_key_len: 250, item_size_max: 1024 * 1024 });
+            check(&buf, &Limits::default());
         }
 
         #[test]
         fn plausible_frames_never_panic(buf in framed(), max in 0usize..300) {
-            check(&buf, &Limits { max_key_len: 250, item_size_max: max });
+            check(&buf, &Limits { item_size_max: max, ..Limits::default() });
         }
 
         #[test]
         fn decoding_a_prefix_never_claims_more(buf in framed(), cut in 0usize..700) {
             let cut = cut.min(buf.len());
-            let limits = Limits { max_key_len: 250, item_size_max: 1 << 20 };
+            let limits = Limits::default();
             if let BinDecoded::Request { consumed, .. } = decode(&buf[..cut], &limits) {
                 // A complete frame in the prefix must be the same frame in the whole.
                 prop_assert_eq!(decode(&buf, &limits), decode(&buf[..consumed], &limits));

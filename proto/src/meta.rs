@@ -47,7 +47,10 @@
 //!   long`.
 //! * `M` mode not one of the documented letters: `CLIENT_ERROR invalid mode for ms M token`
 //!   / `CLIENT_ERROR invalid mode for ma M token` (it wins over a too-long opaque).
-//! * `ms` data length over the item size limit: `SERVER_ERROR object too large for cache`.
+//! * `ms` item over the size limit ([`Limits::item_fits`] on decoded key length, `F` flags
+//!   and data length; with `-I 1m`, key `big` and no flags the largest value is 1048514
+//!   bytes, verified): `SERVER_ERROR object too large for cache`, and memcached unlinks any
+//!   old item under that key, whatever the mode (reported as `unlink`).
 //! * `ms` data block not followed by `\r\n`: `CLIENT_ERROR bad data chunk`, after consuming
 //!   exactly data length + 2 bytes.
 //! * no `\n` within 2048 buffered bytes: the connection is closed without a reply.
@@ -76,10 +79,12 @@
 //!
 //! The reply writers below apply these rules themselves and return whether they wrote.
 
+use crate::error::{ClientError, ProtoError, ServerError};
 use crate::Limits;
 
-/// memcached closes a connection whose buffered bytes hold no `\n` after this many.
-pub const MAX_PARTIAL_LINE: usize = 2048;
+/// memcached closes a connection whose buffered bytes hold no `\n` after this many; the
+/// same limit as the text protocol's.
+pub const MAX_PARTIAL_LINE: usize = crate::text::LONG_LINE;
 /// Longest `O` token memcached echoes, counting the `O` itself.
 pub const MAX_OPAQUE_TOKEN: usize = 32;
 /// memcached's token array size; at most 23 words are split off a line.
@@ -176,20 +181,29 @@ pub enum ArithMode {
 /// The command-specific part of a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MetaOp<'a> {
+    /// `mg`.
     Get,
     /// `ms`: the data block, without its `\r\n`.
     Set {
+        /// `M` mode, `Set` by default.
         mode: SetMode,
+        /// The value.
         data: &'a [u8],
     },
+    /// `md`.
     Delete,
     /// `ma`: `D` (default 1) and `J` (default 0) resolved.
     Arithmetic {
+        /// `M` mode, increment by default.
         mode: ArithMode,
+        /// `D`, 1 by default.
         delta: u64,
+        /// `J`, 0 by default: the value an `N` auto-create seeds.
         initial: u64,
     },
+    /// `mn`.
     Noop,
+    /// `me`.
     Debug,
 }
 
@@ -322,9 +336,11 @@ impl MetaFlags<'_> {
 /// One decoded meta command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MetaRequest<'a> {
+    /// The command and its command-specific arguments.
     pub op: MetaOp<'a>,
-    /// Empty for `mn`.
+    /// The key (empty for `mn`).
     pub key: MetaKey<'a>,
+    /// All flags, in parsed form and in request order.
     pub flags: MetaFlags<'a>,
 }
 
@@ -342,48 +358,65 @@ impl MetaRequest<'_> {
     }
 }
 
-/// Every error line the meta commands produce, decoder's and server's. The wire text is
-/// written once, in [`MetaError::line`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Every error line the meta commands produce. Lines shared with the classic text protocol
+/// (`ERROR`, `bad command line format`, `bad data chunk`, `object too large for cache`,
+/// the out-of-memory and non-numeric lines, the silent close) are [`ProtoError`]s, so each
+/// wire text is still spelled once in the crate; the meta-only ones are variants here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MetaError {
-    /// Not a meta command, or a meta command without its key.
-    UnknownCommand,
-    BadCommandLineFormat,
-    /// Too many flags on `mg`.
+    /// A line the text protocol also uses.
+    Proto(ProtoError),
+    /// Too many flags on `mg` (`options flags are too long`).
     GetTooManyFlags,
-    /// Too many flags on `ms`, `md`, `ma`.
+    /// Too many flags on `ms`, `md`, `ma` (`options flags too long`).
     TooManyFlags,
+    /// Unknown flag letter (`mg`, `ms`).
     InvalidFlag,
+    /// Repeated flag, or a flag byte of 127 or more (`mg`, `ms`).
     DuplicateFlag,
+    /// Bad number after `N`, `T`, `R`, `C` or `E` (`mg`, `ms`).
     BadToken,
+    /// `M` token not exactly two bytes (`mg`, `ms`).
     BadModeLength,
+    /// Bad `D` delta (`mg`, `ms`).
     InvalidDelta,
+    /// Bad `J` initial value (`mg`, `ms`).
     InvalidInitial,
+    /// `b` key that does not decode (`mg`, `ms`).
     KeyDecode,
     /// Any flag error on `md` and `ma`.
     InvalidOrDuplicateFlag,
+    /// `O` token longer than [`MAX_OPAQUE_TOKEN`].
     OpaqueTooLong,
+    /// `ms` mode letter not one of `E A P R S`.
     InvalidSetMode,
+    /// `ma` mode letter not one of `I + D -`.
     InvalidArithMode,
-    BadDataChunk,
-    /// `ms` value over the item size limit (decoder) or the engine's exact limit (server).
-    TooLarge,
-    /// Server: no memory to store an `ms` item.
-    OutOfMemoryStoring,
-    /// Server: `ma` on a value that is not a decimal number.
-    NonNumeric,
-    /// Server: `ma` could not allocate.
-    OutOfMemory,
-    /// No `\n` within [`MAX_PARTIAL_LINE`] bytes: close without a reply.
-    LineTooLong,
 }
 
 impl MetaError {
-    /// The reply line including `\r\n` (empty for [`MetaError::LineTooLong`]).
+    /// `ERROR`: not a meta command, or a meta command without its key.
+    pub const UNKNOWN_COMMAND: MetaError = MetaError::Proto(ProtoError::Error);
+    /// `CLIENT_ERROR bad command line format`.
+    pub const BAD_FORMAT: MetaError = MetaError::Proto(ProtoError::Client(ClientError::BadCommandLineFormat));
+    /// `CLIENT_ERROR bad data chunk`.
+    pub const BAD_DATA_CHUNK: MetaError = MetaError::Proto(ProtoError::Client(ClientError::BadDataChunk));
+    /// `SERVER_ERROR object too large for cache`.
+    pub const TOO_LARGE: MetaError = MetaError::Proto(ProtoError::Server(ServerError::ObjectTooLarge));
+    /// Server side: `SERVER_ERROR out of memory storing object` (ms).
+    pub const OUT_OF_MEMORY_STORING: MetaError =
+        MetaError::Proto(ProtoError::Server(ServerError::OutOfMemoryStoring));
+    /// Server side: `CLIENT_ERROR cannot increment or decrement non-numeric value` (ma).
+    pub const NON_NUMERIC: MetaError = MetaError::Proto(ProtoError::Client(ClientError::NonNumericValue));
+    /// Server side: `SERVER_ERROR out of memory` (ma).
+    pub const OUT_OF_MEMORY: MetaError = MetaError::Proto(ProtoError::Server(ServerError::OutOfMemory));
+    /// No `\n` within [`MAX_PARTIAL_LINE`] bytes: close without a reply.
+    pub const LINE_TOO_LONG: MetaError = MetaError::Proto(ProtoError::LineTooLong);
+
+    /// The reply line including `\r\n` (empty for the silent close).
     pub fn line(self) -> &'static [u8] {
         match self {
-            MetaError::UnknownCommand => b"ERROR\r\n",
-            MetaError::BadCommandLineFormat => b"CLIENT_ERROR bad command line format\r\n",
+            MetaError::Proto(e) => e.as_wire(),
             MetaError::GetTooManyFlags => b"CLIENT_ERROR options flags are too long\r\n",
             MetaError::TooManyFlags => b"CLIENT_ERROR options flags too long\r\n",
             MetaError::InvalidFlag => b"CLIENT_ERROR invalid flag\r\n",
@@ -397,18 +430,18 @@ impl MetaError {
             MetaError::OpaqueTooLong => b"CLIENT_ERROR opaque token too long\r\n",
             MetaError::InvalidSetMode => b"CLIENT_ERROR invalid mode for ms M token\r\n",
             MetaError::InvalidArithMode => b"CLIENT_ERROR invalid mode for ma M token\r\n",
-            MetaError::BadDataChunk => b"CLIENT_ERROR bad data chunk\r\n",
-            MetaError::TooLarge => b"SERVER_ERROR object too large for cache\r\n",
-            MetaError::OutOfMemoryStoring => b"SERVER_ERROR out of memory storing object\r\n",
-            MetaError::NonNumeric => b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
-            MetaError::OutOfMemory => b"SERVER_ERROR out of memory\r\n",
-            MetaError::LineTooLong => b"",
         }
     }
 
     /// Appends [`MetaError::line`].
     pub fn write(self, out: &mut Vec<u8>) {
         out.extend_from_slice(self.line());
+    }
+}
+
+impl From<ProtoError> for MetaError {
+    fn from(e: ProtoError) -> Self {
+        MetaError::Proto(e)
     }
 }
 
@@ -421,14 +454,25 @@ pub enum MetaDecoded<'a> {
     /// No complete command (or `ms` data block) yet; read more and call again.
     Incomplete,
     /// A command that used the first `consumed` bytes.
-    Request { req: MetaRequest<'a>, consumed: usize },
-    /// Reply `error.line()`, drop `consumed` bytes (never more than buffered), then discard
-    /// `swallow` further bytes as they arrive, then close if `close`.
-    Error {
-        error: MetaError,
+    Request {
+        /// The command, borrowing from the buffer.
+        request: MetaRequest<'a>,
+        /// Bytes used: the line and, for `ms`, the data block with its `\r\n`.
         consumed: usize,
+    },
+    /// Malformed input. memcached always sends meta errors, `q` or not.
+    Error {
+        /// What was wrong; [`MetaError::line`] is the reply.
+        error: MetaError,
+        /// Bytes to drop from the front of the buffer now (never more than buffered).
+        consumed: usize,
+        /// Further bytes to discard as they arrive: the data block of a refused `ms`.
         swallow: usize,
+        /// Close the connection after the reply (only the silent long-line close).
         close: bool,
+        /// A key whose stored item must be unlinked: memcached drops the old value when an
+        /// `ms` (any mode) is refused as too large, so it cannot be read stale.
+        unlink: Option<MetaKey<'a>>,
     },
 }
 
@@ -438,6 +482,7 @@ fn fail(error: MetaError, consumed: usize, swallow: usize) -> MetaDecoded<'stati
         consumed,
         swallow,
         close: false,
+        unlink: None,
     }
 }
 
@@ -488,10 +533,11 @@ pub fn decode<'a>(buf: &'a [u8], limits: &Limits) -> MetaDecoded<'a> {
     let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
         if buf.len() > MAX_PARTIAL_LINE {
             return MetaDecoded::Error {
-                error: MetaError::LineTooLong,
+                error: MetaError::LINE_TOO_LONG,
                 consumed: buf.len(),
                 swallow: 0,
                 close: true,
+                unlink: None,
             };
         }
         return MetaDecoded::Incomplete;
@@ -508,11 +554,11 @@ pub fn decode<'a>(buf: &'a [u8], limits: &Limits) -> MetaDecoded<'a> {
     }
     let words = Words::split(line);
     let Some(cmd) = MetaCommand::from_verb(words.get(0)) else {
-        return fail(MetaError::UnknownCommand, line_len, 0);
+        return fail(MetaError::UNKNOWN_COMMAND, line_len, 0);
     };
     match cmd {
         MetaCommand::Noop => MetaDecoded::Request {
-            req: MetaRequest {
+            request: MetaRequest {
                 op: MetaOp::Noop,
                 key: MetaKey::plain(&[]),
                 flags: MetaFlags::default(),
@@ -530,19 +576,19 @@ pub fn decode<'a>(buf: &'a [u8], limits: &Limits) -> MetaDecoded<'a> {
 fn decode_debug<'a>(words: &Words<'a>, line_len: usize, limits: &Limits) -> MetaDecoded<'a> {
     let raw = words.get(1);
     if words.ntokens() < 3 || raw.len() > limits.max_key_len {
-        return fail(MetaError::BadCommandLineFormat, line_len, 0);
+        return fail(MetaError::BAD_FORMAT, line_len, 0);
     }
     let mut key = MetaKey::plain(raw);
     let mut flags = MetaFlags::default();
     // `me` looks at exactly one optional token and only if it is the single letter `b`.
     if words.ntokens() >= 4 && words.get(2) == b"b" {
         if !decode_key_base64(&mut key) {
-            return fail(MetaError::BadCommandLineFormat, line_len, 0);
+            return fail(MetaError::BAD_FORMAT, line_len, 0);
         }
         flags.base64 = true;
     }
     MetaDecoded::Request {
-        req: MetaRequest {
+        request: MetaRequest {
             op: MetaOp::Debug,
             key,
             flags,
@@ -558,11 +604,11 @@ fn decode_keyed<'a>(
     limits: &Limits,
 ) -> MetaDecoded<'a> {
     if words.ntokens() < 3 {
-        return fail(MetaError::UnknownCommand, line_len, 0);
+        return fail(MetaError::UNKNOWN_COMMAND, line_len, 0);
     }
     let raw = words.get(1);
     if raw.len() > limits.max_key_len {
-        return fail(MetaError::BadCommandLineFormat, line_len, 0);
+        return fail(MetaError::BAD_FORMAT, line_len, 0);
     }
     if words.ntokens() > MAX_META_NTOKENS {
         let e = if cmd == MetaCommand::Get {
@@ -598,18 +644,18 @@ fn decode_keyed<'a>(
         return fail(MetaError::OpaqueTooLong, line_len, 0);
     }
     MetaDecoded::Request {
-        req: MetaRequest { op, key, flags },
+        request: MetaRequest { op, key, flags },
         consumed: line_len,
     }
 }
 
 fn decode_set<'a>(buf: &'a [u8], words: &Words<'a>, line_len: usize, limits: &Limits) -> MetaDecoded<'a> {
     if words.ntokens() < 3 {
-        return fail(MetaError::UnknownCommand, line_len, 0);
+        return fail(MetaError::UNKNOWN_COMMAND, line_len, 0);
     }
     let raw = words.get(1);
     if raw.len() > limits.max_key_len || words.ntokens() == 3 {
-        return fail(MetaError::BadCommandLineFormat, line_len, 0);
+        return fail(MetaError::BAD_FORMAT, line_len, 0);
     }
     if words.ntokens() > MAX_META_NTOKENS {
         return fail(MetaError::TooManyFlags, line_len, 0);
@@ -618,7 +664,7 @@ fn decode_set<'a>(buf: &'a [u8], words: &Words<'a>, line_len: usize, limits: &Li
     // negatives and lengths that would overflow once the "\r\n" is added.
     let data_len = match strtol(words.get(2)) {
         Some(v) if (0..=i32::MAX as i64 - 2).contains(&(v as i32 as i64)) => v as i32 as usize,
-        _ => return fail(MetaError::BadCommandLineFormat, line_len, 0),
+        _ => return fail(MetaError::BAD_FORMAT, line_len, 0),
     };
     // From here on every error also swallows the data block that follows the line.
     let swallow = data_len + 2;
@@ -638,8 +684,15 @@ fn decode_set<'a>(buf: &'a [u8], words: &Words<'a>, line_len: usize, limits: &Li
     if opaque_too_long(&flags) {
         return fail(MetaError::OpaqueTooLong, line_len, swallow);
     }
-    if data_len > limits.item_size_max {
-        return fail(MetaError::TooLarge, line_len, swallow);
+    // memcached sizes the item from the (decoded) key, the flags and the value.
+    if !limits.item_fits(key.bytes().len(), flags.client_flags.unwrap_or(0), data_len) {
+        return MetaDecoded::Error {
+            error: MetaError::TOO_LARGE,
+            consumed: line_len,
+            swallow,
+            close: false,
+            unlink: Some(key),
+        };
     }
     let total = line_len + data_len + 2;
     let Some(block) = buf.get(line_len..total) else {
@@ -648,10 +701,10 @@ fn decode_set<'a>(buf: &'a [u8], words: &Words<'a>, line_len: usize, limits: &Li
     let (data, end) = block.split_at(data_len);
     if end != b"\r\n" {
         // memcached has read exactly the announced bytes; nothing more is skipped.
-        return fail(MetaError::BadDataChunk, total, 0);
+        return fail(MetaError::BAD_DATA_CHUNK, total, 0);
     }
     MetaDecoded::Request {
-        req: MetaRequest {
+        request: MetaRequest {
             op: MetaOp::Set { mode, data },
             key,
             flags,
@@ -754,7 +807,7 @@ fn parse_flags<'a>(tokens: &[&'a [u8]], key: &mut MetaKey<'_>) -> Result<MetaFla
         }
     }
     if has_error {
-        return Err(soft.unwrap_or(MetaError::BadCommandLineFormat));
+        return Err(soft.unwrap_or(MetaError::BAD_FORMAT));
     }
     Ok(f)
 }
@@ -985,7 +1038,9 @@ pub struct ItemMeta {
     /// after such a flag reports this one, a `t` before it the old one (memcached
     /// processes the flags in order).
     pub new_ttl: Option<i64>,
+    /// The item's cas (`c`).
     pub cas: u64,
+    /// The item's client flags (`f`).
     pub client_flags: u32,
     /// Value length in bytes.
     pub size: u64,
@@ -1069,8 +1124,11 @@ pub fn write_mg_miss(out: &mut Vec<u8>, req: &MetaRequest<'_>) -> bool {
 /// Result of an `ms`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SetOutcome {
-    /// `HD`, with the item's new cas.
-    Stored { cas: u64 },
+    /// `HD`.
+    Stored {
+        /// The stored item's new cas, echoed by `c`.
+        cas: u64,
+    },
     /// `NS`
     NotStored,
     /// `EX` (cas mismatch)
@@ -1132,7 +1190,12 @@ pub fn write_md_result(out: &mut Vec<u8>, req: &MetaRequest<'_>, outcome: Delete
 pub enum ArithOutcome {
     /// The number after the operation (or the `J` seed if `N` created it); `item.created`
     /// tells which, since `q` does not hide the reply for a created item.
-    Done { value: u64, item: ItemMeta },
+    Done {
+        /// The number now stored.
+        value: u64,
+        /// The item, for `c`, `t` and `created`.
+        item: ItemMeta,
+    },
     /// `NF`: missing and no `N`.
     NotFound,
     /// `NS`: auto-create failed to store.
@@ -1200,6 +1263,7 @@ pub struct DebugInfo {
     pub ttl: i64,
     /// Seconds since last access.
     pub last_access: u64,
+    /// The item's cas.
     pub cas: u64,
     /// Fetched at least once.
     pub fetched: bool,
@@ -1252,11 +1316,12 @@ mod tests {
     const LIMITS: Limits = Limits {
         max_key_len: 250,
         item_size_max: 1024 * 1024,
+        item_overhead: 56,
     };
 
     fn req(buf: &[u8]) -> (MetaRequest<'_>, usize) {
         match decode(buf, &LIMITS) {
-            MetaDecoded::Request { req, consumed } => (req, consumed),
+            MetaDecoded::Request { request, consumed } => (request, consumed),
             other => panic!(
                 "expected a request for {:?}, got {other:?}",
                 String::from_utf8_lossy(buf)
@@ -1271,6 +1336,7 @@ mod tests {
                 consumed,
                 swallow,
                 close,
+                ..
             } => (error, consumed, swallow, close),
             other => panic!(
                 "expected an error for {:?}, got {other:?}",
@@ -1542,12 +1608,12 @@ mod tests {
         // memcached: "ms foo 2\r\nhiX\r\nmn\r\n" -> bad data chunk, then "\n" -> ERROR, "mn" -> MN.
         let buf = b"ms foo 2\r\nhiX\r\nmn\r\n";
         let (e, consumed, swallow, close) = err(buf);
-        assert_eq!(e, MetaError::BadDataChunk);
+        assert_eq!(e, MetaError::BAD_DATA_CHUNK);
         assert_eq!(consumed, 10 + 4);
         assert_eq!((swallow, close), (0, false));
         let buf = b"ms foo 2\r\nhi\nmn\r\n";
         let (e, consumed, _, _) = err(buf);
-        assert_eq!(e, MetaError::BadDataChunk);
+        assert_eq!(e, MetaError::BAD_DATA_CHUNK);
         assert_eq!(&buf[consumed..], b"n\r\n");
     }
 
@@ -1559,10 +1625,11 @@ mod tests {
         assert_eq!(
             decode(&buf, &LIMITS),
             MetaDecoded::Error {
-                error: MetaError::LineTooLong,
+                error: MetaError::LINE_TOO_LONG,
                 consumed: buf.len(),
                 swallow: 0,
-                close: true
+                close: true,
+                unlink: None,
             }
         );
         // A long line is fine once its newline is buffered.
@@ -2114,7 +2181,10 @@ mod prop {
     fn check(buf: &[u8], limits: &Limits) {
         match decode(buf, limits) {
             MetaDecoded::Incomplete => assert!(buf.len() <= MAX_PARTIAL_LINE || buf.contains(&b'\n')),
-            MetaDecoded::Request { req, consumed } => {
+            MetaDecoded::Request {
+                request: req,
+                consumed,
+            } => {
                 assert!(consumed > 0 && consumed <= buf.len());
                 if req.command() != MetaCommand::Noop {
                     let k = req.key.bytes();
@@ -2138,8 +2208,10 @@ mod prop {
                 consumed,
                 swallow,
                 close,
+                unlink,
             } => {
                 assert!(consumed <= buf.len());
+                assert_eq!(unlink.is_some(), error == MetaError::TOO_LARGE);
                 assert!(!(close && swallow > 0));
                 assert_eq!(error.line().is_empty(), close);
             }
@@ -2184,12 +2256,12 @@ mod prop {
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(buf in proptest::collection::vec(any::<u8>(), 0..3000)) {
-            check(&buf, &Limits { max_key_len: 250, item_size_max: 1024 * 1024 });
+            check(&buf, &Limits::default());
         }
 
         #[test]
         fn meta_like_lines_never_panic(buf in line(), max in 0usize..64) {
-            check(&buf, &Limits { max_key_len: 250, item_size_max: max });
+            check(&buf, &Limits { item_size_max: max, ..Limits::default() });
         }
     }
 }
