@@ -1,0 +1,38 @@
+//! Feeds arbitrary bytes to the classic text decoder as one pipelined connection buffer.
+//! Checks that nothing panics and that no step claims bytes it was not given or makes no
+//! progress.
+//!
+//! Written against the shape the text and meta decoders share (Incomplete / Request
+//! { consumed } / Error { consumed, swallow, close }); the key-length invariant is checked
+//! by the meta and binary targets, whose request types this crate owns.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use proto::text;
+use proto::Limits;
+
+fuzz_target!(|data: &[u8]| {
+    let limits = Limits { item_size_max: 1024, ..Limits::default() };
+    let mut buf = data;
+    loop {
+        match text::decode(buf, &limits) {
+            text::Decoded::Incomplete => break,
+            text::Decoded::Request { consumed, .. } => {
+                assert!(consumed > 0 && consumed <= buf.len());
+                buf = &buf[consumed..];
+            }
+            text::Decoded::Error { consumed, swallow, close, .. } => {
+                assert!(consumed <= buf.len());
+                if close {
+                    break;
+                }
+                assert!(consumed > 0);
+                let skip = consumed.saturating_add(swallow);
+                if skip >= buf.len() {
+                    break;
+                }
+                buf = &buf[skip..];
+            }
+        }
+    }
+});
