@@ -37,7 +37,7 @@ pub enum Step {
 }
 
 impl Step {
-    fn done(consumed: usize, action: Action) -> Step {
+    pub fn done(consumed: usize, action: Action) -> Step {
         Step::Done {
             consumed,
             swallow: 0,
@@ -55,6 +55,7 @@ const LEGACY_CLUSTER_KEY: &[u8] = b"AmazonElastiCache:cluster";
 pub fn text(input: &[u8], shared: &Shared, counters: &Counters, out: &mut Vec<u8>) -> Step {
     match text::decode(input, &shared.limits) {
         Decoded::Incomplete => Step::Incomplete,
+        Decoded::Meta(meta) => crate::exec_meta::step(meta, shared, counters, out),
         decoded @ Decoded::Error { .. } => {
             let reply = decoded.error_reply();
             let Decoded::Error {
@@ -101,10 +102,9 @@ pub fn text(input: &[u8], shared: &Shared, counters: &Counters, out: &mut Vec<u8
     }
 }
 
-/// Binary protocol connections: not served yet; the connection is closed, as memcached
-/// does for input it cannot frame.
-pub fn binary(_input: &[u8], _shared: &Shared, _counters: &Counters, _out: &mut Vec<u8>) -> Step {
-    Step::done(0, Action::Close)
+/// Decode and execute one binary-protocol request from the front of `input`.
+pub fn binary(input: &[u8], shared: &Shared, counters: &Counters, out: &mut Vec<u8>) -> Step {
+    crate::exec_binary::step(input, shared, counters, out)
 }
 
 fn execute(request: Request<'_>, shared: &Shared, counters: &Counters, out: &mut Vec<u8>) -> Action {

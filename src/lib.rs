@@ -26,6 +26,8 @@ pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod exec;
+pub mod exec_binary;
+pub mod exec_meta;
 pub mod server;
 pub mod stats;
 pub mod sys;
