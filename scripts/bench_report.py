@@ -169,6 +169,11 @@ def bench_chart(meta: dict, runs: list[dict], path: Path) -> bool:
                 xs.append(j + (i - (n_metrics - 1) / 2) * width)
                 ys.append(b[key] / a[key])
         ax.bar(xs, ys, width, label=title)
+    for j, cell in enumerate(cells.values()):
+        failed = [lbl for lbl in (ref, cand) if not cell[lbl]]
+        if failed:
+            ax.text(j, 0.05, "FAILED:\n" + "\n".join(failed), ha="center", va="bottom",
+                    fontsize=8, color="darkred")
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names, fontsize=8)
