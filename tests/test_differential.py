@@ -22,9 +22,10 @@ Corpus format (one file = one script, lines processed in order):
     < eof                      read until the server closes the connection
 
 In TEXT: escapes \\r \\n \\t \\0 \\\\ \\xHH \\{ \\} (use \\x20 for a trailing space) and
-expansions {rep:STR:N} (STR repeated N times), {cas:KEY} (the last CAS unique this connection's
-server returned for KEY), {cas+1:KEY} (that plus one, a wrong CAS), {class:N} (the N-th slab
-class in use, from the last `stats items`/`stats slabs` reply on this server).
+expansions {rep:STR:N} (STR, escapes decoded, repeated N times), {cas:KEY} (the last CAS
+unique this server returned for KEY, on any connection), {cas+1:KEY} (that plus one: a wrong
+CAS), {class:N} (the N-th slab class holding items, in ascending id order, from the last
+`stats items`/`stats slabs` reply of this server). Each server gets its own values.
 
 A `stats ...` request must be alone in its step, so its reply is compared with the rule for
 that stats sub-command.

@@ -232,10 +232,10 @@ def test_ttl_expiry(server):
     assert c.cmd(b"set gone 0 -1 1\r\ne\r\n") == b"STORED"
     assert set(c.get("short", "kept", "forever", "shortened", "gone")) == {
         "short", "kept", "forever", "shortened"}
-    # exptime 2 s: gone after at least 1 s (memcached's clock has one-second ticks), at most
-    # a little over 2 s
+    # exptime 2 s: gone after about 1 s at the earliest (memcached's clock ticks once a second,
+    # and a late tick makes it earlier still), at most a little over 2 s
     gone_at = wait_until_missing(c, ["short", "shortened"], start + 3.5)
-    assert gone_at - start > 0.9, f"expired too early: {gone_at - start:.2f} s"
+    assert gone_at - start > 0.5, f"expired too early: {gone_at - start:.2f} s"
     assert set(c.get("short", "kept", "forever", "shortened")) == {"kept", "forever"}
     # an expired key can be added again
     assert c.cmd(b"add short 0 0 1\r\nz\r\n") == b"STORED"
@@ -250,7 +250,7 @@ def test_flush_all_with_delay(server):
     # memcached rounds a delay to whole seconds (up to one early); 3 s leaves room
     assert len(c.get(*[f"f{i}" for i in range(5)])) == 5
     gone_at = wait_until_missing(c, [f"f{i}" for i in range(5)], start + 4.5)
-    assert gone_at - start > 0.9, f"flushed too early: {gone_at - start:.2f} s"
+    assert gone_at - start > 0.5, f"flushed too early: {gone_at - start:.2f} s"
     # items stored after the deadline stay (memcached still drops those stored within the
     # deadline's own second, so retry for up to a second and a half)
     deadline = time.monotonic() + 1.5
