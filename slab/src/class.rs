@@ -1,9 +1,14 @@
 //! Slab classes: the ladder of chunk sizes, memcached-style.
 //!
 //! Class 1's chunk holds a header plus `min_chunk` bytes of key and value (`-n`, 48 by
-//! default); each next class is `growth_factor` (`-f`, 1.25) times larger, rounded up to 8
+//! default); class k's chunk is `base * growth_factor^(k-1)` (`-f`, 1.25) rounded up to 8
 //! bytes, until a chunk would pass `page_size / growth_factor`; the last class is one chunk
 //! per page. Class ids start at 1 as in memcached's `stats slabs`.
+//!
+//! memcached multiplies the previous *rounded* size, so its rounding compounds and its
+//! classes drift apart faster than the factor says; taking powers of the factor from the
+//! base keeps every class within 8 bytes of the geometric ladder, which wastes less of
+//! each chunk (e.g. a 100-byte value with a short key lands in a 160-byte chunk, not 176).
 
 use crate::arena::CHUNK_ALIGN;
 use crate::item::ItemHeader;
@@ -24,13 +29,20 @@ fn align_up(n: usize) -> usize {
 
 impl ClassTable {
     pub fn new(min_chunk: usize, growth_factor: f64, page_size: usize) -> ClassTable {
-        let mut sizes = Vec::new();
-        let mut size = align_up(ItemHeader::SIZE + min_chunk.max(1));
-        while sizes.len() < MAX_CLASSES - 1 && (size as f64) <= page_size as f64 / growth_factor {
+        let mut sizes: Vec<usize> = Vec::new();
+        let base = (ItemHeader::SIZE + min_chunk.max(1)) as f64;
+        let mut ideal = base;
+        while sizes.len() < MAX_CLASSES - 1 {
+            let mut size = align_up(ideal as usize);
+            if let Some(&last) = sizes.last() {
+                // A factor close to 1 must still make progress.
+                size = size.max(last + CHUNK_ALIGN);
+            }
+            if size as f64 > page_size as f64 / growth_factor {
+                break;
+            }
             sizes.push(size);
-            let next = align_up((size as f64 * growth_factor) as usize);
-            // A factor close to 1 must still make progress.
-            size = next.max(size + CHUNK_ALIGN);
+            ideal *= growth_factor;
         }
         sizes.push(page_size);
         ClassTable { sizes, page_size }
@@ -70,6 +82,8 @@ mod tests {
         let t = ClassTable::new(48, 1.25, 1 << 20);
         assert_eq!(t.chunk_size(1), 80);
         assert_eq!(t.chunk_size(2), 104);
+        assert_eq!(t.chunk_size(3), 128);
+        assert_eq!(t.chunk_size(4), 160);
         assert_eq!(t.chunk_size(t.len()), 1 << 20);
         for id in 2..t.len() {
             assert!(t.chunk_size(id) > t.chunk_size(id - 1));
