@@ -18,7 +18,9 @@ pub const PROTOCOL_VERSION: &str = "1.6.18";
     name = "slabcached",
     version = concat!(env!("CARGO_PKG_VERSION"), " (memcached 1.6.18 protocol)"),
     about = "A memcached-compatible cache server with a slab allocator",
-    disable_help_subcommand = true
+    disable_help_subcommand = true,
+    // memcached's getopt keeps the last of a repeated flag (-l accumulates, see below).
+    args_override_self = true
 )]
 pub struct Args {
     /// TCP port to listen on (0 = off)
@@ -36,8 +38,8 @@ pub struct Args {
     /// Enable the `shutdown` command
     #[arg(short = 'A', long = "enable-shutdown")]
     pub enable_shutdown: bool,
-    /// Interfaces to listen on, comma separated (default 127.0.0.1)
-    #[arg(short = 'l', long = "listen", default_value = "127.0.0.1")]
+    /// Interfaces to listen on, comma separated or repeated (default 127.0.0.1)
+    #[arg(short = 'l', long = "listen", default_value = "127.0.0.1", action = ArgAction::Append)]
     pub listen: Vec<String>,
     /// Run as a daemon
     #[arg(short = 'd', long = "daemon")]
@@ -112,7 +114,7 @@ pub struct Args {
     #[arg(short = 'W', long = "disable-watch")]
     pub disable_watch: bool,
     /// Extended options, comma separated (memcached's names)
-    #[arg(short = 'o', long = "extended", value_delimiter = ',')]
+    #[arg(short = 'o', long = "extended", value_delimiter = ',', action = ArgAction::Append)]
     pub extended: Vec<String>,
     /// ElastiCache auto-discovery: file listing the cluster's nodes (host|ip|port per line)
     #[arg(long = "cluster-config")]
@@ -507,6 +509,13 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn repeated_flags_keep_the_last_and_listen_accumulates() {
+        let c = parse(&["-m", "32", "-m", "48", "-l", "127.0.0.1", "-l", "::1"]).unwrap();
+        assert_eq!(c.memory_limit, 48 << 20);
+        assert_eq!(c.listen.len(), 2);
     }
 
     #[test]

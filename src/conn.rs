@@ -59,6 +59,13 @@ pub struct Conn {
     closing: bool,
     protocol: Protocol,
     last_cmd: Arc<AtomicU32>,
+    /// The last read returned less than it asked for: the socket was empty then, and any
+    /// later data raises a new readiness edge, so reading again now would only cost an
+    /// EAGAIN syscall.
+    drained: bool,
+    /// Whether the worker registered write interest (only while replies are pending:
+    /// otherwise every ACK would wake the loop for nothing).
+    pub write_interest: bool,
 }
 
 enum Progress {
@@ -90,6 +97,8 @@ impl Conn {
             closing: false,
             protocol,
             last_cmd,
+            drained: false,
+            write_interest: false,
         }
     }
 
@@ -101,6 +110,11 @@ impl Conn {
         &mut self.stream
     }
 
+    /// Replies are waiting for the socket to accept them.
+    pub fn has_pending_output(&self) -> bool {
+        self.wpos < self.wbuf.len()
+    }
+
     pub fn last_command(&self) -> u32 {
         self.last_cmd.load(Relaxed)
     }
@@ -108,6 +122,7 @@ impl Conn {
     /// Serve the connection until it would block, must close, or used its budget.
     pub fn drive(&mut self, shared: &Shared, counters: &Counters) -> Drive {
         let mut budget = shared.config.reqs_per_event;
+        self.drained = false;
         loop {
             if self.flush(counters).is_err() {
                 return Drive::Close;
@@ -135,6 +150,13 @@ impl Conn {
                     };
                 }
                 Progress::NeedInput => {}
+            }
+            if self.drained {
+                if self.flush(counters).is_err() {
+                    return Drive::Close;
+                }
+                self.shrink_idle_buffers();
+                return Drive::Wait;
             }
             match self.fill(shared, counters) {
                 Ok(true) => continue,
@@ -173,6 +195,7 @@ impl Conn {
             match self.stream.read(&mut self.rbuf[self.rend..]) {
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
                 Ok(n) => {
+                    self.drained = self.rend + n < self.rbuf.len();
                     self.rend += n;
                     bump(&counters.bytes_read, n as u64);
                     return Ok(true);

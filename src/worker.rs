@@ -219,7 +219,26 @@ impl Worker {
         let Some(conn) = self.conns.get_mut(index).and_then(Option::as_mut) else {
             return;
         };
-        match conn.drive(&self.shared, &self.counters) {
+        let drive = conn.drive(&self.shared, &self.counters);
+        if !matches!(drive, Drive::Close) && conn.has_pending_output() != conn.write_interest {
+            let interest = if conn.write_interest {
+                Interest::READABLE
+            } else {
+                Interest::READABLE | Interest::WRITABLE
+            };
+            let token = Token(index);
+            if self
+                .poll
+                .registry()
+                .reregister(conn.stream_mut(), token, interest)
+                .is_err()
+            {
+                self.close(index);
+                return;
+            }
+            conn.write_interest = !conn.write_interest;
+        }
+        match drive {
             Drive::Wait => {}
             Drive::Yield => {
                 crate::stats::bump(&self.counters.conn_yields, 1);

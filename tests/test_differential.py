@@ -49,7 +49,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import TARGET, Server  # noqa: E402
+from slabtest import TARGET, Server  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parent / "diff"
 REPLY_TIMEOUT = 3.0  # seconds to wait for an expected reply

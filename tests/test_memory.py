@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import TARGET
+from slabtest import TARGET
 
 LIMIT_MB = 8
 VALUE_SIZE = 100

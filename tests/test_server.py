@@ -16,7 +16,7 @@ import time
 import pytest
 from pymemcache.client.base import Client
 
-from conftest import TARGET, free_port, server_binary
+from slabtest import TARGET, free_port, server_binary
 
 slabcached_only = pytest.mark.skipif(
     TARGET == "memcached", reason="slabcached feature or command line (not memcached's)")
