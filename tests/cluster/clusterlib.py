@@ -156,7 +156,13 @@ class LocalCluster:
         self.publish()
 
     def _start(self):
-        return self.start_server(SERVER_ARGS + ["--cluster-config", str(self.file)] + self.extra_args)
+        server = self.start_server(SERVER_ARGS + ["--cluster-config", str(self.file)] + self.extra_args)
+        # start_server returns once the port accepts connections, which the kernel does as soon
+        # as the socket listens; slabcached installs its SIGHUP handler after that, just before
+        # serving. A full request answered means the handler is in place: until then a SIGHUP
+        # would kill the node (the default action).
+        discover("127.0.0.1", server.port)
+        return server
 
     @property
     def ports(self) -> list[int]:
