@@ -116,7 +116,8 @@ pub struct Args {
     /// Extended options, comma separated (memcached's names)
     #[arg(short = 'o', long = "extended", value_delimiter = ',', action = ArgAction::Append)]
     pub extended: Vec<String>,
-    /// ElastiCache auto-discovery: file listing the cluster's nodes (host|ip|port per line)
+    /// ElastiCache auto-discovery: file listing the cluster's nodes (host|ip|port or host:port
+    /// per line, # comments, optional `version N` line); re-read on SIGHUP
     #[arg(long = "cluster-config")]
     pub cluster_config: Option<PathBuf>,
     /// ElastiCache auto-discovery: a cluster node (host|ip|port or host:port); repeatable

@@ -41,6 +41,9 @@ fn start(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let daemon = config.daemon;
     let pidfile = config.pidfile.clone();
     let user = config.user.clone();
+    // Before binding: once a socket listens, a SIGHUP (cluster reload) may arrive, and the
+    // default action would kill the process. The handlers only set flags.
+    sys::install_signal_handlers()?;
     let server = Server::bind(config)?;
     if daemon {
         sys::daemonize()?;
@@ -55,7 +58,6 @@ fn start(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(path) = &pidfile {
         std::fs::write(path, format!("{}\n", std::process::id()))?;
     }
-    sys::install_signal_handlers()?;
     let result = server.run();
     if let Some(path) = &pidfile {
         let _ = std::fs::remove_file(path);
