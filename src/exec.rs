@@ -1,10 +1,16 @@
 //! Command execution: the one place where decoded requests meet the cache. Each text
 //! request is matched once, turned into cache calls, counted, and answered through the
-//! `proto` crate's encoders.
+//! `proto` crate's encoders. The cache calls shared with the meta and binary protocols
+//! ([`store`], [`arith`], [`delete`], [`fetch`], [`flush_all`]) live here with their
+//! counters, so every protocol counts a command the same way; `exec_meta` and
+//! `exec_binary` hold only what is protocol-specific.
 
 use proto::text::{self, ArithOp, Decoded, Gate, Reply, Request};
 use proto::{ClientError, ProtoError, ServerError};
-use slabcache::{ArithError, StoreError, StoreMode};
+use slabcache::{
+    ArithDone, ArithError, ArithOptions, DeleteOptions, DeleteResult, ItemRef, StoreError, StoreMode,
+    StoreOptions,
+};
 
 use crate::cluster::ConfigChangeError;
 use crate::config::PROTOCOL_VERSION;
@@ -137,7 +143,6 @@ fn execute(request: Request<'_>, shared: &Shared, counters: &Counters, out: &mut
             cas_unique,
             ..
         } => {
-            bump(&counters.cmd_set, 1);
             let mode = match mode {
                 text::StoreMode::Set => StoreMode::Set,
                 text::StoreMode::Add => StoreMode::Add,
@@ -146,59 +151,45 @@ fn execute(request: Request<'_>, shared: &Shared, counters: &Counters, out: &mut
                 text::StoreMode::Prepend => StoreMode::Prepend,
                 text::StoreMode::Cas => StoreMode::Cas(cas_unique),
             };
-            let result = cache.store(mode, key, flags, shared.clock.expiry(exptime), value, now);
+            let exptime = shared.clock.expiry(exptime);
+            let result = store(
+                shared,
+                counters,
+                mode,
+                key,
+                flags,
+                exptime,
+                value,
+                StoreOptions::default(),
+            );
             let reply = match result {
                 Ok(_) => Reply::Stored,
                 Err(StoreError::NotStored) => Reply::NotStored,
                 Err(StoreError::Exists) => Reply::Exists,
                 Err(StoreError::NotFound) => Reply::NotFound,
-                Err(StoreError::TooLarge) => {
-                    bump(&counters.store_too_large, 1);
-                    Reply::ServerError(ServerError::ObjectTooLarge)
-                }
-                Err(StoreError::OutOfMemory) => {
-                    bump(&counters.store_no_memory, 1);
-                    Reply::ServerError(ServerError::OutOfMemoryStoring)
-                }
+                Err(StoreError::TooLarge) => Reply::ServerError(ServerError::ObjectTooLarge),
+                Err(StoreError::OutOfMemory) => Reply::ServerError(ServerError::OutOfMemoryStoring),
                 Err(StoreError::BadKey) => Reply::ClientError(ClientError::BadCommandLineFormat),
             };
-            if let StoreMode::Cas(_) = mode {
-                match result {
-                    Ok(_) => bump(&counters.cas_hits, 1),
-                    Err(StoreError::Exists) => bump(&counters.cas_badval, 1),
-                    Err(StoreError::NotFound) => bump(&counters.cas_misses, 1),
-                    Err(_) => {}
-                }
-            }
             reply.encode(out);
         }
         Request::Delete { key, .. } => {
-            if cache.delete(key, now) {
-                bump(&counters.delete_hits, 1);
+            if delete(shared, counters, key, DeleteOptions::default()) == DeleteResult::Deleted {
                 Reply::Deleted.encode(out);
             } else {
-                bump(&counters.delete_misses, 1);
                 Reply::NotFound.encode(out);
             }
         }
         Request::Arith { op, key, delta, .. } => {
             let incr = op == ArithOp::Incr;
-            let (hits, misses) = if incr {
-                (&counters.incr_hits, &counters.incr_misses)
-            } else {
-                (&counters.decr_hits, &counters.decr_misses)
-            };
-            match cache.incr_decr(key, incr, delta, now) {
-                Ok(value) => {
-                    bump(hits, 1);
-                    Reply::Number(value).encode(out);
-                }
-                Err(ArithError::NotFound) => {
-                    bump(misses, 1);
-                    Reply::NotFound.encode(out);
-                }
+            match arith(shared, counters, key, incr, delta, ArithOptions::default()) {
+                Ok(done) => Reply::Number(done.value).encode(out),
+                // Without a compare cas there is no mismatch.
+                Err(ArithError::NotFound | ArithError::Exists) => Reply::NotFound.encode(out),
                 Err(ArithError::NonNumeric) => Reply::ClientError(ClientError::NonNumericValue).encode(out),
-                Err(ArithError::OutOfMemory) => Reply::ServerError(ServerError::OutOfMemory).encode(out),
+                Err(ArithError::OutOfMemory | ArithError::CreateFailed) => {
+                    Reply::ServerError(ServerError::OutOfMemory).encode(out)
+                }
             }
         }
         Request::Touch { key, exptime, .. } => {
@@ -217,12 +208,7 @@ fn execute(request: Request<'_>, shared: &Shared, counters: &Counters, out: &mut
             if !shared.config.flush_enabled {
                 Reply::ClientError(ClientError::FlushAllNotAllowed).encode(out);
             } else {
-                let at = if delay > 0 {
-                    Some(shared.clock.expiry(delay))
-                } else {
-                    None
-                };
-                cache.flush_all(at, now);
+                flush_all(shared, delay);
                 Reply::Ok.encode(out);
             }
         }
@@ -295,31 +281,145 @@ fn get_one(
     counters: &Counters,
     out: &mut Vec<u8>,
 ) {
+    fetch(key, touch, shared, counters, |it| {
+        text::write_value(out, it.key, it.flags, it.value, with_cas.then_some(it.cas));
+    });
+}
+
+// ---- cache calls shared by the text, meta and binary protocols ----------------------------
+
+/// Read one key for a get (`touch` None) or get-and-touch (the new cache-time expiry),
+/// counting it as memcached does: a get in `cmd_get`/`get_hits`/`get_misses`, a gat in
+/// `cmd_touch`/`touch_hits`/`touch_misses` only. `write` is called with the item on a hit,
+/// under the item's lock. A get of the legacy auto-discovery key that misses answers the
+/// cluster config as an ordinary value (flags 0, cas 0). Returns whether it hit.
+pub(crate) fn fetch(
+    key: &[u8],
+    touch: Option<u32>,
+    shared: &Shared,
+    counters: &Counters,
+    write: impl FnOnce(ItemRef<'_>),
+) -> bool {
     let now = shared.clock.now();
-    // memcached counts gat/gats keys as touches only.
     if touch.is_some() {
         bump(&counters.cmd_touch, 1);
     } else {
         bump(&counters.cmd_get, 1);
     }
-    let write = |it: slabcache::ItemRef<'_>| {
-        text::write_value(out, it.key, it.flags, it.value, with_cas.then_some(it.cas));
+    // The writer is needed again for the legacy key when the lookup misses.
+    let mut write = Some(write);
+    let mut call = |it: ItemRef<'_>| {
+        if let Some(w) = write.take() {
+            w(it);
+        }
     };
     let hit = match touch {
-        None => shared.cache.get(key, now, write),
-        Some(exptime) => shared.cache.get_and_touch(key, exptime, now, write),
+        None => shared.cache.get(key, now, &mut call),
+        Some(exptime) => shared.cache.get_and_touch(key, exptime, now, &mut call),
     };
     match (hit.is_some(), touch.is_some()) {
         (true, false) => bump(&counters.get_hits, 1),
         (false, false) => {
             if key == LEGACY_CLUSTER_KEY {
-                text::write_value(out, key, 0, &shared.cluster.body(), with_cas.then_some(0));
+                let body = shared.cluster.body();
+                call(ItemRef {
+                    key,
+                    value: &body,
+                    flags: 0,
+                    cas: 0,
+                    exptime: 0,
+                    class: 0,
+                });
                 bump(&counters.get_hits, 1);
-            } else {
-                bump(&counters.get_misses, 1);
+                return true;
             }
+            bump(&counters.get_misses, 1);
         }
         (true, true) => bump(&counters.touch_hits, 1),
         (false, true) => bump(&counters.touch_misses, 1),
     }
+    hit.is_some()
+}
+
+/// A store, counted: `cmd_set` for every attempt (memcached counts refused ones too),
+/// `cas_*` for compare-and-swaps, `store_too_large`/`store_no_memory` for failures.
+/// `exptime` is cache time ([`crate::clock::Clock::expiry`]). Returns the new cas.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn store(
+    shared: &Shared,
+    counters: &Counters,
+    mode: StoreMode,
+    key: &[u8],
+    flags: u32,
+    exptime: u32,
+    value: &[u8],
+    opts: StoreOptions,
+) -> Result<u64, StoreError> {
+    bump(&counters.cmd_set, 1);
+    let now = shared.clock.now();
+    let result = shared
+        .cache
+        .store_with(mode, key, flags, exptime, value, now, opts);
+    match result {
+        Err(StoreError::TooLarge) => bump(&counters.store_too_large, 1),
+        Err(StoreError::OutOfMemory) => bump(&counters.store_no_memory, 1),
+        _ => {}
+    }
+    if let StoreMode::Cas(_) = mode {
+        match result {
+            Ok(_) => bump(&counters.cas_hits, 1),
+            Err(StoreError::Exists) => bump(&counters.cas_badval, 1),
+            Err(StoreError::NotFound) => bump(&counters.cas_misses, 1),
+            Err(_) => {}
+        }
+    }
+    result
+}
+
+/// A delete, counted: `delete_hits` when removed, `delete_misses` when missing (a cas
+/// mismatch and an invalidation are counted by the caller, which knows its protocol's rule).
+pub(crate) fn delete(shared: &Shared, counters: &Counters, key: &[u8], opts: DeleteOptions) -> DeleteResult {
+    let result = shared.cache.delete_with(key, shared.clock.now(), opts);
+    match result {
+        DeleteResult::Deleted => bump(&counters.delete_hits, 1),
+        DeleteResult::NotFound => bump(&counters.delete_misses, 1),
+        DeleteResult::Invalidated | DeleteResult::Exists => {}
+    }
+    result
+}
+
+/// incr/decr, counted: `incr_hits`/`decr_hits` when an existing number changed,
+/// `incr_misses`/`decr_misses` when the item was missing and not created (a creation
+/// counts as neither, as in memcached).
+pub(crate) fn arith(
+    shared: &Shared,
+    counters: &Counters,
+    key: &[u8],
+    incr: bool,
+    delta: u64,
+    opts: ArithOptions,
+) -> Result<ArithDone, ArithError> {
+    let (hits, misses) = if incr {
+        (&counters.incr_hits, &counters.incr_misses)
+    } else {
+        (&counters.decr_hits, &counters.decr_misses)
+    };
+    let result = shared.cache.arith(key, incr, delta, shared.clock.now(), opts);
+    match result {
+        Ok(done) if !done.created => bump(hits, 1),
+        Err(ArithError::NotFound) => bump(misses, 1),
+        _ => {}
+    }
+    result
+}
+
+/// flush_all with memcached's delay rule (0 or less: now; else the wire's exptime rules).
+/// The caller checks `flush_enabled` and counts `cmd_flush` (the protocols differ there).
+pub(crate) fn flush_all(shared: &Shared, delay: i64) {
+    let at = if delay > 0 {
+        Some(shared.clock.expiry(delay))
+    } else {
+        None
+    };
+    shared.cache.flush_all(at, shared.clock.now());
 }

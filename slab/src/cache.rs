@@ -9,7 +9,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use crate::arena::{Arena, ChunkRef, CHUNK_ALIGN, MAX_ARENA_BYTES, NIL};
 use crate::class::ClassTable;
-use crate::item::{ItemHeader, ACCESSED, CAS_MAX, FETCHED};
+use crate::item::{ItemHeader, ACCESSED, CAS_MAX, FETCHED, KEY_BINARY, STALE, WIN_TOKEN_SENT};
+use crate::marks::WriteMarks;
 
 /// Longest key memcached accepts.
 pub const MAX_KEY_LEN: usize = 250;
@@ -112,6 +113,97 @@ pub enum ArithError {
     /// The stored value is not a decimal 64-bit unsigned number.
     NonNumeric,
     OutOfMemory,
+    /// [`ArithOptions::compare_cas`] did not match.
+    Exists,
+    /// [`ArithOptions::create`] was asked for and no memory could be found for the item.
+    CreateFailed,
+}
+
+/// Extra conditions and marks for [`Cache::store_with`] (meta `ms`, binary stores).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// append/prepend only: the item's cas must equal this, unless it is 0 (set/replace
+    /// compare through [`StoreMode::Cas`]; add ignores a cas, as memcached does).
+    pub compare_cas: Option<u64>,
+    /// [`StoreMode::Cas`] only: a cas *older* than the item's still stores, but the new
+    /// value is marked stale and keeps the old expiry (meta `ms ... C<cas> I`).
+    pub invalidate: bool,
+    /// The key was sent base64-encoded (meta `b`): remember it for replies that echo it.
+    pub key_binary: bool,
+}
+
+/// Options of [`Cache::delete_with`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeleteOptions {
+    /// The item's cas must equal this.
+    pub compare_cas: Option<u64>,
+    /// Mark the item stale and give it a new cas instead of removing it (meta `md I`).
+    pub invalidate: bool,
+    /// With `invalidate`: the new expiry (meta `T`).
+    pub exptime: Option<u32>,
+}
+
+/// What [`Cache::delete_with`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteResult {
+    Deleted,
+    /// Marked stale (`invalidate`).
+    Invalidated,
+    NotFound,
+    /// The cas did not match; nothing changed.
+    Exists,
+}
+
+/// Options of [`Cache::arith`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ArithOptions {
+    /// The item's cas must equal this, unless it is 0.
+    pub compare_cas: Option<u64>,
+    /// On a miss, create the item with this value and expiry instead of failing.
+    pub create: Option<(u64, u32)>,
+    /// Give an existing item this expiry along with the change (a created one gets the
+    /// expiry in `create`).
+    pub set_exptime: Option<u32>,
+}
+
+/// A successful [`Cache::arith`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArithDone {
+    /// The number now stored.
+    pub value: u64,
+    /// The item's new cas (0 with CAS disabled).
+    pub cas: u64,
+    /// Expiry before `set_exptime` (the one in `create`, for a creation).
+    pub exptime_before: u32,
+    /// Expiry now.
+    pub exptime: u32,
+    /// The item was missing and has been created.
+    pub created: bool,
+}
+
+/// Which per-class hit counter a [`Cache::meta_get`] hit adds to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HitCounter {
+    /// `get_hits`.
+    #[default]
+    Get,
+    /// `touch_hits` (a read that also changed the expiry).
+    Touch,
+    /// Neither (a debug peek).
+    None,
+}
+
+/// Options of [`Cache::meta_get`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GetOptions {
+    /// Mark the item read (fetched, recently used) once the callback has seen it; meta's
+    /// `u` turns this off. The callback sees the marks as they were before.
+    pub bump: bool,
+    /// On a miss, create an empty item (flags 0, no expiry) and hand it to the callback
+    /// (meta `N`). A failed allocation is a miss.
+    pub vivify: bool,
+    /// Per-class counter a hit adds to.
+    pub counter: HitCounter,
 }
 
 /// A stored item as seen by a reader, borrowed for the duration of the read callback.
@@ -126,6 +218,70 @@ pub struct ItemRef<'a> {
     pub exptime: u32,
     /// Slab class id.
     pub class: usize,
+}
+
+/// An item as a meta read sees it, under its stripe lock: the fields `mg` and `me` can
+/// report, and the changes they may make (expiry, recache token).
+pub struct ItemView<'a> {
+    cache: &'a Cache,
+    chunk: ChunkRef,
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+    pub flags: u32,
+    /// 0 when CAS is disabled.
+    pub cas: u64,
+    /// Slab class id.
+    pub class: usize,
+    /// The item had been read before this request.
+    pub fetched: bool,
+    /// This request created the item (`vivify`).
+    pub created: bool,
+}
+
+impl ItemView<'_> {
+    fn header(&self) -> &ItemHeader {
+        self.cache.header(self.chunk)
+    }
+
+    /// Cache time of expiry, 0 = never.
+    pub fn exptime(&self) -> u32 {
+        self.header().exptime.load(Relaxed)
+    }
+
+    pub fn set_exptime(&self, exptime: u32) {
+        self.header().exptime.store(exptime, Relaxed);
+    }
+
+    /// Marked stale by a meta invalidation.
+    pub fn stale(&self) -> bool {
+        self.header().has_bit(STALE)
+    }
+
+    /// A reader was already handed this item's recache token.
+    pub fn win_token_sent(&self) -> bool {
+        self.header().has_bit(WIN_TOKEN_SENT)
+    }
+
+    /// Record that this reader is handed the recache token.
+    pub fn set_win_token_sent(&self) {
+        self.header().set_bit(WIN_TOKEN_SENT);
+    }
+
+    /// The key was stored base64-encoded (meta `b`).
+    pub fn key_binary(&self) -> bool {
+        self.header().has_bit(KEY_BINARY)
+    }
+
+    /// Cache time of the item's last write, to the second for recent writes (see the
+    /// `marks` module: no time is kept in the item itself).
+    pub fn written_at(&self) -> u32 {
+        self.cache.write_marks.written_at(self.header().cas())
+    }
+
+    /// Bytes the item occupies: header, key and value.
+    pub fn total_size(&self) -> usize {
+        ItemHeader::total_size(self.key.len(), self.value.len())
+    }
 }
 
 /// Cache-wide counters, as `stats` reports them.
@@ -255,6 +411,8 @@ pub struct Cache {
     total_items: AtomicU64,
     get_expired: AtomicU64,
     get_flushed: AtomicU64,
+    /// Dates items by their CAS unique (meta `l`, `me la=`).
+    write_marks: WriteMarks,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -311,6 +469,7 @@ impl Cache {
             total_items: AtomicU64::new(0),
             get_expired: AtomicU64::new(0),
             get_flushed: AtomicU64::new(0),
+            write_marks: WriteMarks::new(),
         })
     }
 
@@ -666,7 +825,8 @@ impl Cache {
     }
 
     /// Fill a freshly allocated chunk. `parts` are concatenated to form the value.
-    fn write_item(&self, c: ChunkRef, key: &[u8], flags: u32, exptime: u32, parts: [&[u8]; 2]) -> u64 {
+    #[allow(clippy::too_many_arguments)]
+    fn write_item(&self, c: ChunkRef, key: &[u8], flags: u32, exptime: u32, parts: [&[u8]; 2], now: u32) {
         let value_len = parts[0].len() + parts[1].len();
         let h = self.header(c);
         h.hash_next.store(NIL, Relaxed);
@@ -677,6 +837,7 @@ impl Cache {
         h.bits.store(0, Relaxed);
         let cas = self.next_cas();
         h.set_cas(cas);
+        self.write_marks.note(cas, now);
         // SAFETY: `c` came from `alloc` and is not linked anywhere yet: this thread owns it.
         let payload = unsafe { self.arena.payload_mut(c, key.len() + value_len) };
         let (k, v) = payload.split_at_mut(key.len());
@@ -684,7 +845,6 @@ impl Cache {
         let (v0, v1) = v.split_at_mut(parts[0].len());
         v0.copy_from_slice(parts[0]);
         v1.copy_from_slice(parts[1]);
-        cas
     }
 
     /// Link a written item into its class's LRU and the index.
@@ -700,7 +860,8 @@ impl Cache {
         self.total_items.fetch_add(1, Relaxed);
     }
 
-    /// Allocate, write and link a new version of `key`, replacing `old` (NIL if none).
+    /// Allocate, write and link a new version of `key`, replacing `old` (NIL if none);
+    /// returns the new chunk.
     #[allow(clippy::too_many_arguments)]
     fn replace_with(
         &self,
@@ -713,7 +874,7 @@ impl Cache {
         exptime: u32,
         parts: [&[u8]; 2],
         now: u32,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<ChunkRef, StoreError> {
         let total = ItemHeader::total_size(key.len(), parts[0].len() + parts[1].len());
         if total > self.config.item_size_max {
             return Err(StoreError::TooLarge);
@@ -722,12 +883,12 @@ impl Cache {
         let c = self
             .alloc(class, st, idx, old, now)
             .ok_or(StoreError::OutOfMemory)?;
-        let cas = self.write_item(c, key, flags, exptime, parts);
+        self.write_item(c, key, flags, exptime, parts, now);
         if old != NIL {
             self.unlink(st, hash, old, Unlink::Replaced);
         }
         self.publish(st, hash, c);
-        Ok(cas)
+        Ok(c)
     }
 
     // ---- public operations ---------------------------------------------------------------
@@ -795,6 +956,74 @@ impl Cache {
         }))
     }
 
+    /// The meta protocol's read: look `key` up (or create it, see [`GetOptions::vivify`])
+    /// and call `read` with the item under its stripe lock. `read` may change the expiry
+    /// and token marks; the hit is counted and the item marked read afterwards, so `read`
+    /// sees whether it had been fetched before.
+    pub fn meta_get<R>(
+        &self,
+        key: &[u8],
+        now: u32,
+        opts: GetOptions,
+        read: impl FnOnce(&ItemView<'_>) -> R,
+    ) -> Option<R> {
+        if key.is_empty() || key.len() > MAX_KEY_LEN {
+            return None;
+        }
+        self.apply_pending_flush(now);
+        let hash = self.hash(key);
+        let idx = Self::stripe_of(hash);
+        let mut st = lock(&self.stripes[idx]);
+        let found = match self.find_live(&mut st, hash, key, now) {
+            Found::Live(c) => Some(c),
+            Found::Missing => None,
+            Found::Expired => {
+                self.get_expired.fetch_add(1, Relaxed);
+                None
+            }
+            Found::Flushed => {
+                self.get_flushed.fetch_add(1, Relaxed);
+                None
+            }
+        };
+        let (c, created) = match found {
+            Some(c) => (c, false),
+            None if opts.vivify => {
+                let c = self
+                    .replace_with(&mut st, idx, hash, NIL, key, 0, 0, [&[], &[]], now)
+                    .ok()?;
+                (c, true)
+            }
+            None => return None,
+        };
+        let h = self.header(c);
+        let class = self.class_of(c);
+        let (k, v) = self.key_value(c);
+        let view = ItemView {
+            cache: self,
+            chunk: c,
+            key: k,
+            value: v,
+            flags: h.client_flags.load(Relaxed),
+            cas: self.visible_cas(h.cas()),
+            class,
+            fetched: h.has_bit(FETCHED),
+            created,
+        };
+        let r = read(&view);
+        if opts.bump {
+            h.set_bit(FETCHED);
+            h.set_bit(ACCESSED);
+        }
+        let counters = &self.class_counters[class];
+        match opts.counter {
+            HitCounter::Get => counters.get_hits.fetch_add(1, Relaxed),
+            HitCounter::Touch => counters.touch_hits.fetch_add(1, Relaxed),
+            HitCounter::None => 0,
+        };
+        Some(r)
+    }
+
     /// set / add / replace / append / prepend / cas. Returns the new item's CAS unique.
     /// append/prepend keep the old item's flags and expiry, as memcached does.
     pub fn store(
@@ -805,6 +1034,22 @@ impl Cache {
         exptime: u32,
         value: &[u8],
         now: u32,
+    ) -> Result<u64, StoreError> {
+        self.store_with(mode, key, flags, exptime, value, now, StoreOptions::default())
+    }
+
+    /// [`Cache::store`] with the meta and binary protocols' extra conditions and marks
+    /// (see [`StoreOptions`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn store_with(
+        &self,
+        mode: StoreMode,
+        key: &[u8],
+        flags: u32,
+        exptime: u32,
+        value: &[u8],
+        now: u32,
+        opts: StoreOptions,
     ) -> Result<u64, StoreError> {
         if key.is_empty() || key.len() > MAX_KEY_LEN {
             return Err(StoreError::BadKey);
@@ -825,6 +1070,8 @@ impl Cache {
             }
             return Err(StoreError::TooLarge);
         }
+        // Bits the new item starts with besides KEY_BINARY (a stale cas write keeps some).
+        let mut carried = 0u8;
         let result = match mode {
             StoreMode::Set => {
                 self.replace_with(&mut st, idx, hash, old, key, flags, exptime, [value, &[]], now)
@@ -845,63 +1092,113 @@ impl Cache {
             }
             StoreMode::Append | StoreMode::Prepend => {
                 let h = self.header(old);
-                let (old_flags, old_exp) = (h.client_flags.load(Relaxed), h.exptime.load(Relaxed));
-                let old_value = self.key_value(old).1;
-                let parts = if mode == StoreMode::Append {
-                    [old_value, value]
+                // A compare cas of 0 means "no condition", as in memcached.
+                let expected = opts.compare_cas.unwrap_or(0);
+                if expected != 0 && expected != self.visible_cas(h.cas()) {
+                    Err(StoreError::Exists)
                 } else {
-                    [value, old_value]
-                };
-                self.replace_with(&mut st, idx, hash, old, key, old_flags, old_exp, parts, now)
-                    .map_err(|_| StoreError::NotStored)
+                    let (old_flags, old_exp) = (h.client_flags.load(Relaxed), h.exptime.load(Relaxed));
+                    let old_value = self.key_value(old).1;
+                    let parts = if mode == StoreMode::Append {
+                        [old_value, value]
+                    } else {
+                        [value, old_value]
+                    };
+                    self.replace_with(&mut st, idx, hash, old, key, old_flags, old_exp, parts, now)
+                        .map_err(|_| StoreError::NotStored)
+                }
             }
             StoreMode::Cas(_) if old == NIL => Err(StoreError::NotFound),
             StoreMode::Cas(expected) => {
                 let class = self.class_of(old);
+                let h = self.header(old);
+                let current = self.visible_cas(h.cas());
                 // A unique of 0 never matches (always the case with CAS disabled), as in memcached.
-                if expected == 0 || self.visible_cas(self.header(old).cas()) != expected {
-                    self.class_counters[class].cas_badval.fetch_add(1, Relaxed);
-                    Err(StoreError::Exists)
-                } else {
+                if expected != 0 && current == expected {
                     self.class_counters[class].cas_hits.fetch_add(1, Relaxed);
                     self.replace_with(&mut st, idx, hash, old, key, flags, exptime, [value, &[]], now)
+                } else if opts.invalidate && expected != 0 && expected < current {
+                    // meta's stale write: an older cas may still store, but the value is
+                    // marked stale, keeps the old expiry and whether its token was handed out.
+                    self.class_counters[class].cas_hits.fetch_add(1, Relaxed);
+                    carried = STALE | (h.bits.load(Relaxed) & WIN_TOKEN_SENT);
+                    let old_exp = h.exptime.load(Relaxed);
+                    self.replace_with(&mut st, idx, hash, old, key, flags, old_exp, [value, &[]], now)
+                } else {
+                    self.class_counters[class].cas_badval.fetch_add(1, Relaxed);
+                    Err(StoreError::Exists)
                 }
             }
         };
         if mode == StoreMode::Set && result == Err(StoreError::OutOfMemory) && old != NIL {
             self.unlink(&mut st, hash, old, Unlink::Deleted);
         }
-        if result.is_ok() {
-            let class = self
-                .classes
-                .class_for(ItemHeader::total_size(key.len(), value.len()))
-                .unwrap_or(1);
-            self.class_counters[class].cmd_set.fetch_add(1, Relaxed);
+        let c = result?;
+        let h = self.header(c);
+        // memcached builds an appended value in a fresh item that does not inherit the
+        // binary-key mark; every other mode stores the request's own item.
+        if opts.key_binary && !matches!(mode, StoreMode::Append | StoreMode::Prepend) {
+            carried |= KEY_BINARY;
         }
-        result
+        if carried != 0 {
+            h.bits.store(h.bits.load(Relaxed) | carried, Relaxed);
+        }
+        let class = self
+            .classes
+            .class_for(ItemHeader::total_size(key.len(), value.len()))
+            .unwrap_or(1);
+        self.class_counters[class].cmd_set.fetch_add(1, Relaxed);
+        Ok(self.visible_cas(h.cas()))
     }
 
     /// Remove `key`. True if a live item was removed.
     pub fn delete(&self, key: &[u8], now: u32) -> bool {
+        self.delete_with(key, now, DeleteOptions::default()) == DeleteResult::Deleted
+    }
+
+    /// Delete with the meta and binary protocols' options: a cas that must match, or
+    /// invalidation (mark stale, optionally re-expire) instead of removal.
+    pub fn delete_with(&self, key: &[u8], now: u32, opts: DeleteOptions) -> DeleteResult {
         if key.is_empty() || key.len() > MAX_KEY_LEN {
-            return false;
+            return DeleteResult::NotFound;
         }
         self.apply_pending_flush(now);
         let hash = self.hash(key);
         let mut st = lock(&self.stripes[Self::stripe_of(hash)]);
-        match self.find_live(&mut st, hash, key, now) {
-            Found::Live(c) => {
-                self.class_counters[self.class_of(c)]
-                    .delete_hits
-                    .fetch_add(1, Relaxed);
-                self.unlink(&mut st, hash, c, Unlink::Deleted);
-                true
-            }
-            _ => false,
+        let c = match self.find_live(&mut st, hash, key, now) {
+            Found::Live(c) => c,
+            _ => return DeleteResult::NotFound,
+        };
+        let h = self.header(c);
+        if opts
+            .compare_cas
+            .is_some_and(|cas| cas != self.visible_cas(h.cas()))
+        {
+            return DeleteResult::Exists;
         }
+        if opts.invalidate {
+            if let Some(exptime) = opts.exptime {
+                h.exptime.store(exptime, Relaxed);
+            }
+            h.set_bit(STALE);
+            // The next reader wins the recache token again.
+            h.clear_bit(WIN_TOKEN_SENT);
+            // A new unique makes clients holding the old one fail their cas; it is never
+            // below the flush mark, so the item cannot turn "flushed" by it.
+            let cas = self.next_cas();
+            h.set_cas(cas);
+            self.write_marks.note(cas, now);
+            return DeleteResult::Invalidated;
+        }
+        self.class_counters[self.class_of(c)]
+            .delete_hits
+            .fetch_add(1, Relaxed);
+        self.unlink(&mut st, hash, c, Unlink::Deleted);
+        DeleteResult::Deleted
     }
 
-    /// Set a live item's expiry. True if the item exists.
+    /// Set a live item's expiry. True if the item exists. Like memcached, a touch counts
+    /// as a fetch (meta `h`, `me fetch=`).
     pub fn touch(&self, key: &[u8], exptime: u32, now: u32) -> bool {
         if key.is_empty() || key.len() > MAX_KEY_LEN {
             return false;
@@ -913,6 +1210,7 @@ impl Cache {
             Found::Live(c) => {
                 let h = self.header(c);
                 h.exptime.store(exptime, Relaxed);
+                h.set_bit(FETCHED);
                 h.set_bit(ACCESSED);
                 self.class_counters[self.class_of(c)]
                     .touch_hits
@@ -925,8 +1223,23 @@ impl Cache {
 
     /// incr (wrapping at 2^64) or decr (stopping at 0) a decimal value; returns the new
     /// value. As in memcached, a result shorter than the stored text is padded with
-    /// spaces to the old length; a longer one grows the item.
+    /// spaces to the old length; a longer one grows the item. Never returns
+    /// [`ArithError::Exists`] or [`ArithError::CreateFailed`] (see [`Cache::arith`]).
     pub fn incr_decr(&self, key: &[u8], incr: bool, delta: u64, now: u32) -> Result<u64, ArithError> {
+        self.arith(key, incr, delta, now, ArithOptions::default())
+            .map(|done| done.value)
+    }
+
+    /// incr/decr with the meta and binary protocols' options: a cas that must match,
+    /// creation of a missing item, and a new expiry applied with the change.
+    pub fn arith(
+        &self,
+        key: &[u8],
+        incr: bool,
+        delta: u64,
+        now: u32,
+        opts: ArithOptions,
+    ) -> Result<ArithDone, ArithError> {
         if key.is_empty() || key.len() > MAX_KEY_LEN {
             return Err(ArithError::NotFound);
         }
@@ -936,10 +1249,38 @@ impl Cache {
         let mut st = lock(&self.stripes[idx]);
         let old = match self.find_live(&mut st, hash, key, now) {
             Found::Live(c) => c,
-            _ => return Err(ArithError::NotFound),
+            _ => {
+                let Some((initial, exptime)) = opts.create else {
+                    return Err(ArithError::NotFound);
+                };
+                let mut digits = [0u8; 20];
+                let n = write_decimal(initial, &mut digits);
+                let c = self
+                    .replace_with(&mut st, idx, hash, NIL, key, 0, exptime, [&digits[..n], &[]], now)
+                    .map_err(|_| ArithError::CreateFailed)?;
+                let h = self.header(c);
+                return Ok(ArithDone {
+                    value: initial,
+                    cas: self.visible_cas(h.cas()),
+                    exptime_before: exptime,
+                    exptime: h.exptime.load(Relaxed),
+                    created: true,
+                });
+            }
         };
         let h = self.header(old);
         let old_value = self.key_value(old).1;
+        // memcached's order: an empty value is refused before the cas is compared, a
+        // mismatching cas before the number is parsed.
+        if old_value.is_empty() {
+            return Err(ArithError::NonNumeric);
+        }
+        if opts
+            .compare_cas
+            .is_some_and(|cas| cas != 0 && cas != self.visible_cas(h.cas()))
+        {
+            return Err(ArithError::Exists);
+        }
         let current = parse_decimal(old_value).ok_or(ArithError::NonNumeric)?;
         let result = if incr {
             current.wrapping_add(delta)
@@ -959,25 +1300,36 @@ impl Cache {
         let (flags, exptime) = (h.client_flags.load(Relaxed), h.exptime.load(Relaxed));
         // A value longer than `text` that still parses is padded by spaces we cannot hold
         // here; shortening it to the digits changes only its whitespace.
-        self.replace_with(
-            &mut st,
-            idx,
-            hash,
-            old,
-            key,
-            flags,
-            exptime,
-            [&text[..new_len], &[]],
-            now,
-        )
-        .map_err(|_| ArithError::OutOfMemory)?;
+        let c = self
+            .replace_with(
+                &mut st,
+                idx,
+                hash,
+                old,
+                key,
+                flags,
+                exptime,
+                [&text[..new_len], &[]],
+                now,
+            )
+            .map_err(|_| ArithError::OutOfMemory)?;
         let counters = &self.class_counters[class];
         if incr {
             counters.incr_hits.fetch_add(1, Relaxed);
         } else {
             counters.decr_hits.fetch_add(1, Relaxed);
         }
-        Ok(result)
+        let h = self.header(c);
+        if let Some(t) = opts.set_exptime {
+            h.exptime.store(t, Relaxed);
+        }
+        Ok(ArithDone {
+            value: result,
+            cas: self.visible_cas(h.cas()),
+            exptime_before: exptime,
+            exptime: h.exptime.load(Relaxed),
+            created: false,
+        })
     }
 
     /// Invalidate every item stored before cache time `at` (None: now). Memory is

@@ -10,12 +10,15 @@
 //!  12      4   exptime      stripe lock           cache time it expires at, 0 = never
 //!  16      4   client_flags stripe lock (fixed)   the 32-bit flags the client stored
 //!  20      4   value_len    fixed while linked    bytes of value
-//!  24      4   cas_lo       fixed while linked    CAS unique, low 32 bits
-//!  28      2   cas_hi                             CAS unique, high 16 bits (48 bits in all)
+//!  24      4   cas_lo       stripe lock           CAS unique, low 32 bits
+//!  28      2   cas_hi       stripe lock           CAS unique, high 16 bits (48 bits in all)
 //!  30      1   key_len      fixed while linked    1..=250
-//!  31      1   bits         stripe lock           FETCHED | ACCESSED
+//!  31      1   bits         stripe lock           FETCHED ACCESSED STALE WIN_TOKEN_SENT KEY_BINARY
 //!  32      key_len bytes of key, then value_len bytes of value (no trailing "\r\n")
 //! ```
+//!
+//! The CAS unique is written with the item and changed in place only by a meta invalidation
+//! (`md <key> I`), under the stripe lock; eviction reads it (flush check) with both locks.
 //!
 //! Every field is an atomic used with `Relaxed` ordering: the locks named above order the
 //! accesses; atomics make it impossible for a lock-protocol slip to become a data race.
@@ -27,6 +30,14 @@ use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU8, Ordering::Relaxed};
 pub const FETCHED: u8 = 1;
 /// Header bit: the item was read since it last passed the LRU tail (second chance).
 pub const ACCESSED: u8 = 2;
+/// Header bit: a meta invalidation (`md I`, or an `ms I` with an older cas) marked the
+/// item stale; meta reads report it (`X`) until it is replaced.
+pub const STALE: u8 = 4;
+/// Header bit: a meta read was handed this item's recache token (`W`); later readers are
+/// told so (`Z`) instead of winning it too.
+pub const WIN_TOKEN_SENT: u8 = 8;
+/// Header bit: the key arrived base64-encoded (meta `b`), so meta replies echo it encoded.
+pub const KEY_BINARY: u8 = 16;
 
 /// See the module docs for the layout.
 #[repr(C)]

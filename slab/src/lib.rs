@@ -35,18 +35,29 @@
 //! "never expires". Expired and flushed items are never returned and are reclaimed when a
 //! lookup or the eviction scan meets them. `flush_all` records the CAS counter: every item
 //! with a smaller CAS unique was stored before the flush and is invalid.
+//!
+//! # Meta and binary protocol support
+//! [`Cache::meta_get`] hands a reader the item under its stripe lock with what memcached's
+//! meta commands report (fetched before, stale, recache token sent, binary key, last write)
+//! and lets it change the expiry and token mark; it can also create a missing item (`N`).
+//! [`Cache::store_with`], [`Cache::delete_with`] and [`Cache::arith`] add compare-cas on
+//! every mode, stale writes and invalidation, and incr/decr auto-creation. The extra marks
+//! are bits of the header's `bits` byte; the write time comes from the CAS unique (the
+//! `marks` module), so the header stays 32 bytes.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod arena;
 mod cache;
 mod class;
 mod item;
+mod marks;
 #[cfg(test)]
 mod tests;
 
 pub use cache::{
-    ArithError, Cache, CacheConfig, CacheError, CacheStats, ClassStats, ItemRef, StoreError, StoreMode,
-    MAX_KEY_LEN,
+    ArithDone, ArithError, ArithOptions, Cache, CacheConfig, CacheError, CacheStats, ClassStats,
+    DeleteOptions, DeleteResult, GetOptions, HitCounter, ItemRef, ItemView, StoreError, StoreMode,
+    StoreOptions, MAX_KEY_LEN,
 };
 
 /// Size of the per-item header in bytes (key and value come on top).

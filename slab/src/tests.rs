@@ -456,3 +456,244 @@ proptest! {
         prop_assert!(c.stats().total_malloced <= 2 * 65536);
     }
 }
+
+// ---- meta and binary protocol support ------------------------------------------------------
+
+/// What a meta read reports: (value, fetched before, created, stale, token sent, key binary).
+fn peek(
+    c: &Cache,
+    key: &[u8],
+    now: u32,
+    opts: GetOptions,
+) -> Option<(Vec<u8>, bool, bool, bool, bool, bool)> {
+    c.meta_get(key, now, opts, |it| {
+        (
+            it.value.to_vec(),
+            it.fetched,
+            it.created,
+            it.stale(),
+            it.win_token_sent(),
+            it.key_binary(),
+        )
+    })
+}
+
+const BUMP: GetOptions = GetOptions {
+    bump: true,
+    vivify: false,
+    counter: HitCounter::Get,
+};
+const NO_BUMP: GetOptions = GetOptions {
+    bump: false,
+    vivify: false,
+    counter: HitCounter::None,
+};
+
+#[test]
+fn meta_get_reports_fetched_before_and_honours_no_bump() {
+    let c = Cache::new(CacheConfig::default()).unwrap();
+    c.store(StoreMode::Set, b"k", 0, 0, b"v", 1).unwrap();
+    assert!(!peek(&c, b"k", 1, NO_BUMP).unwrap().1);
+    assert!(!peek(&c, b"k", 1, NO_BUMP).unwrap().1, "u must not mark the item");
+    assert!(
+        !peek(&c, b"k", 1, BUMP).unwrap().1,
+        "the read sees the state before"
+    );
+    assert!(peek(&c, b"k", 1, BUMP).unwrap().1);
+    let class = c.meta_get(b"k", 1, NO_BUMP, |it| it.class).unwrap();
+    let hits = |c: &Cache| c.class_stats().iter().find(|s| s.id == class).unwrap().get_hits;
+    assert_eq!(hits(&c), 2, "only counted reads add to get_hits");
+    assert_eq!(peek(&c, b"missing", 1, BUMP), None);
+}
+
+#[test]
+fn touch_counts_as_a_fetch() {
+    let c = Cache::new(CacheConfig::default()).unwrap();
+    c.store(StoreMode::Set, b"k", 0, 0, b"v", 1).unwrap();
+    assert!(c.touch(b"k", 100, 1));
+    assert!(peek(&c, b"k", 1, NO_BUMP).unwrap().1);
+}
+
+#[test]
+fn meta_get_vivifies_an_empty_item_and_can_change_expiry_and_token() {
+    let c = Cache::new(CacheConfig::default()).unwrap();
+    let vivify = GetOptions { vivify: true, ..BUMP };
+    let first = c.meta_get(b"v", 10, vivify, |it| {
+        assert!(it.created && it.value.is_empty() && it.flags == 0 && it.exptime() == 0);
+        assert!(!it.win_token_sent());
+        it.set_exptime(40);
+        it.set_win_token_sent();
+        it.cas
+    });
+    assert!(first.is_some_and(|cas| cas > 0));
+    let again = c
+        .meta_get(b"v", 11, vivify, |it| {
+            (it.created, it.exptime(), it.win_token_sent())
+        })
+        .unwrap();
+    assert_eq!(again, (false, 40, true), "the second read finds the created item");
+    assert_eq!(c.stats().total_items, 1);
+    assert_eq!(
+        peek(&c, b"v", 40, NO_BUMP),
+        None,
+        "the expiry set by the read applies"
+    );
+}
+
+#[test]
+fn written_at_dates_the_last_write() {
+    let c = Cache::new(CacheConfig::default()).unwrap();
+    c.store(StoreMode::Set, b"a", 0, 0, b"1", 100).unwrap();
+    c.store(StoreMode::Set, b"b", 0, 0, b"1", 105).unwrap();
+    let at = |k: &[u8]| c.meta_get(k, 110, NO_BUMP, |it| it.written_at()).unwrap();
+    assert_eq!((at(b"a"), at(b"b")), (100, 105));
+    c.incr_decr(b"a", true, 1, 108).unwrap();
+    assert_eq!(at(b"a"), 108, "an incr is a write");
+    c.meta_get(b"b", 109, BUMP, |_| ()).unwrap();
+    assert_eq!(at(b"b"), 105, "a read is not");
+}
+
+#[test]
+fn store_with_append_cas_stale_write_and_binary_key() {
+    let c = Cache::new(CacheConfig::default()).unwrap();
+    let cas = c.store(StoreMode::Set, b"k", 3, 50, b"mid", 1).unwrap();
+    let cmp = |v| StoreOptions {
+        compare_cas: Some(v),
+        ..StoreOptions::default()
+    };
+    assert_eq!(
+        c.store_with(StoreMode::Append, b"k", 0, 0, b">", 1, cmp(cas + 1)),
+        Err(StoreError::Exists)
+    );
+    // 0 means no condition, as in memcached.
+    let cas = c
+        .store_with(StoreMode::Append, b"k", 0, 0, b">", 1, cmp(0))
+        .unwrap();
+    let cas = c
+        .store_with(StoreMode::Prepend, b"k", 0, 0, b"<", 1, cmp(cas))
+        .unwrap();
+    assert_eq!(get(&c, b"k", 1), Some((b"<mid>".to_vec(), 3)));
+
+    // An older cas with `invalidate` stores a stale value that keeps the old expiry.
+    let stale = StoreOptions {
+        invalidate: true,
+        ..StoreOptions::default()
+    };
+    assert_eq!(
+        c.store_with(StoreMode::Cas(cas + 5), b"k", 0, 0, b"x", 1, stale),
+        Err(StoreError::Exists),
+        "a newer cas is never accepted"
+    );
+    assert_eq!(
+        c.store_with(StoreMode::Cas(cas - 1), b"k", 9, 0, b"old", 1, stale)
+            .map(|n| n > cas),
+        Ok(true)
+    );
+    let (v, _, _, is_stale, _, _) = peek(&c, b"k", 1, NO_BUMP).unwrap();
+    assert_eq!((v.as_slice(), is_stale), (&b"old"[..], true));
+    assert_eq!(c.meta_get(b"k", 1, NO_BUMP, |it| it.exptime()), Some(50));
+    // Without `invalidate` an older cas is just a mismatch; a plain set clears the mark.
+    assert_eq!(
+        c.store(StoreMode::Cas(1), b"k", 0, 0, b"x", 1),
+        Err(StoreError::Exists)
+    );
+    c.store(StoreMode::Set, b"k", 0, 0, b"new", 1).unwrap();
+    assert!(!peek(&c, b"k", 1, NO_BUMP).unwrap().3);
+
+    let bin = StoreOptions {
+        key_binary: true,
+        ..StoreOptions::default()
+    };
+    c.store_with(StoreMode::Set, b"\x01\x02", 0, 0, b"v", 1, bin)
+        .unwrap();
+    assert!(peek(&c, b"\x01\x02", 1, NO_BUMP).unwrap().5);
+    c.store_with(StoreMode::Append, b"\x01\x02", 0, 0, b"w", 1, bin)
+        .unwrap();
+    assert!(
+        !peek(&c, b"\x01\x02", 1, NO_BUMP).unwrap().5,
+        "memcached's appended item does not keep the mark"
+    );
+}
+
+#[test]
+fn delete_with_cas_and_invalidation() {
+    let c = Cache::new(CacheConfig::default()).unwrap();
+    let cas = c.store(StoreMode::Set, b"k", 0, 0, b"v", 1).unwrap();
+    let with = |compare_cas, invalidate, exptime| DeleteOptions {
+        compare_cas,
+        invalidate,
+        exptime,
+    };
+    assert_eq!(
+        c.delete_with(b"k", 1, with(Some(cas + 1), false, None)),
+        DeleteResult::Exists
+    );
+    assert_eq!(
+        c.delete_with(b"nope", 1, with(None, true, None)),
+        DeleteResult::NotFound
+    );
+    c.meta_get(b"k", 1, NO_BUMP, |it| it.set_win_token_sent());
+    assert_eq!(
+        c.delete_with(b"k", 1, with(Some(cas), true, Some(30))),
+        DeleteResult::Invalidated
+    );
+    let (exp, new_cas, stale, token) = c
+        .meta_get(b"k", 1, NO_BUMP, |it| {
+            (it.exptime(), it.cas, it.stale(), it.win_token_sent())
+        })
+        .unwrap();
+    assert_eq!((exp, stale, token), (30, true, false));
+    assert!(new_cas > cas, "invalidation renews the cas");
+    // A flush still removes an invalidated item.
+    c.flush_all(None, 2);
+    assert_eq!(peek(&c, b"k", 2, NO_BUMP), None);
+    c.store(StoreMode::Set, b"k", 0, 0, b"v", 3).unwrap();
+    assert_eq!(
+        c.delete_with(b"k", 3, with(None, false, None)),
+        DeleteResult::Deleted
+    );
+}
+
+#[test]
+fn arith_with_cas_creation_and_expiry() {
+    let c = Cache::new(CacheConfig::default()).unwrap();
+    let create = |initial, exptime| ArithOptions {
+        create: Some((initial, exptime)),
+        ..ArithOptions::default()
+    };
+    assert_eq!(
+        c.arith(b"n", true, 1, 1, ArithOptions::default()),
+        Err(ArithError::NotFound)
+    );
+    let made = c.arith(b"n", true, 1, 1, create(10, 90)).unwrap();
+    assert_eq!(
+        (made.value, made.created, made.exptime, made.exptime_before),
+        (10, true, 90, 90)
+    );
+    assert_eq!(get(&c, b"n", 1), Some((b"10".to_vec(), 0)));
+    let opts = ArithOptions {
+        compare_cas: Some(made.cas + 1),
+        ..ArithOptions::default()
+    };
+    assert_eq!(c.arith(b"n", true, 1, 1, opts), Err(ArithError::Exists));
+    let opts = ArithOptions {
+        compare_cas: Some(made.cas),
+        set_exptime: Some(200),
+        create: Some((0, 0)),
+    };
+    let done = c.arith(b"n", false, 3, 1, opts).unwrap();
+    assert_eq!(
+        (done.value, done.created, done.exptime_before, done.exptime),
+        (7, false, 90, 200)
+    );
+    assert!(done.cas > made.cas);
+    // Like memcached: an empty value is non-numeric even when the cas is wrong.
+    c.store(StoreMode::Set, b"e", 0, 0, b"", 1).unwrap();
+    let opts = ArithOptions {
+        compare_cas: Some(12345),
+        ..ArithOptions::default()
+    };
+    assert_eq!(c.arith(b"e", true, 1, 1, opts), Err(ArithError::NonNumeric));
+    c.store(StoreMode::Set, b"e", 0, 0, b"x", 1).unwrap();
+    assert_eq!(c.arith(b"e", true, 1, 1, opts), Err(ArithError::Exists));
+}
