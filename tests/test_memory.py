@@ -101,7 +101,7 @@ def parse_values(reply: bytes) -> dict[bytes, bytes]:
 
 
 @pytest.mark.timeout(120)
-def test_memory_stays_bounded_under_8m(start_server):
+def test_memory_stays_bounded_under_8m(start_server, capsys):
     srv = start_server(["-m", str(LIMIT_MB), "-t", "2"])
     sock = srv.connect(timeout=10)
     baseline_kb = proc_status_kb(srv.pid, "VmRSS")
@@ -134,9 +134,13 @@ def test_memory_stays_bounded_under_8m(start_server):
     rss_mb = proc_status_kb(srv.pid, "VmRSS") / 1024
     peak_mb = proc_status_kb(srv.pid, "VmHWM") / 1024
     bound_mb = LIMIT_MB + OVERHEAD_MB[TARGET]
-    print(f"\n{TARGET}: wrote {written / 2**20:.0f} MB of {VALUE_SIZE}-byte values in "
-          f"{elapsed:.1f} s with -m {LIMIT_MB}; RSS {rss_mb:.1f} MB, peak {peak_mb:.1f} MB "
-          f"(at start {baseline_kb / 1024:.1f} MB; bound {bound_mb} MB)")
+    def report(line: str) -> None:
+        with capsys.disabled():  # the figures are the point: show them even without -s
+            print(line)
+
+    report(f"\n{TARGET}: wrote {written / 2**20:.0f} MB of {VALUE_SIZE}-byte values in "
+           f"{elapsed:.1f} s with -m {LIMIT_MB}; RSS {rss_mb:.1f} MB, peak {peak_mb:.1f} MB "
+           f"(at start {baseline_kb / 1024:.1f} MB; bound {bound_mb} MB)")
 
     sock.sendall(b"stats\r\n")
     stats = {}
@@ -144,8 +148,8 @@ def test_memory_stays_bounded_under_8m(start_server):
         if line.startswith("STAT "):
             _, name, val = line.split(" ", 2)
             stats[name] = val
-    print(f"{TARGET}: curr_items {stats['curr_items']}, evictions {stats['evictions']}, "
-          f"bytes {stats['bytes']}, limit_maxbytes {stats['limit_maxbytes']}")
+    report(f"{TARGET}: curr_items {stats['curr_items']}, evictions {stats['evictions']}, "
+           f"bytes {stats['bytes']}, limit_maxbytes {stats['limit_maxbytes']}")
     assert int(stats["limit_maxbytes"]) == LIMIT_MB * 1024 * 1024
     assert int(stats["evictions"]) > 0
     assert int(stats["bytes"]) <= int(stats["limit_maxbytes"])
@@ -167,7 +171,7 @@ def test_memory_stays_bounded_under_8m(start_server):
                 hits += 1
                 recent_hits += i >= KEYS - 20_000
         assert not found, f"values for keys not asked for: {list(found)[:5]}"
-    print(f"{TARGET}: {hits} of {SAMPLE} sampled reads hit ({recent_hits} among the recent)")
+    report(f"{TARGET}: {hits} of {SAMPLE} sampled reads hit ({recent_hits} among the recent)")
     assert recent_hits > 0, "none of the most recently written keys survived"
 
     assert rss_mb <= bound_mb, (
