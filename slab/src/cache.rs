@@ -1092,8 +1092,14 @@ impl Cache {
             }
             StoreMode::Append | StoreMode::Prepend => {
                 let h = self.header(old);
-                // A compare cas of 0 means "no condition", as in memcached.
-                let expected = opts.compare_cas.unwrap_or(0);
+                // A compare cas of 0 means "no condition", as in memcached; with CAS
+                // disabled memcached's items cannot carry the request's cas, so it never
+                // compares.
+                let expected = if self.config.use_cas {
+                    opts.compare_cas.unwrap_or(0)
+                } else {
+                    0
+                };
                 if expected != 0 && expected != self.visible_cas(h.cas()) {
                     Err(StoreError::Exists)
                 } else {
@@ -1296,6 +1302,8 @@ impl Cache {
             n
         };
         text[..n].copy_from_slice(&digits[..n]);
+        // memcached rewrites a number that still fits in place, without linking a new item.
+        let in_place = n <= old_value.len();
         let class = self.class_of(old);
         let (flags, exptime) = (h.client_flags.load(Relaxed), h.exptime.load(Relaxed));
         // A value longer than `text` that still parses is padded by spaces we cannot hold
@@ -1313,6 +1321,10 @@ impl Cache {
                 now,
             )
             .map_err(|_| ArithError::OutOfMemory)?;
+        if in_place {
+            // Keep `total_items` counting links as memcached does.
+            self.total_items.fetch_sub(1, Relaxed);
+        }
         let counters = &self.class_counters[class];
         if incr {
             counters.incr_hits.fetch_add(1, Relaxed);
@@ -1339,7 +1351,10 @@ impl Cache {
             Some(t) if t > now => self.flush_at.store(t, Relaxed),
             _ => {
                 self.flush_at.store(0, Relaxed);
-                self.flush_below_cas.store(self.next_cas.load(Relaxed), Relaxed);
+                // memcached spends a unique on an immediate flush (its flush mark), so the
+                // uniques clients see after it stay equal to memcached's.
+                self.flush_below_cas
+                    .store(self.next_cas.fetch_add(1, Relaxed), Relaxed);
             }
         }
     }

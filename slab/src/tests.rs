@@ -697,3 +697,35 @@ fn arith_with_cas_creation_and_expiry() {
     c.store(StoreMode::Set, b"e", 0, 0, b"x", 1).unwrap();
     assert_eq!(c.arith(b"e", true, 1, 1, opts), Err(ArithError::Exists));
 }
+
+#[test]
+fn immediate_flush_spends_a_cas_like_memcached() {
+    let c = Cache::new(CacheConfig::default()).unwrap();
+    assert_eq!(c.store(StoreMode::Set, b"a", 0, 0, b"1", 1), Ok(1));
+    c.flush_all(None, 1);
+    assert_eq!(c.store(StoreMode::Set, b"b", 0, 0, b"1", 1), Ok(3));
+    c.flush_all(Some(100), 1);
+    assert_eq!(c.store(StoreMode::Set, b"c", 0, 0, b"1", 1), Ok(4));
+    assert_eq!(get(&c, b"b", 1).map(|v| v.0), Some(b"1".to_vec()));
+}
+
+#[test]
+fn cas_disabled_never_compares_on_append_and_in_place_incr_links_nothing() {
+    let c = Cache::new(CacheConfig {
+        use_cas: false,
+        ..CacheConfig::default()
+    })
+    .unwrap();
+    assert_eq!(c.store(StoreMode::Set, b"k", 0, 0, b"1", 1), Ok(0));
+    let opts = StoreOptions {
+        compare_cas: Some(5),
+        ..StoreOptions::default()
+    };
+    assert_eq!(c.store_with(StoreMode::Append, b"k", 0, 0, b"0", 1, opts), Ok(0));
+    assert_eq!(get(&c, b"k", 1).map(|v| v.0), Some(b"10".to_vec()));
+    let before = c.stats().total_items;
+    assert_eq!(c.incr_decr(b"k", true, 5, 1), Ok(15));
+    assert_eq!(c.stats().total_items, before, "same length: rewritten in place");
+    assert_eq!(c.incr_decr(b"k", true, 100, 1), Ok(115));
+    assert_eq!(c.stats().total_items, before + 1, "longer: a new item");
+}
