@@ -52,6 +52,10 @@ pub fn step(decoded: MetaDecoded<'_>, shared: &Shared, counters: &Counters, out:
             if error == MetaError::TOO_LARGE {
                 bump(&counters.store_too_large, 1);
             }
+            // memcached counts an `ms` whose data block it read before checking its end.
+            if error == MetaError::BAD_DATA_CHUNK {
+                bump(&counters.cmd_set, 1);
+            }
             if let Some(key) = unlink {
                 shared.cache.delete(key.bytes(), shared.clock.now());
             }
