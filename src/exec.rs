@@ -134,6 +134,16 @@ fn execute(request: Request<'_>, shared: &Shared, counters: &Counters, out: &mut
             }
             text::write_end(out);
         }
+        Request::GetRefused { keys_before, touch } => {
+            // memcached looks up (and counts, and touches) the keys ahead of the long one
+            // before it notices; their replies are dropped.
+            let touch = touch.map(|t| shared.clock.expiry(t));
+            let mut dropped = Vec::new();
+            for key in keys_before {
+                get_one(key, touch, false, shared, counters, &mut dropped);
+            }
+            Reply::ClientError(ClientError::BadCommandLineFormat).encode(out);
+        }
         Request::Store {
             mode,
             key,

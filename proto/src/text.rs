@@ -274,6 +274,17 @@ pub enum Request<'a> {
     },
     /// `mn`, the meta no-op: reply `MN` and flush.
     MetaNoop,
+    /// A `get`/`gets`/`gat`/`gats` line with a key longer than `max_key_len`. memcached
+    /// walks the keys in order and only notices the long one when it reaches it, so the keys
+    /// before it have been looked up (and touched, for gat), counted, and their replies
+    /// dropped. Do the same for `keys_before`, then reply
+    /// [`ClientError::BadCommandLineFormat`].
+    GetRefused {
+        /// The valid keys ahead of the first too-long one (possibly none).
+        keys_before: Keys<'a>,
+        /// For `gat`/`gats`: the new expiry, read as for [`Request::Store`].
+        touch: Option<i64>,
+    },
     /// A request memcached rejects, but only *after* checking a server setting this crate
     /// cannot see: if `gate` is disabled on the server, reply with
     /// [`Gate::disabled_error`] instead of `error`. Either reply is suppressed by
@@ -310,7 +321,8 @@ impl Request<'_> {
             | Request::Stats(_)
             | Request::Shutdown { .. }
             | Request::ConfigGet { .. }
-            | Request::MetaNoop => false,
+            | Request::MetaNoop
+            | Request::GetRefused { .. } => false,
         }
     }
 }
@@ -421,16 +433,22 @@ pub struct Keys<'a> {
 }
 
 impl<'a> Keys<'a> {
-    /// Walks the space-separated words of `rest`; `None` if one is longer than `max_len`.
-    fn validated(rest: &'a [u8], max_len: usize) -> Option<Self> {
+    /// Walks the space-separated words of `rest`. `Err` holds the keys before the first one
+    /// longer than `max_len`.
+    fn validated(rest: &'a [u8], max_len: usize) -> Result<Self, Self> {
         let mut remaining = 0;
-        for word in rest.split(|&b| b == b' ').filter(|w| !w.is_empty()) {
+        let mut offset = 0;
+        for word in rest.split(|&b| b == b' ') {
             if word.len() > max_len {
-                return None;
+                return Err(Keys {
+                    rest: &rest[..offset],
+                    remaining,
+                });
             }
-            remaining += 1;
+            offset += word.len() + 1;
+            remaining += usize::from(!word.is_empty());
         }
-        Some(Keys { rest, remaining })
+        Ok(Keys { rest, remaining })
     }
 }
 
@@ -658,8 +676,11 @@ impl<'a> Line<'a, '_> {
     /// `get`/`gets`/`bget`, dispatched only with at least one key.
     fn get(&self, with_cas: bool) -> Decoded<'a> {
         match Keys::validated(self.words_from(1), self.limits.max_key_len) {
-            Some(keys) => self.ok(Request::Get { keys, with_cas }),
-            None => self.bad_format(false),
+            Ok(keys) => self.ok(Request::Get { keys, with_cas }),
+            Err(keys_before) => self.ok(Request::GetRefused {
+                keys_before,
+                touch: None,
+            }),
         }
     }
 
@@ -668,12 +689,15 @@ impl<'a> Line<'a, '_> {
             return self.err(ClientError::InvalidExptime, false);
         };
         match Keys::validated(self.words_from(2), self.limits.max_key_len) {
-            Some(keys) => self.ok(Request::GetAndTouch {
+            Ok(keys) => self.ok(Request::GetAndTouch {
                 exptime: exptime.into(),
                 keys,
                 with_cas,
             }),
-            None => self.bad_format(false),
+            Err(keys_before) => self.ok(Request::GetRefused {
+                keys_before,
+                touch: Some(exptime.into()),
+            }),
         }
     }
 
