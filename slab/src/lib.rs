@@ -23,6 +23,8 @@
 //!   to allocate and link. Eviction starts from the class lock (the LRU tail) and so may
 //!   only `try_lock` the victim's stripe: a busy stripe makes it skip that item, never wait.
 //!   No thread ever blocks on a stripe while holding a class lock, so there is no cycle.
+//! - The write-marks mutex (item dating, see below) is a leaf: it is taken under a stripe
+//!   lock, never while a class lock is held, and nothing is locked while holding it.
 //! - A chunk's payload is written only while no index, LRU or free list reaches it, and is
 //!   freed only by a holder of both its stripe and class locks, so readers under either lock
 //!   never see it change. Header fields are atomics (used `Relaxed`; the locks order them).
