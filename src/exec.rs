@@ -75,8 +75,11 @@ pub fn text(input: &[u8], shared: &Shared, counters: &Counters, out: &mut Vec<u8
             else {
                 unreachable!("matched above")
             };
-            if error == ProtoError::Server(ServerError::ObjectTooLarge) {
-                bump(&counters.store_too_large, 1);
+            match error {
+                ProtoError::Server(ServerError::ObjectTooLarge) => bump(&counters.store_too_large, 1),
+                // memcached counts the set before it checks the data block's ending.
+                ProtoError::Client(ClientError::BadDataChunk) => bump(&counters.cmd_set, 1),
+                _ => {}
             }
             if let Some(key) = unlink {
                 shared.cache.delete(key, shared.clock.now());
