@@ -360,8 +360,12 @@ struct ClassState {
     evicted_unfetched: u64,
 }
 
-/// Per-class operation counters, touched without the class lock.
+/// Per-class operation counters, touched without the class lock. Each class has
+/// [`COUNTER_SHARDS`] blocks, one cache line each, and a thread bumps the block of its own
+/// shard: with one shared block, every get hit of two worker threads would bounce the same
+/// cache line between cores.
 #[derive(Default)]
+#[repr(align(64))]
 struct ClassCounters {
     get_hits: AtomicU64,
     cmd_set: AtomicU64,
@@ -371,6 +375,29 @@ struct ClassCounters {
     cas_hits: AtomicU64,
     cas_badval: AtomicU64,
     touch_hits: AtomicU64,
+}
+
+/// A mutex alone on its cache line, so threads locking neighbouring stripes do not slow
+/// each other down.
+#[repr(align(64))]
+struct PaddedMutex<T>(Mutex<T>);
+
+impl<T> std::ops::Deref for PaddedMutex<T> {
+    type Target = Mutex<T>;
+    fn deref(&self) -> &Mutex<T> {
+        &self.0
+    }
+}
+
+/// Counter blocks per class (see [`ClassCounters`]).
+const COUNTER_SHARDS: usize = 8;
+
+thread_local! {
+    /// This thread's counter shard, handed out round-robin on first use.
+    static COUNTER_SHARD: usize = {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        NEXT.fetch_add(1, Relaxed) % COUNTER_SHARDS
+    };
 }
 
 /// What a lookup found under the stripe lock.
@@ -395,7 +422,7 @@ pub struct Cache {
     arena: Arena,
     classes: ClassTable,
     hasher: ahash::RandomState,
-    stripes: Box<[Mutex<Stripe>]>,
+    stripes: Box<[PaddedMutex<Stripe>]>,
     /// Index 0 is unused so class ids index directly.
     class_state: Box<[Mutex<ClassState>]>,
     class_counters: Box<[ClassCounters]>,
@@ -443,14 +470,16 @@ impl Cache {
         let classes = ClassTable::new(config.min_chunk, config.growth_factor, config.page_size);
         let stripes = (0..STRIPES)
             .map(|_| {
-                Mutex::new(Stripe {
+                PaddedMutex(Mutex::new(Stripe {
                     buckets: vec![NIL; INITIAL_BUCKETS],
                     count: 0,
-                })
+                }))
             })
             .collect();
         let class_state = (0..=classes.len()).map(|_| Mutex::default()).collect();
-        let class_counters = (0..=classes.len()).map(|_| ClassCounters::default()).collect();
+        let class_counters = (0..(classes.len() + 1) * COUNTER_SHARDS)
+            .map(|_| ClassCounters::default())
+            .collect();
         let page_class = (0..pages).map(|_| AtomicU8::new(0)).collect();
         Ok(Cache {
             config,
@@ -939,7 +968,7 @@ impl Cache {
         h.set_bit(FETCHED);
         h.set_bit(ACCESSED);
         let class = self.class_of(c);
-        let counters = &self.class_counters[class];
+        let counters = self.counters(class);
         counters.get_hits.fetch_add(1, Relaxed);
         if let Some(exptime) = touch {
             h.exptime.store(exptime, Relaxed);
@@ -1015,7 +1044,7 @@ impl Cache {
             h.set_bit(FETCHED);
             h.set_bit(ACCESSED);
         }
-        let counters = &self.class_counters[class];
+        let counters = self.counters(class);
         match opts.counter {
             HitCounter::Get => counters.get_hits.fetch_add(1, Relaxed),
             HitCounter::Touch => counters.touch_hits.fetch_add(1, Relaxed),
@@ -1121,17 +1150,17 @@ impl Cache {
                 let current = self.visible_cas(h.cas());
                 // A unique of 0 never matches (always the case with CAS disabled), as in memcached.
                 if expected != 0 && current == expected {
-                    self.class_counters[class].cas_hits.fetch_add(1, Relaxed);
+                    self.counters(class).cas_hits.fetch_add(1, Relaxed);
                     self.replace_with(&mut st, idx, hash, old, key, flags, exptime, [value, &[]], now)
                 } else if opts.invalidate && expected != 0 && expected < current {
                     // meta's stale write: an older cas may still store, but the value is
                     // marked stale, keeps the old expiry and whether its token was handed out.
-                    self.class_counters[class].cas_hits.fetch_add(1, Relaxed);
+                    self.counters(class).cas_hits.fetch_add(1, Relaxed);
                     carried = STALE | (h.bits.load(Relaxed) & WIN_TOKEN_SENT);
                     let old_exp = h.exptime.load(Relaxed);
                     self.replace_with(&mut st, idx, hash, old, key, flags, old_exp, [value, &[]], now)
                 } else {
-                    self.class_counters[class].cas_badval.fetch_add(1, Relaxed);
+                    self.counters(class).cas_badval.fetch_add(1, Relaxed);
                     Err(StoreError::Exists)
                 }
             }
@@ -1153,7 +1182,7 @@ impl Cache {
             .classes
             .class_for(ItemHeader::total_size(key.len(), value.len()))
             .unwrap_or(1);
-        self.class_counters[class].cmd_set.fetch_add(1, Relaxed);
+        self.counters(class).cmd_set.fetch_add(1, Relaxed);
         Ok(self.visible_cas(h.cas()))
     }
 
@@ -1196,9 +1225,7 @@ impl Cache {
             self.write_marks.note(cas, now);
             return DeleteResult::Invalidated;
         }
-        self.class_counters[self.class_of(c)]
-            .delete_hits
-            .fetch_add(1, Relaxed);
+        self.counters(self.class_of(c)).delete_hits.fetch_add(1, Relaxed);
         self.unlink(&mut st, hash, c, Unlink::Deleted);
         DeleteResult::Deleted
     }
@@ -1218,9 +1245,7 @@ impl Cache {
                 h.exptime.store(exptime, Relaxed);
                 h.set_bit(FETCHED);
                 h.set_bit(ACCESSED);
-                self.class_counters[self.class_of(c)]
-                    .touch_hits
-                    .fetch_add(1, Relaxed);
+                self.counters(self.class_of(c)).touch_hits.fetch_add(1, Relaxed);
                 true
             }
             _ => false,
@@ -1325,7 +1350,7 @@ impl Cache {
             // Keep `total_items` counting links as memcached does.
             self.total_items.fetch_sub(1, Relaxed);
         }
-        let counters = &self.class_counters[class];
+        let counters = self.counters(class);
         if incr {
             counters.incr_hits.fetch_add(1, Relaxed);
         } else {
@@ -1424,7 +1449,7 @@ impl Cache {
             }
             let per_page = self.classes.chunks_per_page(id);
             let carved_left = cs.carve.map_or(0, |(_, next)| per_page.saturating_sub(next));
-            let k = &self.class_counters[id];
+            let sum = |f: fn(&ClassCounters) -> &AtomicU64| self.counter_total(id, f);
             out.push(ClassStats {
                 id,
                 chunk_size: self.classes.chunk_size(id) as u64,
@@ -1442,14 +1467,14 @@ impl Cache {
                 outofmemory: cs.outofmemory,
                 expired_unfetched: cs.expired_unfetched,
                 evicted_unfetched: cs.evicted_unfetched,
-                get_hits: k.get_hits.load(Relaxed),
-                cmd_set: k.cmd_set.load(Relaxed),
-                delete_hits: k.delete_hits.load(Relaxed),
-                incr_hits: k.incr_hits.load(Relaxed),
-                decr_hits: k.decr_hits.load(Relaxed),
-                cas_hits: k.cas_hits.load(Relaxed),
-                cas_badval: k.cas_badval.load(Relaxed),
-                touch_hits: k.touch_hits.load(Relaxed),
+                get_hits: sum(|k| &k.get_hits),
+                cmd_set: sum(|k| &k.cmd_set),
+                delete_hits: sum(|k| &k.delete_hits),
+                incr_hits: sum(|k| &k.incr_hits),
+                decr_hits: sum(|k| &k.decr_hits),
+                cas_hits: sum(|k| &k.cas_hits),
+                cas_badval: sum(|k| &k.cas_badval),
+                touch_hits: sum(|k| &k.touch_hits),
             });
         }
         out
@@ -1468,20 +1493,35 @@ impl Cache {
             cs.outofmemory = 0;
             cs.expired_unfetched = 0;
             cs.evicted_unfetched = 0;
-            let k = &self.class_counters[id];
-            for counter in [
-                &k.get_hits,
-                &k.cmd_set,
-                &k.delete_hits,
-                &k.incr_hits,
-                &k.decr_hits,
-                &k.cas_hits,
-                &k.cas_badval,
-                &k.touch_hits,
-            ] {
-                counter.store(0, Relaxed);
+            for k in &self.class_counters[id * COUNTER_SHARDS..(id + 1) * COUNTER_SHARDS] {
+                for counter in [
+                    &k.get_hits,
+                    &k.cmd_set,
+                    &k.delete_hits,
+                    &k.incr_hits,
+                    &k.decr_hits,
+                    &k.cas_hits,
+                    &k.cas_badval,
+                    &k.touch_hits,
+                ] {
+                    counter.store(0, Relaxed);
+                }
             }
         }
+    }
+
+    /// The calling thread's counter block for `class`.
+    fn counters(&self, class: usize) -> &ClassCounters {
+        let shard = COUNTER_SHARD.with(|s| *s);
+        &self.class_counters[class * COUNTER_SHARDS + shard]
+    }
+
+    /// One counter of `class`, summed over the shards.
+    fn counter_total(&self, class: usize, field: fn(&ClassCounters) -> &AtomicU64) -> u64 {
+        self.class_counters[class * COUNTER_SHARDS..(class + 1) * COUNTER_SHARDS]
+            .iter()
+            .map(|k| field(k).load(Relaxed))
+            .sum()
     }
 }
 
