@@ -134,6 +134,7 @@ impl Server {
             evict: config.evictions,
         })
         .map_err(ServerError::Cache)?;
+        cache.set_size_tracking(config.track_sizes);
 
         let poll = Poll::new()?;
         let mut listeners = Vec::new();

@@ -119,10 +119,24 @@ pub fn render(which: StatsRequest, shared: &Shared, out: &mut Vec<u8>) {
         StatsRequest::Items => items(shared, out),
         StatsRequest::Slabs => slabs(shared, out),
         StatsRequest::Sizes => {
-            write_stat(out, "sizes_status", "disabled");
+            match shared.cache.size_histogram() {
+                Some(rows) => {
+                    for (size, count) in rows {
+                        write_stat(out, size, count);
+                    }
+                }
+                None => write_stat(out, "sizes_status", "disabled"),
+            }
             write_end(out);
         }
-        StatsRequest::SizesEnable | StatsRequest::SizesDisable => write_stat(out, "sizes_status", "disabled"),
+        StatsRequest::SizesEnable => {
+            shared.cache.set_size_tracking(true);
+            write_stat(out, "sizes_status", "enabled");
+        }
+        StatsRequest::SizesDisable => {
+            shared.cache.set_size_tracking(false);
+            write_stat(out, "sizes_status", "disabled");
+        }
         StatsRequest::Conns => conns(shared, out),
         StatsRequest::Extstore => write_end(out),
         StatsRequest::Reset => {
@@ -283,7 +297,10 @@ fn settings(shared: &Shared, out: &mut Vec<u8>) {
         ("lru_maintainer_thread", "no".into()),
         ("lru_segmented", "no".into()),
         ("idle_timeout", cfg.idle_timeout.to_string()),
-        ("track_sizes", yes_no(cfg.track_sizes).into()),
+        (
+            "track_sizes",
+            yes_no(shared.cache.size_histogram().is_some()).into(),
+        ),
         ("item_header_size", slabcache::ITEM_HEADER_SIZE.to_string()),
     ];
     for (name, value) in rows {

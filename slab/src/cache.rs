@@ -389,6 +389,46 @@ impl<T> std::ops::Deref for PaddedMutex<T> {
     }
 }
 
+/// memcached's `stats sizes`: how many items of each size (rounded up to 32 bytes) were
+/// linked since tracking was turned on. Off by default: while on, every link and unlink
+/// touches a shared counter.
+struct SizeHistogram {
+    enabled: std::sync::atomic::AtomicBool,
+    buckets: Box<[AtomicU64]>,
+}
+
+impl SizeHistogram {
+    const BUCKET: usize = 32;
+
+    fn new(item_size_max: usize) -> SizeHistogram {
+        let n = item_size_max / Self::BUCKET + 2;
+        SizeHistogram {
+            enabled: std::sync::atomic::AtomicBool::new(false),
+            buckets: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn bucket(&self, size: usize) -> Option<&AtomicU64> {
+        if !self.enabled.load(Relaxed) {
+            return None;
+        }
+        self.buckets.get(size.div_ceil(Self::BUCKET))
+    }
+
+    fn add(&self, size: usize) {
+        if let Some(b) = self.bucket(size) {
+            b.fetch_add(1, Relaxed);
+        }
+    }
+
+    fn remove(&self, size: usize) {
+        // Items linked before tracking began were never counted: never go below zero.
+        if let Some(b) = self.bucket(size) {
+            let _ = b.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+        }
+    }
+}
+
 /// Counter blocks per class (see [`ClassCounters`]).
 const COUNTER_SHARDS: usize = 8;
 
@@ -426,6 +466,8 @@ pub struct Cache {
     /// Index 0 is unused so class ids index directly.
     class_state: Box<[Mutex<ClassState>]>,
     class_counters: Box<[ClassCounters]>,
+    /// `stats sizes`: item sizes in 32-byte buckets, while tracking is on.
+    sizes: SizeHistogram,
     /// Class of each page (0 = not yet assigned).
     page_class: Box<[AtomicU8]>,
     pages_used: AtomicUsize,
@@ -481,6 +523,7 @@ impl Cache {
             .map(|_| ClassCounters::default())
             .collect();
         let page_class = (0..pages).map(|_| AtomicU8::new(0)).collect();
+        let sizes = SizeHistogram::new(config.item_size_max);
         Ok(Cache {
             config,
             arena,
@@ -489,6 +532,7 @@ impl Cache {
             stripes,
             class_state,
             class_counters,
+            sizes,
             page_class,
             pages_used: AtomicUsize::new(0),
             page_limit: AtomicUsize::new(pages),
@@ -708,6 +752,7 @@ impl Cache {
         self.lru_remove(&mut cs, c);
         cs.items -= 1;
         cs.requested -= ItemHeader::SIZE + self.header(c).payload_len();
+        self.sizes.remove(ItemHeader::SIZE + self.header(c).payload_len());
         if why == Unlink::Expired && !self.header(c).has_bit(FETCHED) {
             cs.expired_unfetched += 1;
         }
@@ -835,6 +880,7 @@ impl Cache {
         self.lru_remove(cs, c);
         cs.items -= 1;
         cs.requested -= ItemHeader::SIZE + h.payload_len();
+        self.sizes.remove(ItemHeader::SIZE + h.payload_len());
         let fetched = h.has_bit(FETCHED);
         if dead {
             cs.reclaimed += 1;
@@ -884,6 +930,7 @@ impl Cache {
             self.lru_push_head(&mut cs, c);
             cs.items += 1;
             cs.requested += ItemHeader::SIZE + self.header(c).payload_len();
+            self.sizes.add(ItemHeader::SIZE + self.header(c).payload_len());
         }
         self.table_insert(st, hash, c);
         self.total_items.fetch_add(1, Relaxed);
@@ -1508,6 +1555,32 @@ impl Cache {
                 }
             }
         }
+    }
+
+    /// Turn `stats sizes` tracking on (from an empty histogram) or off.
+    pub fn set_size_tracking(&self, on: bool) {
+        if on && !self.sizes.enabled.load(Relaxed) {
+            for b in self.sizes.buckets.iter() {
+                b.store(0, Relaxed);
+            }
+        }
+        self.sizes.enabled.store(on, Relaxed);
+    }
+
+    /// `stats sizes`: (size, items) for every non-empty 32-byte bucket, or None when
+    /// tracking is off.
+    pub fn size_histogram(&self) -> Option<Vec<(usize, u64)>> {
+        if !self.sizes.enabled.load(Relaxed) {
+            return None;
+        }
+        let rows = self.sizes.buckets.iter().enumerate();
+        Some(
+            rows.filter_map(|(i, b)| {
+                let n = b.load(Relaxed);
+                (n > 0).then_some((i * SizeHistogram::BUCKET, n))
+            })
+            .collect(),
+        )
     }
 
     /// The calling thread's counter block for `class`.

@@ -729,3 +729,22 @@ fn cas_disabled_never_compares_on_append_and_in_place_incr_links_nothing() {
     assert_eq!(c.incr_decr(b"k", true, 100, 1), Ok(115));
     assert_eq!(c.stats().total_items, before + 1, "longer: a new item");
 }
+
+#[test]
+fn size_histogram_counts_while_enabled() {
+    let c = Cache::new(CacheConfig::default()).unwrap();
+    c.store(StoreMode::Set, b"before", 0, 0, &[0; 500], 1).unwrap();
+    assert_eq!(c.size_histogram(), None);
+    c.set_size_tracking(true);
+    assert_eq!(c.size_histogram(), Some(vec![]));
+    c.store(StoreMode::Set, b"a", 0, 0, &[0; 10], 1).unwrap(); // 43 bytes -> 64
+    c.store(StoreMode::Set, b"b", 0, 0, &[0; 100], 1).unwrap(); // 133 -> 160
+    c.store(StoreMode::Set, b"c", 0, 0, &[0; 100], 1).unwrap();
+    assert_eq!(c.size_histogram(), Some(vec![(64, 1), (160, 2)]));
+    c.delete(b"c", 1);
+    // An item linked before tracking began never drives a bucket below zero.
+    c.delete(b"before", 1);
+    assert_eq!(c.size_histogram(), Some(vec![(64, 1), (160, 1)]));
+    c.set_size_tracking(false);
+    assert_eq!(c.size_histogram(), None);
+}
