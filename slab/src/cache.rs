@@ -448,6 +448,14 @@ enum Found {
     Flushed,
 }
 
+/// A key's stripe, locked, and what a lookup of the key found in it.
+struct Slot<'c> {
+    hash: u64,
+    idx: usize,
+    st: MutexGuard<'c, Stripe>,
+    found: Found,
+}
+
 /// Why an item is being unlinked (for counters).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Unlink {
@@ -658,6 +666,20 @@ impl Cache {
             return Found::Flushed;
         }
         Found::Live(c)
+    }
+
+    /// The common start of every keyed operation: refuse a bad key (None), apply a due
+    /// delayed flush, lock the key's stripe and look the key up (dropping it if dead).
+    fn lock_key(&self, key: &[u8], now: u32) -> Option<Slot<'_>> {
+        if key.is_empty() || key.len() > MAX_KEY_LEN {
+            return None;
+        }
+        self.apply_pending_flush(now);
+        let hash = self.hash(key);
+        let idx = Self::stripe_of(hash);
+        let mut st = lock(&self.stripes[idx]);
+        let found = self.find_live(&mut st, hash, key, now);
+        Some(Slot { hash, idx, st, found })
     }
 
     fn table_insert(&self, st: &mut Stripe, hash: u64, c: ChunkRef) {
@@ -993,13 +1015,11 @@ impl Cache {
         touch: Option<u32>,
         read: impl FnOnce(ItemRef<'_>) -> R,
     ) -> Option<R> {
-        if key.is_empty() || key.len() > MAX_KEY_LEN {
-            return None;
-        }
-        self.apply_pending_flush(now);
-        let hash = self.hash(key);
-        let mut st = lock(&self.stripes[Self::stripe_of(hash)]);
-        let c = match self.find_live(&mut st, hash, key, now) {
+        // `_locked` keeps the stripe locked while the item is read below.
+        let Slot {
+            st: _locked, found, ..
+        } = self.lock_key(key, now)?;
+        let c = match found {
             Found::Live(c) => c,
             Found::Missing => return None,
             Found::Expired => {
@@ -1043,14 +1063,13 @@ impl Cache {
         opts: GetOptions,
         read: impl FnOnce(&ItemView<'_>) -> R,
     ) -> Option<R> {
-        if key.is_empty() || key.len() > MAX_KEY_LEN {
-            return None;
-        }
-        self.apply_pending_flush(now);
-        let hash = self.hash(key);
-        let idx = Self::stripe_of(hash);
-        let mut st = lock(&self.stripes[idx]);
-        let found = match self.find_live(&mut st, hash, key, now) {
+        let Slot {
+            hash,
+            idx,
+            mut st,
+            found,
+        } = self.lock_key(key, now)?;
+        let found = match found {
             Found::Live(c) => Some(c),
             Found::Missing => None,
             Found::Expired => {
@@ -1127,14 +1146,16 @@ impl Cache {
         now: u32,
         opts: StoreOptions,
     ) -> Result<u64, StoreError> {
-        if key.is_empty() || key.len() > MAX_KEY_LEN {
+        let Some(Slot {
+            hash,
+            idx,
+            mut st,
+            found,
+        }) = self.lock_key(key, now)
+        else {
             return Err(StoreError::BadKey);
-        }
-        self.apply_pending_flush(now);
-        let hash = self.hash(key);
-        let idx = Self::stripe_of(hash);
-        let mut st = lock(&self.stripes[idx]);
-        let old = match self.find_live(&mut st, hash, key, now) {
+        };
+        let old = match found {
             Found::Live(c) => c,
             _ => NIL,
         };
@@ -1241,13 +1262,16 @@ impl Cache {
     /// Delete with the meta and binary protocols' options: a cas that must match, or
     /// invalidation (mark stale, optionally re-expire) instead of removal.
     pub fn delete_with(&self, key: &[u8], now: u32, opts: DeleteOptions) -> DeleteResult {
-        if key.is_empty() || key.len() > MAX_KEY_LEN {
+        let Some(Slot {
+            hash,
+            idx: _,
+            mut st,
+            found,
+        }) = self.lock_key(key, now)
+        else {
             return DeleteResult::NotFound;
-        }
-        self.apply_pending_flush(now);
-        let hash = self.hash(key);
-        let mut st = lock(&self.stripes[Self::stripe_of(hash)]);
-        let c = match self.find_live(&mut st, hash, key, now) {
+        };
+        let c = match found {
             Found::Live(c) => c,
             _ => return DeleteResult::NotFound,
         };
@@ -1280,13 +1304,14 @@ impl Cache {
     /// Set a live item's expiry. True if the item exists. Like memcached, a touch counts
     /// as a fetch (meta `h`, `me fetch=`).
     pub fn touch(&self, key: &[u8], exptime: u32, now: u32) -> bool {
-        if key.is_empty() || key.len() > MAX_KEY_LEN {
+        // `_locked` keeps the stripe locked while the item is changed below.
+        let Some(Slot {
+            st: _locked, found, ..
+        }) = self.lock_key(key, now)
+        else {
             return false;
-        }
-        self.apply_pending_flush(now);
-        let hash = self.hash(key);
-        let mut st = lock(&self.stripes[Self::stripe_of(hash)]);
-        match self.find_live(&mut st, hash, key, now) {
+        };
+        match found {
             Found::Live(c) => {
                 let h = self.header(c);
                 h.exptime.store(exptime, Relaxed);
@@ -1318,14 +1343,16 @@ impl Cache {
         now: u32,
         opts: ArithOptions,
     ) -> Result<ArithDone, ArithError> {
-        if key.is_empty() || key.len() > MAX_KEY_LEN {
+        let Some(Slot {
+            hash,
+            idx,
+            mut st,
+            found,
+        }) = self.lock_key(key, now)
+        else {
             return Err(ArithError::NotFound);
-        }
-        self.apply_pending_flush(now);
-        let hash = self.hash(key);
-        let idx = Self::stripe_of(hash);
-        let mut st = lock(&self.stripes[idx]);
-        let old = match self.find_live(&mut st, hash, key, now) {
+        };
+        let old = match found {
             Found::Live(c) => c,
             _ => {
                 let Some((initial, exptime)) = opts.create else {
