@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from slabtest import RawConn
+
 HERE = Path(__file__).resolve().parent
 TARGET = os.environ.get("SLABCACHED_TARGET", "slabcached")
 IS_MEMCACHED = TARGET == "memcached"
@@ -73,43 +75,9 @@ def ok_lines(stdout: str) -> set[str]:
     return {line[3:].strip() for line in stdout.splitlines() if line.startswith("ok ")}
 
 
-class Raw:
+class Raw(RawConn):
     """A minimal text-protocol connection, independent of every client library under test,
     used to check what a client really stored."""
-
-    def __init__(self, port: int, timeout: float = 5.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.buf = b""
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def _fill(self) -> None:
-        chunk = self.sock.recv(1 << 20)
-        if not chunk:
-            raise ConnectionError(f"server closed the connection; buffered {self.buf[:200]!r}")
-        self.buf += chunk
-
-    def line(self) -> bytes:
-        while b"\r\n" not in self.buf:
-            self._fill()
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-    def exact(self, n: int) -> bytes:
-        while len(self.buf) < n:
-            self._fill()
-        data, self.buf = self.buf[:n], self.buf[n:]
-        return data
 
     def lines_until_end(self, command: bytes) -> list[bytes]:
         """Send a command whose reply is lines ending with END; return the lines before END."""

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from slabtest import RawConn
+
 from discovery import discover
 
 HERE = Path(__file__).resolve().parent
@@ -48,42 +50,8 @@ def run(args, timeout: float = 30, check: bool = True) -> subprocess.CompletedPr
     return proc
 
 
-class Raw:
+class Raw(RawConn):
     """One text-protocol connection to one node, independent of the clients under test."""
-
-    def __init__(self, port: int, timeout: float = 5.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.buf = b""
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def __enter__(self) -> "Raw":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def _fill(self) -> None:
-        chunk = self.sock.recv(1 << 20)
-        if not chunk:
-            raise ConnectionError(f"closed by the server; unread: {self.buf!r}")
-        self.buf += chunk
-
-    def line(self) -> bytes:
-        while b"\r\n" not in self.buf:
-            self._fill()
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-    def exact(self, n: int) -> bytes:
-        while len(self.buf) < n:
-            self._fill()
-        data, self.buf = self.buf[:n], self.buf[n:]
-        return data
 
     def call(self, command: bytes) -> bytes:
         """Send one command line (CRLF added) and return the one reply line."""
