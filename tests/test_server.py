@@ -16,7 +16,7 @@ import time
 import pytest
 from pymemcache.client.base import Client
 
-from slabtest import TARGET, free_port, server_binary
+from slabtest import TARGET, RawConn, free_port, server_binary
 
 slabcached_only = pytest.mark.skipif(
     TARGET == "memcached", reason="slabcached feature or command line (not memcached's)")
@@ -26,34 +26,12 @@ slabcached_only = pytest.mark.skipif(
 DUMP_ARGS = ["-o", "no_lru_maintainer"] if TARGET == "memcached" else []
 
 
-class Raw:
+class Raw(RawConn):
     """A raw text-protocol connection with exact reads."""
 
     def __init__(self, server, timeout: float = 5.0):
-        self.sock = server.connect(timeout=timeout)
+        super().__init__(server.port, timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = b""
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def _fill(self) -> None:
-        chunk = self.sock.recv(1 << 20)
-        if not chunk:
-            raise EOFError(f"connection closed; unread: {self.buf!r}")
-        self.buf += chunk
-
-    def line(self) -> bytes:
-        while b"\r\n" not in self.buf:
-            self._fill()
-        line, _, self.buf = self.buf.partition(b"\r\n")
-        return line
-
-    def exact(self, n: int) -> bytes:
-        while len(self.buf) < n:
-            self._fill()
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
 
     def until(self, terminator: bytes) -> bytes:
         while terminator not in self.buf:
@@ -104,9 +82,6 @@ class Raw:
             return False
         except OSError:
             return True
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def client(server) -> Client:
@@ -332,7 +307,7 @@ def test_connection_limit(start_server):
         try:
             if c.cmd(b"version\r\n").startswith(b"VERSION"):
                 break
-        except (EOFError, OSError):
+        except OSError:
             pass
         c.close()
         assert time.monotonic() < deadline, "server did not accept connections again"
@@ -385,6 +360,38 @@ def test_bad_input_does_not_disturb_other_connections(server):
     assert bad.closed(), "server kept a connection sending an endless line"
     assert good.get("shared") == {"shared": b"world"}
     assert good.cmd(b"incr missing 1\r\n") == b"NOT_FOUND"
+
+
+def vm_rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_client_that_does_not_read_cannot_grow_the_server(server):
+    """Back-pressure: 40 MB of replies owed to a client that reads nothing must not be
+    buffered by the server, other clients keep being served, and the slow client still gets
+    every reply, in order, once it reads."""
+    value = bytes(range(256)) * 400  # 100 KiB
+    setup = Raw(server)
+    assert setup.cmd(b"set big 0 0 %d\r\n%s\r\n" % (len(value), value)) == b"STORED"
+    before = vm_rss_kb(server.pid)
+    slow = Raw(server, timeout=20)
+    slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    requests = 400
+    slow.send(b"get big\r\n" * requests)
+    time.sleep(1.0)
+    grown_mb = (vm_rss_kb(server.pid) - before) / 1024
+    print(f"RSS growth with {requests * len(value) >> 20} MB of replies unread: {grown_mb:.1f} MB")
+    assert grown_mb < 16, f"server buffered {grown_mb:.1f} MB for a client that does not read"
+    assert setup.get("big") == {"big": value}
+    for _ in range(requests):
+        header = slow.line()
+        assert header == b"VALUE big 0 %d" % len(value), header
+        assert slow.exact(len(value) + 2) == value + b"\r\n"
+        assert slow.line() == b"END"
 
 
 def test_noreply_and_pymemcache_basics(server):
