@@ -43,6 +43,29 @@ pub enum Step {
 }
 
 impl Step {
+    /// A refused request: `reply` goes out now, or, when `swallow` bytes of its data
+    /// block are still to be discarded, once they have been (memcached answers after the
+    /// swallow).
+    pub fn refused(
+        consumed: usize,
+        swallow: usize,
+        reply: &'static [u8],
+        close: bool,
+        out: &mut Vec<u8>,
+    ) -> Step {
+        let action = if close { Action::Close } else { Action::Continue };
+        if swallow > 0 {
+            return Step::Done {
+                consumed,
+                swallow,
+                after_swallow: reply,
+                action,
+            };
+        }
+        out.extend_from_slice(reply);
+        Step::done(consumed, action)
+    }
+
     pub fn done(consumed: usize, action: Action) -> Step {
         Step::Done {
             consumed,
@@ -62,19 +85,14 @@ pub fn text(input: &[u8], shared: &Shared, counters: &Counters, out: &mut Vec<u8
     match text::decode(input, &shared.limits) {
         Decoded::Incomplete => Step::Incomplete,
         Decoded::Meta(meta) => crate::exec_meta::step(meta, shared, counters, out),
-        decoded @ Decoded::Error { .. } => {
-            let reply = decoded.error_reply();
-            let Decoded::Error {
-                error,
-                consumed,
-                swallow,
-                close,
-                unlink,
-                ..
-            } = decoded
-            else {
-                unreachable!("matched above")
-            };
+        Decoded::Error {
+            error,
+            consumed,
+            swallow,
+            close,
+            noreply,
+            unlink,
+        } => {
             match error {
                 ProtoError::Server(ServerError::ObjectTooLarge) => bump(&counters.store_too_large, 1),
                 // memcached counts the set before it checks the data block's ending.
@@ -84,18 +102,8 @@ pub fn text(input: &[u8], shared: &Shared, counters: &Counters, out: &mut Vec<u8
             if let Some(key) = unlink {
                 shared.cache.delete(key, shared.clock.now());
             }
-            let action = if close { Action::Close } else { Action::Continue };
-            if swallow > 0 {
-                Step::Done {
-                    consumed,
-                    swallow,
-                    after_swallow: reply,
-                    action,
-                }
-            } else {
-                out.extend_from_slice(reply);
-                Step::done(consumed, action)
-            }
+            let reply = if noreply { &b""[..] } else { error.as_wire() };
+            Step::refused(consumed, swallow, reply, close, out)
         }
         Decoded::Request { request, consumed } => {
             let noreply = request.noreply();

@@ -59,18 +59,7 @@ pub fn step(decoded: MetaDecoded<'_>, shared: &Shared, counters: &Counters, out:
             if let Some(key) = unlink {
                 shared.cache.delete(key.bytes(), shared.clock.now());
             }
-            let action = if close { Action::Close } else { Action::Continue };
-            if swallow > 0 {
-                Step::Done {
-                    consumed,
-                    swallow,
-                    after_swallow: error.line(),
-                    action,
-                }
-            } else {
-                out.extend_from_slice(error.line());
-                Step::done(consumed, action)
-            }
+            Step::refused(consumed, swallow, error.line(), close, out)
         }
     }
 }

@@ -60,12 +60,6 @@ impl Arena {
         Ok(Arena { _map: map, base, len })
     }
 
-    /// Bytes mapped.
-    #[allow(dead_code)]
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
     /// The chunk that starts at byte `offset` (which must be CHUNK_ALIGN-aligned).
     pub fn chunk_at(offset: usize) -> ChunkRef {
         debug_assert_eq!(offset % CHUNK_ALIGN, 0);
