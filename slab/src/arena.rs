@@ -55,6 +55,12 @@ impl Arena {
     /// Map `bytes` of anonymous, zero-filled memory. Pages are only backed when first written.
     pub fn new(bytes: usize) -> std::io::Result<Arena> {
         let mut map = MmapOptions::new().len(bytes.max(1)).map_anon()?;
+        // Transparent huge pages where the kernel offers them (THP "madvise" mode): a get
+        // touches a hash bucket and an item at random places in the arena, and with 4 KiB
+        // pages each of those is a TLB miss too. Pages are still backed only when first
+        // written, 2 MiB at a time instead of 4 KiB. Failure (no THP) changes nothing else.
+        #[cfg(target_os = "linux")]
+        let _ = map.advise(memmap2::Advice::HugePage);
         let base = map.as_mut_ptr();
         let len = map.len();
         Ok(Arena { _map: map, base, len })
@@ -97,13 +103,31 @@ impl Arena {
     ///
     /// # Safety
     /// No thread may write these bytes while the returned slice lives. The cache upholds
-    /// this: payload bytes are written only into a chunk just taken from a free list (owned
-    /// by one thread), and a chunk is only freed by a thread holding the lock of the stripe
-    /// that indexes it, which readers also hold.
+    /// this: payload bytes are written into a chunk just taken from a free list (owned by one
+    /// thread), or, for the value bytes of a linked item, by a holder of the lock of the
+    /// stripe that indexes it; a chunk is only freed by a thread holding that stripe lock.
+    /// Readers of value bytes hold the stripe lock; readers under the class lock alone read
+    /// only the key, which never changes while the item is linked.
     pub unsafe fn payload(&self, chunk: ChunkRef, len: usize) -> &[u8] {
         let start = self.check(chunk, ItemHeader::SIZE + len) + ItemHeader::SIZE;
         // SAFETY: in bounds by `check`; no concurrent writer by this function's contract.
         unsafe { std::slice::from_raw_parts(self.base.add(start), len) }
+    }
+
+    /// `len` payload bytes from byte `from` of a linked chunk's payload, for rewriting in
+    /// place (a value overwritten by a store of the same key into the same class).
+    ///
+    /// # Safety
+    /// No other thread may read or write these bytes while the returned slice lives. The
+    /// cache calls this with the stripe lock of the chunk's key held, for value bytes only:
+    /// every reader of value bytes holds that lock, and readers under the class lock alone
+    /// read only the key.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn payload_range_mut(&self, chunk: ChunkRef, from: usize, len: usize) -> &mut [u8] {
+        let start = self.check(chunk, ItemHeader::SIZE + from + len) + ItemHeader::SIZE + from;
+        // SAFETY: in bounds by `check`; exclusive by this function's contract, and the map's
+        // memory is writable and `base` came from a mutable borrow of the map.
+        unsafe { std::slice::from_raw_parts_mut(self.base.add(start), len) }
     }
 
     /// The `len` payload bytes after a chunk's header, for writing.

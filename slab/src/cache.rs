@@ -597,18 +597,24 @@ impl Cache {
         usize::from(self.page_class[page].load(Relaxed))
     }
 
-    /// Key and value of a linked item.
-    ///
-    /// Callers hold the lock of the stripe indexing `c`, or the lock of `c`'s class while
-    /// `c` is on that class's LRU: either keeps `c` from being freed and rewritten.
+    /// Key and value of a linked item. Callers hold the lock of the stripe indexing `c`,
+    /// which keeps it from being freed or overwritten (class-lock holders use `key_of`).
     fn key_value(&self, c: ChunkRef) -> (&[u8], &[u8]) {
         let h = self.header(c);
         let klen = h.key_len();
-        // SAFETY: `c` is linked, so its payload was fully written before it was published
-        // and is never written again until it is freed, which the caller's lock prevents
-        // (see above).
+        // SAFETY: `c` is linked and its stripe lock is held: its payload was written before
+        // it was published, and is rewritten (value only) or freed only under that lock.
         let payload = unsafe { self.arena.payload(c, klen + h.value_len()) };
         payload.split_at(klen)
+    }
+
+    /// Key of an item on a class's LRU, for a reader holding only that class lock (the
+    /// evictor, cachedump): unlike the value, the key never changes while the item is linked.
+    fn key_of(&self, c: ChunkRef) -> &[u8] {
+        let klen = self.header(c).key_len();
+        // SAFETY: `c` is linked (the caller's class lock keeps it so); its key bytes were
+        // written before it was published and are not written again until it is freed.
+        unsafe { self.arena.payload(c, klen) }
     }
 
     fn next_cas(&self) -> u64 {
@@ -854,7 +860,7 @@ impl Cache {
             }
             let prev = self.header(c).lru_prev.load(Relaxed);
             if c != protect {
-                let hash = self.hash(self.key_value(c).0);
+                let hash = self.hash(self.key_of(c));
                 let idx = Self::stripe_of(hash);
                 let got = if idx == held_idx {
                     self.try_evict(cs, held, hash, c, now, force)
@@ -958,8 +964,41 @@ impl Cache {
         self.total_items.fetch_add(1, Relaxed);
     }
 
-    /// Allocate, write and link a new version of `key`, replacing `old` (NIL if none);
-    /// returns the new chunk.
+    /// Store a new value for the linked item `c` over its old one (stripe lock held, the
+    /// new item needs the same class). A set of an existing key costs no allocation, no
+    /// LRU relinking and no class lock (unless the size changed): the item stays where it
+    /// is on the LRU, marked ACCESSED, so eviction gives it a second chance as if moved to
+    /// the head. Readers of the value hold the stripe lock, so none sees a half-written one.
+    fn overwrite(&self, c: ChunkRef, key_len: usize, flags: u32, exptime: u32, value: &[u8], now: u32) {
+        let h = self.header(c);
+        let (old_size, new_size) = (
+            ItemHeader::SIZE + h.payload_len(),
+            ItemHeader::SIZE + key_len + value.len(),
+        );
+        if old_size != new_size {
+            let mut cs = lock(&self.class_state[self.class_of(c)]);
+            cs.requested = cs.requested - old_size + new_size;
+            self.sizes.remove(old_size);
+            self.sizes.add(new_size);
+        }
+        // SAFETY: the caller holds the stripe lock indexing `c`, which every reader of its
+        // value bytes also holds; class-lock-only readers read just the key (`key_of`), and
+        // only bytes after the key are written.
+        let v = unsafe { self.arena.payload_range_mut(c, key_len, value.len()) };
+        v.copy_from_slice(value);
+        h.value_len.store(value.len() as u32, Relaxed);
+        h.exptime.store(exptime, Relaxed);
+        h.client_flags.store(flags, Relaxed);
+        h.bits.store(ACCESSED, Relaxed);
+        let cas = self.next_cas();
+        h.set_cas(cas);
+        self.write_marks.note(cas, now);
+        self.total_items.fetch_add(1, Relaxed);
+    }
+
+    /// Write a new version of `key`, replacing `old` (NIL if none): over `old` itself when
+    /// the value fits its class and is not built from it (append/prepend), otherwise into a
+    /// newly allocated and linked chunk. Returns the item's chunk.
     #[allow(clippy::too_many_arguments)]
     fn replace_with(
         &self,
@@ -978,6 +1017,17 @@ impl Cache {
             return Err(StoreError::TooLarge);
         }
         let class = self.classes.class_for(total).ok_or(StoreError::TooLarge)?;
+        // Not with -M: there memcached's store of an existing key needs a free chunk
+        // (else "out of memory"), and so does ours.
+        let in_place = old != NIL
+            && self.config.evict
+            && self.class_of(old) == class
+            && parts[1].is_empty()
+            && !overlaps(parts[0], self.key_value(old).1);
+        if in_place {
+            self.overwrite(old, key.len(), flags, exptime, parts[0], now);
+            return Ok(old);
+        }
         let c = self
             .alloc(class, st, idx, old, now)
             .ok_or(StoreError::OutOfMemory)?;
@@ -1481,7 +1531,7 @@ impl Cache {
         let mut n = 0;
         while c != NIL && (limit == 0 || n < limit) {
             let h = self.header(c);
-            visit(self.key_value(c).0, h.value_len(), h.exptime.load(Relaxed));
+            visit(self.key_of(c), h.value_len(), h.exptime.load(Relaxed));
             n += 1;
             c = h.lru_next.load(Relaxed);
         }
@@ -1628,6 +1678,13 @@ impl Cache {
 /// memcached's reading of a stored number for incr/decr: optional leading whitespace, an
 /// optional '+', at least one decimal digit, then the end of the value or whitespace. Out of u64 range
 /// or anything else is non-numeric.
+/// Whether two byte slices share memory (an append's old value must not be overwritten
+/// while it is being copied).
+fn overlaps(a: &[u8], b: &[u8]) -> bool {
+    let (a0, b0) = (a.as_ptr() as usize, b.as_ptr() as usize);
+    a0 < b0 + b.len() && b0 < a0 + a.len()
+}
+
 fn parse_decimal(value: &[u8]) -> Option<u64> {
     let mut i = value.iter().take_while(|b| b.is_ascii_whitespace()).count();
     if value.get(i) == Some(&b'+') {

@@ -9,7 +9,7 @@
 //!   8      4   lru_next     class lock            towards the LRU tail (older); free-list link
 //!  12      4   exptime      stripe lock           cache time it expires at, 0 = never
 //!  16      4   client_flags stripe lock (fixed)   the 32-bit flags the client stored
-//!  20      4   value_len    fixed while linked    bytes of value
+//!  20      4   value_len    stripe lock           bytes of value (an overwrite in place changes it)
 //!  24      4   cas_lo       stripe lock           CAS unique, low 32 bits
 //!  28      2   cas_hi       stripe lock           CAS unique, high 16 bits (48 bits in all)
 //!  30      1   key_len      fixed while linked    1..=250

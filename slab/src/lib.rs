@@ -25,9 +25,10 @@
 //!   No thread ever blocks on a stripe while holding a class lock, so there is no cycle.
 //! - The write-marks mutex (item dating, see below) is a leaf: it is taken under a stripe
 //!   lock, never while a class lock is held, and nothing is locked while holding it.
-//! - A chunk's payload is written only while no index, LRU or free list reaches it, and is
-//!   freed only by a holder of both its stripe and class locks, so readers under either lock
-//!   never see it change. Header fields are atomics (used `Relaxed`; the locks order them).
+//! - A chunk's payload is written while no index, LRU or free list reaches it, or (its value
+//!   only, by a store of the same key that fits the same class) under its stripe lock; it is
+//!   freed only by a holder of both its stripe and class locks. So readers under the stripe
+//!   lock never see it change, and readers under the class lock alone read only the key. Header fields are atomics (used `Relaxed`; the locks order them).
 //! - The read path takes one stripe lock; it marks the item ACCESSED instead of relinking
 //!   it, and eviction gives ACCESSED tail items a second chance (CLOCK on the LRU list), so
 //!   gets never touch the class lock.

@@ -249,6 +249,36 @@ fn stats_and_dump_per_class() {
 }
 
 #[test]
+fn overwriting_a_key_in_its_class_reuses_the_chunk() {
+    let c = Cache::new(CacheConfig::default()).unwrap();
+    let cas1 = c.store(StoreMode::Set, b"k", 1, 0, &[b'a'; 100], 1).unwrap();
+    let bytes1 = c.stats().bytes;
+    // Same class (100 → 98 bytes of value), so stored over the old chunk.
+    let cas2 = c.store(StoreMode::Set, b"k", 2, 50, &[b'b'; 98], 2).unwrap();
+    assert!(cas2 > cas1);
+    assert_eq!(get(&c, b"k", 2), Some((vec![b'b'; 98], 2)));
+    let st = c.stats();
+    assert_eq!((st.curr_items, st.total_items), (1, 2));
+    assert_eq!(st.bytes, bytes1 - 2);
+    let classes = c.class_stats();
+    assert_eq!(classes.len(), 1);
+    assert_eq!(classes[0].used_chunks, 1);
+    let mut seen = vec![];
+    c.dump(classes[0].id, 0, |k, n, e| seen.push((k.to_vec(), n, e)));
+    assert_eq!(seen, vec![(b"k".to_vec(), 98, 50)]);
+    // An append builds the new value from the old one: a new chunk, same answer.
+    c.store(StoreMode::Append, b"k", 0, 0, b"c", 3).unwrap();
+    let mut want = vec![b'b'; 98];
+    want.push(b'c');
+    assert_eq!(get(&c, b"k", 3), Some((want, 2)));
+    // A value of another class moves the item.
+    c.store(StoreMode::Set, b"k", 3, 0, &[b'd'; 1000], 4).unwrap();
+    assert_eq!(get(&c, b"k", 4), Some((vec![b'd'; 1000], 3)));
+    assert_eq!(c.stats().curr_items, 1);
+    assert_eq!(c.class_stats().iter().map(|cl| cl.used_chunks).sum::<u64>(), 1);
+}
+
+#[test]
 fn table_grows_without_losing_items() {
     let c = Cache::new(CacheConfig {
         memory_limit: 256 << 20,
@@ -282,16 +312,19 @@ fn threads_share_the_cache() {
                             c.delete(key.as_bytes(), 1);
                         }
                         1..=3 => {
+                            // Each write's fill byte is random and also in the flags, so a
+                            // reader would notice a value torn between two writes.
                             let len = (x % 300) as usize;
+                            let fill = (x >> 9) % 26;
                             let mut v = format!("{k}:").into_bytes();
-                            v.resize(v.len() + len, b'a' + (k % 26) as u8);
-                            let _ = c.store(StoreMode::Set, key.as_bytes(), k, 0, &v, 1);
+                            v.resize(v.len() + len, b'a' + fill as u8);
+                            let _ = c.store(StoreMode::Set, key.as_bytes(), k << 5 | fill, 0, &v, 1);
                         }
                         _ => {
                             if let Some((v, f)) = get(&c, key.as_bytes(), 1) {
-                                assert_eq!(f, k);
+                                assert_eq!(f >> 5, k);
                                 assert!(v.starts_with(format!("{k}:").as_bytes()));
-                                let fill = b'a' + (k % 26) as u8;
+                                let fill = b'a' + (f & 31) as u8;
                                 assert!(v[format!("{k}:").len()..].iter().all(|&b| b == fill));
                             }
                         }
