@@ -197,11 +197,11 @@ impl Worker {
                 self.conns.len() - 1
             });
             let mut stream = new.stream;
-            if let Err(e) = self.poll.registry().register(
-                &mut stream,
-                Token(index),
-                Interest::READABLE | Interest::WRITABLE,
-            ) {
+            if let Err(e) = self
+                .poll
+                .registry()
+                .register(&mut stream, Token(index), Interest::READABLE)
+            {
                 log::warn!("cannot register connection: {e}");
                 self.free.push(index);
                 self.shared.curr_connections.fetch_sub(1, Relaxed);
