@@ -1018,7 +1018,8 @@ impl Cache {
         }
         let class = self.classes.class_for(total).ok_or(StoreError::TooLarge)?;
         // Not with -M: there memcached's store of an existing key needs a free chunk
-        // (else "out of memory"), and so does ours.
+        // (else "out of memory"), and so does ours. The overlap test is what keeps the
+        // in-place write sound: no slice of the old value may be read while it is written.
         let in_place = old != NIL
             && self.config.evict
             && self.class_of(old) == class
@@ -1675,16 +1676,16 @@ impl Cache {
     }
 }
 
-/// memcached's reading of a stored number for incr/decr: optional leading whitespace, an
-/// optional '+', at least one decimal digit, then the end of the value or whitespace. Out of u64 range
-/// or anything else is non-numeric.
-/// Whether two byte slices share memory (an append's old value must not be overwritten
-/// while it is being copied).
+/// Whether two byte slices share memory (a value built from the old one, as by append or
+/// prepend, must not be written over the bytes it is being copied from).
 fn overlaps(a: &[u8], b: &[u8]) -> bool {
     let (a0, b0) = (a.as_ptr() as usize, b.as_ptr() as usize);
     a0 < b0 + b.len() && b0 < a0 + a.len()
 }
 
+/// memcached's reading of a stored number for incr/decr: optional leading whitespace, an
+/// optional '+', at least one decimal digit, then the end of the value or whitespace. Out of u64 range
+/// or anything else is non-numeric.
 fn parse_decimal(value: &[u8]) -> Option<u64> {
     let mut i = value.iter().take_while(|b| b.is_ascii_whitespace()).count();
     if value.get(i) == Some(&b'+') {
