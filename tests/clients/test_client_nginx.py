@@ -13,6 +13,7 @@ import pytest
 from pymemcache.client.base import Client
 
 from clientcompat import Raw, free_port, need
+from slabtest import stop_process
 
 MEMC_MODULE = "/usr/lib/nginx/modules/ngx_http_memc_module.so"
 
@@ -82,13 +83,7 @@ def nginx(server, tmp_path):
                 time.sleep(0.02)
         yield port
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGQUIT)  # graceful stop
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        stop_process(proc, signal.SIGQUIT)  # nginx's graceful stop
         proc.stderr.close()
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from slabtest import RawConn
+from slabtest import RawConn, stop_process
 
 from discovery import discover
 
@@ -201,10 +201,4 @@ class Nutcracker:
             return False
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_process(self.proc)
