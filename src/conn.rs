@@ -66,6 +66,11 @@ pub struct Conn {
     /// Whether the worker registered write interest (only while replies are pending:
     /// otherwise every ACK would wake the loop for nothing).
     pub write_interest: bool,
+    /// `prefill` has read for the current event (and set `drained`), so `drive` must not
+    /// forget that the socket is already empty.
+    prefilled: bool,
+    /// `prefill`'s read failed (EOF or error, with no request buffered): close.
+    read_failed: bool,
 }
 
 enum Progress {
@@ -99,6 +104,8 @@ impl Conn {
             last_cmd,
             drained: false,
             write_interest: false,
+            prefilled: false,
+            read_failed: false,
         }
     }
 
@@ -119,10 +126,47 @@ impl Conn {
         self.last_cmd.load(Relaxed)
     }
 
+    /// First half of a readiness event, run for every ready connection before any is
+    /// driven: read what arrived, and return the key of the first request so its index
+    /// entry can be prefetched while the other connections are read. Skipped (None, and
+    /// `drive` reads as usual) when the connection has replies or requests left over.
+    pub fn prefill(&mut self, shared: &Shared, counters: &Counters) -> Option<&[u8]> {
+        if self.prefilled || self.closing || self.has_pending_output() || self.rpos != self.rend {
+            return None;
+        }
+        self.prefilled = true;
+        self.drained = false;
+        match self.fill(shared, counters) {
+            Ok(true) => {}
+            Ok(false) => self.drained = true,
+            Err(_) => {
+                self.read_failed = true;
+                return None;
+            }
+        }
+        if self.swallow > 0 {
+            return None;
+        }
+        proto::peek_key(&self.rbuf[self.rpos..self.rend])
+    }
+
+    /// The key of the first buffered request (see [`Conn::prefill`]).
+    pub fn peek_key(&self) -> Option<&[u8]> {
+        if self.swallow > 0 {
+            return None;
+        }
+        proto::peek_key(&self.rbuf[self.rpos..self.rend])
+    }
+
     /// Serve the connection until it would block, must close, or used its budget.
     pub fn drive(&mut self, shared: &Shared, counters: &Counters) -> Drive {
         let mut budget = shared.config.reqs_per_event;
-        self.drained = false;
+        if self.read_failed {
+            return Drive::Close;
+        }
+        if !std::mem::take(&mut self.prefilled) {
+            self.drained = false;
+        }
         loop {
             if self.flush(counters).is_err() {
                 return Drive::Close;

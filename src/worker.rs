@@ -1,8 +1,9 @@
 //! A worker thread: one mio event loop serving many connections.
 //!
-//! New sockets arrive from the listener over a channel, announced by a [`Waker`]. Each
-//! readiness event drives one connection ([`crate::conn::Conn::drive`]) until it would
-//! block, or until it has served `-R` requests, in which case it goes on a pending list
+//! New sockets arrive from the listener over a channel, announced by a [`Waker`]. The
+//! connections with readiness events are first all read, so the index entries their
+//! requests need can be prefetched ([`Worker::serve_ready`]); then each is driven
+//! ([`crate::conn::Conn::drive`]) until it would block, or until it has served `-R` requests, in which case it goes on a pending list
 //! and is driven again after the other ready connections (mio is edge-triggered, so a
 //! yielded connection would otherwise never be woken again).
 
@@ -124,6 +125,8 @@ pub struct Worker {
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
     pending: Vec<usize>,
+    /// Connections with a readiness event in the current poll round.
+    ready: Vec<usize>,
 }
 
 impl Worker {
@@ -139,6 +142,7 @@ impl Worker {
             conns: Vec::new(),
             free: Vec::new(),
             pending: Vec::new(),
+            ready: Vec::new(),
         };
         Ok((worker, WorkerHandle { tx, waker }))
     }
@@ -162,12 +166,14 @@ impl Worker {
             if self.shared.stopping.load(Relaxed) {
                 break;
             }
+            self.ready.clear();
             for event in events.iter() {
                 match event.token() {
                     WAKER => self.accept_new(),
-                    Token(i) => self.drive(i),
+                    Token(i) => self.ready.push(i),
                 }
             }
+            self.serve_ready();
             for i in std::mem::take(&mut self.pending) {
                 self.drive(i);
             }
@@ -187,6 +193,30 @@ impl Worker {
             if self.conns[i].is_some() {
                 self.close(i);
             }
+        }
+    }
+
+    /// Serve the connections of this poll round in three passes: read every socket and
+    /// prefetch the index bucket of each first request's key; prefetch the item that bucket
+    /// names; then execute and reply. A lookup's two cache misses (bucket, item), about half
+    /// of the user time per request before this, are then loaded while the other sockets
+    /// are read instead of stalling the request that needs them.
+    fn serve_ready(&mut self) {
+        for &i in &self.ready {
+            if let Some(conn) = self.conns.get_mut(i).and_then(Option::as_mut) {
+                if let Some(key) = conn.prefill(&self.shared, &self.counters) {
+                    self.shared.cache.prefetch_index(key);
+                }
+            }
+        }
+        for &i in &self.ready {
+            let conn = self.conns.get(i).and_then(Option::as_ref);
+            if let Some(key) = conn.and_then(Conn::peek_key) {
+                self.shared.cache.prefetch_item(key);
+            }
+        }
+        for k in 0..self.ready.len() {
+            self.drive(self.ready[k]);
         }
     }
 

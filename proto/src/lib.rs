@@ -17,6 +17,26 @@ pub mod token;
 
 pub use error::{ClientError, ProtoError, ServerError};
 
+/// The key of the first request in `buf`, if one is visible already, without decoding or
+/// validating the request: a hint for prefetching the key's index entry before the request
+/// is executed. Binary requests start with the magic byte 0x80; anything else is read as a
+/// text line `<command> <key> ...`. A wrong guess only costs a useless prefetch.
+pub fn peek_key(buf: &[u8]) -> Option<&[u8]> {
+    if buf.first() == Some(&binary::MAGIC_REQUEST) {
+        let header = binary::Header::parse(buf)?;
+        let start = binary::HEADER_LEN + usize::from(header.extras_len);
+        return buf
+            .get(start..start + usize::from(header.key_len))
+            .filter(|k| !k.is_empty());
+    }
+    // Look at most one maximal key past a short command name.
+    let window = &buf[..buf.len().min(16 + 250 + 1)];
+    let command_end = window.iter().position(|&b| b == b' ')?;
+    let rest = &window[command_end + 1..];
+    let key_len = rest.iter().position(|&b| matches!(b, b' ' | b'\r' | b'\n'))?;
+    Some(&rest[..key_len]).filter(|k| !k.is_empty())
+}
+
 /// Size limits the decoders enforce, from the server's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -73,5 +93,39 @@ mod tests {
         assert!(l.item_fits(6, 0, 1_048_511));
         assert!(!l.item_fits(6, 0, 1_048_512));
         assert!(!l.item_fits(1, 0, usize::MAX));
+    }
+
+    #[test]
+    fn peek_key_finds_the_first_key_of_text_and_binary_requests() {
+        assert_eq!(peek_key(b"get key:1\r\n"), Some(&b"key:1"[..]));
+        assert_eq!(peek_key(b"get a b c\r\n"), Some(&b"a"[..]));
+        assert_eq!(peek_key(b"set k 0 0 1\r\nx\r\n"), Some(&b"k"[..]));
+        assert_eq!(peek_key(b"mg k v\r\n"), Some(&b"k"[..]));
+        // No key visible yet, or none at all: no hint.
+        assert_eq!(peek_key(b"get key:1"), None);
+        assert_eq!(peek_key(b"version\r\n"), None);
+        assert_eq!(peek_key(b"get  k\r\n"), None);
+        assert_eq!(peek_key(b""), None);
+        // Binary GetK with key "ab": 24-byte header, no extras.
+        let mut getk = vec![0x80, 0x0c, 0, 2, 0, 0, 0, 0, 0, 0, 0, 2];
+        getk.resize(24, 0);
+        getk.extend_from_slice(b"ab");
+        assert_eq!(peek_key(&getk), Some(&b"ab"[..]));
+        assert_eq!(peek_key(&getk[..25]), None);
+        // Binary Set: the key follows 8 bytes of extras.
+        let mut set = vec![0x80, 0x01, 0, 1, 8, 0, 0, 0, 0, 0, 0, 10];
+        set.resize(32, 0);
+        set.extend_from_slice(b"zv");
+        assert_eq!(peek_key(&set), Some(&b"z"[..]));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn peek_key_returns_a_slice_of_its_input(buf in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            if let Some(key) = peek_key(&buf) {
+                let start = key.as_ptr() as usize - buf.as_ptr() as usize;
+                proptest::prop_assert!(!key.is_empty() && start + key.len() <= buf.len());
+            }
+        }
     }
 }

@@ -674,6 +674,31 @@ impl Cache {
         Found::Live(c)
     }
 
+    /// Start loading the index bucket of `key` into the CPU cache: a hint, for a request
+    /// that will be executed a few microseconds later, with no effect on the cache's
+    /// contents. [`Cache::prefetch_item`] is the second step, once the bucket has arrived.
+    pub fn prefetch_index(&self, key: &[u8]) {
+        if key.is_empty() || key.len() > MAX_KEY_LEN {
+            return;
+        }
+        let hash = self.hash(key);
+        let st = lock(&self.stripes[Self::stripe_of(hash)]);
+        let b = Self::bucket_of(hash, st.buckets.len());
+        crate::arena::prefetch_line(&st.buckets[b]);
+    }
+
+    /// Start loading the first item of `key`'s bucket into the CPU cache (a hint, like
+    /// [`Cache::prefetch_index`]). Most chains are one item long at the table's load.
+    pub fn prefetch_item(&self, key: &[u8]) {
+        if key.is_empty() || key.len() > MAX_KEY_LEN {
+            return;
+        }
+        let hash = self.hash(key);
+        let st = lock(&self.stripes[Self::stripe_of(hash)]);
+        let c = st.buckets[Self::bucket_of(hash, st.buckets.len())];
+        self.arena.prefetch(c);
+    }
+
     /// The common start of every keyed operation: refuse a bad key (None), apply a due
     /// delayed flush, lock the key's stripe and look the key up (dropping it if dead).
     fn lock_key(&self, key: &[u8], now: u32) -> Option<Slot<'_>> {

@@ -35,6 +35,19 @@ fn set_get_delete() {
 }
 
 #[test]
+fn prefetch_hints_change_nothing() {
+    let c = small(4);
+    c.store(StoreMode::Set, b"k", 1, 0, b"v", 1).unwrap();
+    let too_long = [b'x'; MAX_KEY_LEN + 1];
+    for key in [&b"k"[..], b"missing", b"", &too_long] {
+        c.prefetch_index(key);
+        c.prefetch_item(key);
+    }
+    assert_eq!(get(&c, b"k", 1), Some((b"v".to_vec(), 1)));
+    assert_eq!(c.stats().curr_items, 1);
+}
+
+#[test]
 fn add_replace_append_prepend() {
     let c = Cache::new(CacheConfig::default()).unwrap();
     assert_eq!(
