@@ -143,6 +143,11 @@ pub struct Config {
     /// reopened.
     #[arg(long, default_value_t = 5.0)]
     pub request_timeout: f64,
+    /// Diagnostic, off by default: a client thread busy for this many microseconds without
+    /// its poll coming back empty yields the CPU once (as slabcached's workers do). Shows how
+    /// much of a tail comes from the client's own threads waiting for a shared core.
+    #[arg(long, default_value_t = 0)]
+    pub yield_after_us: u64,
     /// TCP connect timeout in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub connect_timeout_ms: u64,

@@ -303,6 +303,8 @@ impl<'a> Worker<'a> {
         let mut finished = false;
         let request_timeout = Duration::from_secs_f64(self.cfg.request_timeout);
         let mut next_timeout_check = Instant::now() + TIMEOUT_CHECK;
+        let yield_after = Duration::from_micros(self.cfg.yield_after_us);
+        let mut busy_since = Instant::now();
         loop {
             let phase = self.shared.phase.load(Ordering::Acquire);
             if phase == PHASE_STOP {
@@ -352,6 +354,15 @@ impl<'a> Worker<'a> {
             for ev in events.iter() {
                 let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
                 self.service(ev.token().0, readable);
+            }
+            // --yield-after-us (a diagnostic, off by default): give the core away after a
+            // stretch of work without an empty poll, as slabcached's workers do.
+            if yield_after.is_zero() {
+            } else if events.is_empty() {
+                busy_since = Instant::now();
+            } else if busy_since.elapsed() > yield_after {
+                std::thread::yield_now();
+                busy_since = Instant::now();
             }
         }
         self.publish();
