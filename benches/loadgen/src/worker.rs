@@ -324,7 +324,7 @@ impl<'a> Worker<'a> {
                 }
                 if c.retry_at <= now {
                     if self.connect(i, now) {
-                        self.service(i, false);
+                        self.service(i, Readiness::None);
                     }
                 } else {
                     timeout = timeout.min(c.retry_at - now);
@@ -352,8 +352,14 @@ impl<'a> Worker<'a> {
                 }
             }
             for ev in events.iter() {
-                let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
-                self.service(ev.token().0, readable);
+                let readiness = if ev.is_read_closed() || ev.is_error() {
+                    Readiness::Hangup
+                } else if ev.is_readable() {
+                    Readiness::Data
+                } else {
+                    Readiness::None
+                };
+                self.service(ev.token().0, readiness);
             }
             // --yield-after-us (a diagnostic, off by default): give the core away after a
             // stretch of work without an empty poll, as slabcached's workers do.
@@ -396,7 +402,7 @@ impl<'a> Worker<'a> {
     }
 
     /// Reads what is there (if `readable`), queues new requests, writes; resets on error.
-    fn service(&mut self, i: usize, readable: bool) {
+    fn service(&mut self, i: usize, readiness: Readiness) {
         let Some(conn) = self.conns.get_mut(i) else {
             return;
         };
@@ -404,8 +410,9 @@ impl<'a> Worker<'a> {
             return;
         }
         let mut res = Ok(());
-        if readable {
-            res = read_conn(conn, self.wl, &mut self.stats);
+        if readiness != Readiness::None {
+            let until_eof = readiness == Readiness::Hangup;
+            res = read_conn(conn, self.wl, &mut self.stats, until_eof);
         }
         if res.is_ok() {
             fill(conn, self.cfg, self.wl, &mut self.rng, self.stats.mode);
@@ -471,8 +478,18 @@ impl<'a> Worker<'a> {
     }
 }
 
-/// Reads until the socket would block, completing replies as they arrive.
-fn read_conn(conn: &mut Conn, wl: &Workload, stats: &mut Stats) -> Result<(), &'static str> {
+/// What an event says about a connection's read side.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Readiness {
+    None,
+    Data,
+    /// The peer closed or the socket failed: read on to the end to report it.
+    Hangup,
+}
+
+/// Reads until the socket is empty (or, with `until_eof`, closed), completing replies as
+/// they arrive.
+fn read_conn(conn: &mut Conn, wl: &Workload, stats: &mut Stats, until_eof: bool) -> Result<(), &'static str> {
     loop {
         if conn.rend == conn.rbuf.len() {
             if conn.rstart > 0 {
@@ -493,7 +510,14 @@ fn read_conn(conn: &mut Conn, wl: &Workload, stats: &mut Stats) -> Result<(), &'
             Ok(0) => return Err("connection closed by the server"),
             Ok(n) => {
                 conn.rend += n;
+                let drained = conn.rend < conn.rbuf.len();
                 complete(conn, wl, stats)?;
+                // A read that did not fill the buffer emptied the socket: more data raises a
+                // new edge, so reading again now would only fetch EAGAIN, one wasted system
+                // call per reply (the server follows the same rule).
+                if drained && !until_eof {
+                    return Ok(());
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
