@@ -144,10 +144,7 @@ impl Conn {
                 return None;
             }
         }
-        if self.swallow > 0 {
-            return None;
-        }
-        proto::peek_key(&self.rbuf[self.rpos..self.rend])
+        self.peek_key()
     }
 
     /// The key of the first buffered request (see [`Conn::prefill`]).

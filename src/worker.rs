@@ -3,9 +3,10 @@
 //! New sockets arrive from the listener over a channel, announced by a [`Waker`]. The
 //! connections with readiness events are first all read, so the index entries their
 //! requests need can be prefetched ([`Worker::serve_ready`]); then each is driven
-//! ([`crate::conn::Conn::drive`]) until it would block, or until it has served `-R` requests, in which case it goes on a pending list
-//! and is driven again after the other ready connections (mio is edge-triggered, so a
-//! yielded connection would otherwise never be woken again).
+//! ([`crate::conn::Conn::drive`]) until it would block, or until it has served `-R`
+//! requests, in which case it goes on a pending list and is driven again after the other
+//! ready connections (mio is edge-triggered, so a yielded connection would otherwise never
+//! be woken again).
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};

@@ -678,25 +678,28 @@ impl Cache {
     /// that will be executed a few microseconds later, with no effect on the cache's
     /// contents. [`Cache::prefetch_item`] is the second step, once the bucket has arrived.
     pub fn prefetch_index(&self, key: &[u8]) {
-        if key.is_empty() || key.len() > MAX_KEY_LEN {
-            return;
+        if let Some((st, b)) = self.lock_bucket(key) {
+            crate::arena::prefetch_line(&st.buckets[b]);
         }
-        let hash = self.hash(key);
-        let st = lock(&self.stripes[Self::stripe_of(hash)]);
-        let b = Self::bucket_of(hash, st.buckets.len());
-        crate::arena::prefetch_line(&st.buckets[b]);
     }
 
     /// Start loading the first item of `key`'s bucket into the CPU cache (a hint, like
     /// [`Cache::prefetch_index`]). Most chains are one item long at the table's load.
     pub fn prefetch_item(&self, key: &[u8]) {
+        if let Some((st, b)) = self.lock_bucket(key) {
+            self.arena.prefetch(st.buckets[b]);
+        }
+    }
+
+    /// `key`'s stripe, locked, and its bucket index there; None for a key no command accepts.
+    fn lock_bucket(&self, key: &[u8]) -> Option<(MutexGuard<'_, Stripe>, usize)> {
         if key.is_empty() || key.len() > MAX_KEY_LEN {
-            return;
+            return None;
         }
         let hash = self.hash(key);
         let st = lock(&self.stripes[Self::stripe_of(hash)]);
-        let c = st.buckets[Self::bucket_of(hash, st.buckets.len())];
-        self.arena.prefetch(c);
+        let b = Self::bucket_of(hash, st.buckets.len());
+        Some((st, b))
     }
 
     /// The common start of every keyed operation: refuse a bad key (None), apply a due
