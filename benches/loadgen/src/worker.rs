@@ -363,12 +363,13 @@ impl<'a> Worker<'a> {
             }
             // --yield-after-us (a diagnostic, off by default): give the core away after a
             // stretch of work without an empty poll, as slabcached's workers do.
-            if yield_after.is_zero() {
-            } else if events.is_empty() {
-                busy_since = Instant::now();
-            } else if busy_since.elapsed() > yield_after {
-                std::thread::yield_now();
-                busy_since = Instant::now();
+            if !yield_after.is_zero() {
+                if events.is_empty() {
+                    busy_since = Instant::now();
+                } else if busy_since.elapsed() > yield_after {
+                    std::thread::yield_now();
+                    busy_since = Instant::now();
+                }
             }
         }
         self.publish();
@@ -401,7 +402,7 @@ impl<'a> Worker<'a> {
         p.live.store(live as u64, Ordering::Relaxed);
     }
 
-    /// Reads what is there (if `readable`), queues new requests, writes; resets on error.
+    /// Reads what is there (if the event says so), queues new requests, writes; resets on error.
     fn service(&mut self, i: usize, readiness: Readiness) {
         let Some(conn) = self.conns.get_mut(i) else {
             return;
