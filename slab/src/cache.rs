@@ -1225,15 +1225,12 @@ impl Cache {
         now: u32,
         opts: StoreOptions,
     ) -> Result<u64, StoreError> {
-        let Some(Slot {
+        let Slot {
             hash,
             idx,
             mut st,
             found,
-        }) = self.lock_key(key, now)
-        else {
-            return Err(StoreError::BadKey);
-        };
+        } = self.lock_key(key, now).ok_or(StoreError::BadKey)?;
         let old = match found {
             Found::Live(c) => c,
             _ => NIL,
@@ -1422,15 +1419,12 @@ impl Cache {
         now: u32,
         opts: ArithOptions,
     ) -> Result<ArithDone, ArithError> {
-        let Some(Slot {
+        let Slot {
             hash,
             idx,
             mut st,
             found,
-        }) = self.lock_key(key, now)
-        else {
-            return Err(ArithError::NotFound);
-        };
+        } = self.lock_key(key, now).ok_or(ArithError::NotFound)?;
         let old = match found {
             Found::Live(c) => c,
             _ => {
