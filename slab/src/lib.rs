@@ -52,8 +52,10 @@
 mod arena;
 mod cache;
 mod class;
+mod crawler;
 mod item;
 mod marks;
+mod mover;
 #[cfg(test)]
 mod tests;
 
@@ -62,6 +64,8 @@ pub use cache::{
     DeleteOptions, DeleteResult, GetOptions, HitCounter, ItemRef, ItemView, StoreError, StoreMode,
     StoreOptions, MAX_KEY_LEN,
 };
+pub use crawler::{CrawlError, CrawlerStats, MetaEntry};
+pub use mover::{MoverStats, ReassignError};
 
 /// Size of the per-item header in bytes (key and value come on top).
 pub const ITEM_HEADER_SIZE: usize = item::ItemHeader::SIZE;
