@@ -37,8 +37,9 @@ pub const NIL: ChunkRef = 0;
 /// The mapped memory. Chunk contents are shared between threads; who may touch which bytes
 /// when is decided by the cache's lock protocol (see the crate docs), not by this type.
 pub struct Arena {
-    /// Keeps the mapping alive; all access goes through `base`.
-    _map: MmapMut,
+    /// Keeps the mapping alive and gives pages back ([`Arena::release`]); item access goes
+    /// through `base`.
+    map: MmapMut,
     /// Start of the mapping, taken once from a mutable borrow so writes through it are allowed.
     base: *mut u8,
     len: usize,
@@ -54,7 +55,13 @@ unsafe impl Sync for Arena {}
 impl Arena {
     /// Map `bytes` of anonymous, zero-filled memory. Pages are only backed when first written.
     pub fn new(bytes: usize) -> std::io::Result<Arena> {
-        let mut map = MmapOptions::new().len(bytes.max(1)).map_anon()?;
+        // No swap reservation: the map is sized for the limit plus a spare page per class
+        // and only what is written is ever backed, so reserving all of it up front would
+        // refuse large `-m` values for memory that is never used.
+        let mut map = MmapOptions::new()
+            .len(bytes.max(1))
+            .no_reserve_swap()
+            .map_anon()?;
         // Transparent huge pages where the kernel offers them (THP "madvise" mode): a get
         // touches a hash bucket and an item at random places in the arena, and with 4 KiB
         // pages each of those is a TLB miss too. Pages are still backed only when first
@@ -63,7 +70,7 @@ impl Arena {
         let _ = map.advise(memmap2::Advice::HugePage);
         let base = map.as_mut_ptr();
         let len = map.len();
-        Ok(Arena { _map: map, base, len })
+        Ok(Arena { map, base, len })
     }
 
     /// The chunk that starts at byte `offset` (which must be CHUNK_ALIGN-aligned).
@@ -85,6 +92,24 @@ impl Arena {
             "chunk {chunk} (+{len} bytes) outside the arena"
         );
         offset
+    }
+
+    /// Give the memory of `len` bytes from `offset` back to the kernel; they read as zeros
+    /// when next touched. Used for pages that left every class (a lowered memory limit).
+    /// Out-of-range requests are ignored.
+    pub fn release(&self, offset: usize, len: usize) {
+        if offset.checked_add(len).is_none_or(|end| end > self.len) {
+            return;
+        }
+        #[cfg(target_os = "linux")]
+        // SAFETY: the cache calls this only for a page that no class, free list, LRU or
+        // index reaches (it was taken off its class and is in the pool's hands), so no
+        // reference into these bytes is live, and zeroed bytes are valid for every type
+        // the arena holds (atomics and plain bytes).
+        let _ = unsafe {
+            self.map
+                .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len)
+        };
     }
 
     /// Ask the CPU to start loading the first [`PREFETCH_BYTES`] of a chunk: the header, the

@@ -9,8 +9,11 @@ use std::sync::{Mutex, MutexGuard};
 
 use crate::arena::{Arena, ChunkRef, CHUNK_ALIGN, MAX_ARENA_BYTES, NIL};
 use crate::class::ClassTable;
-use crate::item::{ItemHeader, ACCESSED, CAS_MAX, FETCHED, KEY_BINARY, STALE, WIN_TOKEN_SENT};
+use crate::class::MAX_CLASSES;
+use crate::item::{ItemHeader, ACCESSED, CAS_MAX, FETCHED, KEY_BINARY, LINKED, STALE, WIN_TOKEN_SENT};
 use crate::marks::WriteMarks;
+use crate::mover::{MoverState, MovingPage};
+use crate::pool::PagePool;
 
 /// Longest key memcached accepts.
 pub const MAX_KEY_LEN: usize = 250;
@@ -333,31 +336,36 @@ pub struct ClassStats {
 
 /// One stripe of the index: a chained hash table whose chains run through the items'
 /// `hash_next` fields, so an indexed item costs the table 4 bytes of bucket at most.
-struct Stripe {
+pub(crate) struct Stripe {
     buckets: Vec<ChunkRef>,
     count: usize,
 }
 
 /// A class's mutable state, under its lock.
 #[derive(Default)]
-struct ClassState {
-    free_head: ChunkRef,
-    free_count: usize,
+pub(crate) struct ClassState {
+    pub free_head: ChunkRef,
+    pub free_count: usize,
     /// Page being handed out chunk by chunk, and its next unused chunk index: chunks are
     /// only touched when first used, so RSS follows what is stored.
-    carve: Option<(usize, usize)>,
-    lru_head: ChunkRef,
-    lru_tail: ChunkRef,
-    pages: usize,
-    used_chunks: usize,
-    items: usize,
-    requested: usize,
-    evicted: u64,
-    evicted_nonzero: u64,
-    reclaimed: u64,
-    outofmemory: u64,
-    expired_unfetched: u64,
-    evicted_unfetched: u64,
+    pub carve: Option<(usize, usize)>,
+    /// Pages given to the class (by the mover) that wait, untouched, for the carve.
+    pub pending: Vec<usize>,
+    /// Every page of the class, oldest first (pending ones included).
+    pub pages: Vec<usize>,
+    /// The page the mover is emptying, if it is one of this class's.
+    pub moving: Option<MovingPage>,
+    pub lru_head: ChunkRef,
+    pub lru_tail: ChunkRef,
+    pub used_chunks: usize,
+    pub items: usize,
+    pub requested: usize,
+    pub evicted: u64,
+    pub evicted_nonzero: u64,
+    pub reclaimed: u64,
+    pub outofmemory: u64,
+    pub expired_unfetched: u64,
+    pub evicted_unfetched: u64,
 }
 
 /// Per-class operation counters, touched without the class lock. Each class has
@@ -380,7 +388,7 @@ struct ClassCounters {
 /// A mutex alone on its cache line, so threads locking neighbouring stripes do not slow
 /// each other down.
 #[repr(align(64))]
-struct PaddedMutex<T>(Mutex<T>);
+pub(crate) struct PaddedMutex<T>(Mutex<T>);
 
 impl<T> std::ops::Deref for PaddedMutex<T> {
     type Target = Mutex<T>;
@@ -466,20 +474,24 @@ enum Unlink {
 
 /// The cache. Share it between threads with `Arc<Cache>`; every method takes `&self`.
 pub struct Cache {
-    config: CacheConfig,
-    arena: Arena,
-    classes: ClassTable,
+    pub(crate) config: CacheConfig,
+    pub(crate) arena: Arena,
+    pub(crate) classes: ClassTable,
     hasher: ahash::RandomState,
-    stripes: Box<[PaddedMutex<Stripe>]>,
+    pub(crate) stripes: Box<[PaddedMutex<Stripe>]>,
     /// Index 0 is unused so class ids index directly.
-    class_state: Box<[Mutex<ClassState>]>,
+    pub(crate) class_state: Box<[Mutex<ClassState>]>,
     class_counters: Box<[ClassCounters]>,
     /// `stats sizes`: item sizes in 32-byte buckets, while tracking is on.
     sizes: SizeHistogram,
-    /// Class of each page (0 = not yet assigned).
-    page_class: Box<[AtomicU8]>,
-    pages_used: AtomicUsize,
-    page_limit: AtomicUsize,
+    /// Class of each page (0 = in the pool or not yet used).
+    pub(crate) page_class: Box<[AtomicU8]>,
+    /// Which pages are where (leaf lock, see `pool`).
+    pub(crate) pool: Mutex<PagePool>,
+    /// Pages the memory limit allows (cache_memlimit changes it).
+    pub(crate) page_limit: AtomicUsize,
+    /// The page mover's request, progress and counters.
+    pub(crate) mover: Mutex<MoverState>,
     next_cas: AtomicU64,
     /// Items whose CAS unique is below this were stored before a flush_all took effect.
     flush_below_cas: AtomicU64,
@@ -489,10 +501,10 @@ pub struct Cache {
     get_expired: AtomicU64,
     get_flushed: AtomicU64,
     /// Dates items by their CAS unique (meta `l`, `me la=`).
-    write_marks: WriteMarks,
+    pub(crate) write_marks: WriteMarks,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding a lock never leaves the structures half-linked (the code
     // between lock and unlock does not panic on any input), so a poisoned lock is usable.
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -516,8 +528,10 @@ impl Cache {
             return Err(CacheError::InvalidConfig("memory limit above 32 GiB"));
         }
         let pages = (config.memory_limit / config.page_size).max(1);
-        let arena = Arena::new(pages * config.page_size).map_err(CacheError::Map)?;
         let classes = ClassTable::new(config.min_chunk, config.growth_factor, config.page_size);
+        // One spare page per class: a class's first page may go over the limit.
+        let total_pages = pages + classes.len().min(MAX_CLASSES);
+        let arena = Arena::new(total_pages * config.page_size).map_err(CacheError::Map)?;
         let stripes = (0..STRIPES)
             .map(|_| {
                 PaddedMutex(Mutex::new(Stripe {
@@ -530,7 +544,7 @@ impl Cache {
         let class_counters = (0..(classes.len() + 1) * COUNTER_SHARDS)
             .map(|_| ClassCounters::default())
             .collect();
-        let page_class = (0..pages).map(|_| AtomicU8::new(0)).collect();
+        let page_class = (0..total_pages).map(|_| AtomicU8::new(0)).collect();
         let sizes = SizeHistogram::new(config.item_size_max);
         Ok(Cache {
             config,
@@ -542,8 +556,9 @@ impl Cache {
             class_counters,
             sizes,
             page_class,
-            pages_used: AtomicUsize::new(0),
+            pool: Mutex::new(PagePool::new(total_pages)),
             page_limit: AtomicUsize::new(pages),
+            mover: Mutex::new(MoverState::default()),
             next_cas: AtomicU64::new(1),
             flush_below_cas: AtomicU64::new(0),
             flush_at: AtomicU32::new(0),
@@ -576,11 +591,11 @@ impl Cache {
 
     // ---- small helpers -------------------------------------------------------------
 
-    fn hash(&self, key: &[u8]) -> u64 {
+    pub(crate) fn hash(&self, key: &[u8]) -> u64 {
         self.hasher.hash_one(key)
     }
 
-    fn stripe_of(hash: u64) -> usize {
+    pub(crate) fn stripe_of(hash: u64) -> usize {
         (hash >> 40) as usize & (STRIPES - 1)
     }
 
@@ -588,18 +603,21 @@ impl Cache {
         hash as usize & (buckets - 1)
     }
 
-    fn header(&self, c: ChunkRef) -> &ItemHeader {
+    pub(crate) fn header(&self, c: ChunkRef) -> &ItemHeader {
         self.arena.header(c)
     }
 
-    fn class_of(&self, c: ChunkRef) -> usize {
-        let page = Arena::offset_of(c) / self.config.page_size;
-        usize::from(self.page_class[page].load(Relaxed))
+    pub(crate) fn page_of(&self, c: ChunkRef) -> usize {
+        Arena::offset_of(c) / self.config.page_size
+    }
+
+    pub(crate) fn class_of(&self, c: ChunkRef) -> usize {
+        usize::from(self.page_class[self.page_of(c)].load(Relaxed))
     }
 
     /// Key and value of a linked item. Callers hold the lock of the stripe indexing `c`,
     /// which keeps it from being freed or overwritten (class-lock holders use `key_of`).
-    fn key_value(&self, c: ChunkRef) -> (&[u8], &[u8]) {
+    pub(crate) fn key_value(&self, c: ChunkRef) -> (&[u8], &[u8]) {
         let h = self.header(c);
         let klen = h.key_len();
         // SAFETY: `c` is linked and its stripe lock is held: its payload was written before
@@ -610,7 +628,7 @@ impl Cache {
 
     /// Key of an item on a class's LRU, for a reader holding only that class lock (the
     /// evictor, cachedump): unlike the value, the key never changes while the item is linked.
-    fn key_of(&self, c: ChunkRef) -> &[u8] {
+    pub(crate) fn key_of(&self, c: ChunkRef) -> &[u8] {
         let klen = self.header(c).key_len();
         // SAFETY: `c` is linked (the caller's class lock keeps it so); its key bytes were
         // written before it was published and are not written again until it is freed.
@@ -639,7 +657,7 @@ impl Cache {
         }
     }
 
-    fn is_flushed(&self, c: ChunkRef) -> bool {
+    pub(crate) fn is_flushed(&self, c: ChunkRef) -> bool {
         self.header(c).cas() < self.flush_below_cas.load(Relaxed)
     }
 
@@ -726,7 +744,7 @@ impl Cache {
         st.count += 1;
     }
 
-    fn table_remove(&self, st: &mut Stripe, hash: u64, c: ChunkRef) {
+    pub(crate) fn table_remove(&self, st: &mut Stripe, hash: u64, c: ChunkRef) {
         let b = Self::bucket_of(hash, st.buckets.len());
         let next = self.header(c).hash_next.load(Relaxed);
         if st.buckets[b] == c {
@@ -744,6 +762,52 @@ impl Cache {
             debug_assert_ne!(p, NIL, "item missing from its hash chain");
         }
         st.count -= 1;
+    }
+
+    /// Put `new` in `old`'s place in the hash chain and the LRU (both locks held): the
+    /// mover's rescue of an item into another chunk of its class.
+    pub(crate) fn replace_links(
+        &self,
+        st: &mut Stripe,
+        cs: &mut ClassState,
+        hash: u64,
+        old: ChunkRef,
+        new: ChunkRef,
+    ) {
+        let (o, n) = (self.header(old), self.header(new));
+        let b = Self::bucket_of(hash, st.buckets.len());
+        n.hash_next.store(o.hash_next.load(Relaxed), Relaxed);
+        if st.buckets[b] == old {
+            st.buckets[b] = new;
+        } else {
+            let mut p = st.buckets[b];
+            while p != NIL {
+                let ph = self.header(p);
+                if ph.hash_next.load(Relaxed) == old {
+                    ph.hash_next.store(new, Relaxed);
+                    break;
+                }
+                p = ph.hash_next.load(Relaxed);
+            }
+        }
+        let (prev, next) = (o.lru_prev.load(Relaxed), o.lru_next.load(Relaxed));
+        n.lru_prev.store(prev, Relaxed);
+        n.lru_next.store(next, Relaxed);
+        if prev != NIL {
+            self.header(prev).lru_next.store(new, Relaxed);
+        } else {
+            cs.lru_head = new;
+        }
+        if next != NIL {
+            self.header(next).lru_prev.store(new, Relaxed);
+        } else {
+            cs.lru_tail = new;
+        }
+    }
+
+    /// Forget an unlinked item's size in `stats sizes`.
+    pub(crate) fn sizes_remove(&self, size: usize) {
+        self.sizes.remove(size);
     }
 
     fn table_grow(&self, st: &mut Stripe) {
@@ -776,7 +840,7 @@ impl Cache {
         cs.lru_head = c;
     }
 
-    fn lru_remove(&self, cs: &mut ClassState, c: ChunkRef) {
+    pub(crate) fn lru_remove(&self, cs: &mut ClassState, c: ChunkRef) {
         let h = self.header(c);
         let (prev, next) = (h.lru_prev.load(Relaxed), h.lru_next.load(Relaxed));
         if prev != NIL {
@@ -794,6 +858,12 @@ impl Cache {
     fn free_chunk(&self, cs: &mut ClassState, c: ChunkRef) {
         let h = self.header(c);
         h.bits.store(0, Relaxed);
+        if let Some(moving) = cs.moving.as_mut().filter(|m| m.page == self.page_of(c)) {
+            // The mover is emptying this page: the chunk is done with, not reusable.
+            moving.used -= 1;
+            cs.used_chunks -= 1;
+            return;
+        }
         h.lru_next.store(cs.free_head, Relaxed);
         cs.free_head = c;
         cs.free_count += 1;
@@ -815,11 +885,11 @@ impl Cache {
         self.free_chunk(&mut cs, c);
     }
 
-    fn take_page(&self) -> Option<usize> {
-        let limit = self.page_limit.load(Relaxed);
-        self.pages_used
-            .fetch_update(Relaxed, Relaxed, |used| (used < limit).then_some(used + 1))
-            .ok()
+    /// A page for `class` from the pool (class lock held; the pool lock is a leaf).
+    fn take_page(&self, class: usize, first: bool) -> Option<usize> {
+        let page = lock(&self.pool).take(self.page_limit.load(Relaxed), first)?;
+        self.page_class[page].store(class as u8, Relaxed);
+        Some(page)
     }
 
     /// Get a chunk of `class` for a new item, evicting if needed. The caller holds stripe
@@ -858,9 +928,14 @@ impl Cache {
         }
         let per_page = self.classes.chunks_per_page(class);
         if cs.carve.is_none_or(|(_, next)| next >= per_page) {
-            let page = self.take_page()?;
-            self.page_class[page].store(class as u8, Relaxed);
-            cs.pages += 1;
+            let page = match cs.pending.pop() {
+                Some(page) => page,
+                None => {
+                    let page = self.take_page(class, cs.pages.is_empty())?;
+                    cs.pages.push(page);
+                    page
+                }
+            };
             cs.carve = Some((page, 0));
         }
         let (page, next) = cs.carve.as_mut()?;
@@ -887,7 +962,9 @@ impl Cache {
                 return None;
             }
             let prev = self.header(c).lru_prev.load(Relaxed);
-            if c != protect {
+            // Items on a page being emptied are the mover's to rescue or evict.
+            let moving = cs.moving.is_some_and(|m| m.page == self.page_of(c));
+            if c != protect && !moving {
                 let hash = self.hash(self.key_of(c));
                 let idx = Self::stripe_of(hash);
                 let got = if idx == held_idx {
@@ -938,6 +1015,8 @@ impl Cache {
         cs.requested -= ItemHeader::SIZE + h.payload_len();
         self.sizes.remove(ItemHeader::SIZE + h.payload_len());
         let fetched = h.has_bit(FETCHED);
+        // The chunk goes to the allocating writer: no longer a linked item.
+        h.bits.store(0, Relaxed);
         if dead {
             cs.reclaimed += 1;
             if !fetched {
@@ -984,6 +1063,7 @@ impl Cache {
         {
             let mut cs = lock(&self.class_state[class]);
             self.lru_push_head(&mut cs, c);
+            self.header(c).set_bit(LINKED);
             cs.items += 1;
             cs.requested += ItemHeader::SIZE + self.header(c).payload_len();
             self.sizes.add(ItemHeader::SIZE + self.header(c).payload_len());
@@ -1017,7 +1097,7 @@ impl Cache {
         h.value_len.store(value.len() as u32, Relaxed);
         h.exptime.store(exptime, Relaxed);
         h.client_flags.store(flags, Relaxed);
-        h.bits.store(ACCESSED, Relaxed);
+        h.bits.store(ACCESSED | LINKED, Relaxed);
         let cas = self.next_cas();
         h.set_cas(cas);
         self.write_marks.note(cas, now);
@@ -1532,10 +1612,12 @@ impl Cache {
     }
 
     /// Change the memory limit (cache_memlimit). It cannot exceed the arena mapped at
-    /// start, and pages already handed to classes are not taken back.
+    /// start. Pooled pages over a lowered limit go back to the kernel at once; pages held
+    /// by classes are taken back by the mover, a page at a time (see `mover`).
     pub fn set_memory_limit(&self, bytes: usize) {
         let pages = (bytes / self.config.page_size).clamp(1, self.page_class.len());
         self.page_limit.store(pages, Relaxed);
+        lock(&self.pool).trim(pages, &self.arena, self.config.page_size);
     }
 
     /// Memory limit in bytes now in force.
@@ -1562,13 +1644,17 @@ impl Cache {
 
     /// Cache-wide counters.
     pub fn stats(&self) -> CacheStats {
+        let (malloced, pooled) = {
+            let pool = lock(&self.pool);
+            (pool.malloced(), pool.free.len())
+        };
         let mut s = CacheStats {
             total_items: self.total_items.load(Relaxed),
             get_expired: self.get_expired.load(Relaxed),
             get_flushed: self.get_flushed.load(Relaxed),
             limit_maxbytes: self.memory_limit() as u64,
-            total_malloced: (self.pages_used.load(Relaxed) * self.config.page_size) as u64,
-            slab_global_page_pool: 0,
+            total_malloced: (malloced * self.config.page_size) as u64,
+            slab_global_page_pool: pooled as u64,
             ..CacheStats::default()
         };
         for class in 1..=self.classes.len() {
@@ -1591,18 +1677,19 @@ impl Cache {
         let mut out = Vec::new();
         for id in 1..=self.classes.len() {
             let cs = lock(&self.class_state[id]);
-            if cs.pages == 0 {
+            if cs.pages.is_empty() {
                 continue;
             }
             let per_page = self.classes.chunks_per_page(id);
-            let carved_left = cs.carve.map_or(0, |(_, next)| per_page.saturating_sub(next));
+            let carved_left =
+                cs.carve.map_or(0, |(_, next)| per_page.saturating_sub(next)) + cs.pending.len() * per_page;
             let sum = |f: fn(&ClassCounters) -> &AtomicU64| self.counter_total(id, f);
             out.push(ClassStats {
                 id,
                 chunk_size: self.classes.chunk_size(id) as u64,
                 chunks_per_page: per_page as u64,
-                total_pages: cs.pages as u64,
-                total_chunks: (cs.pages * per_page) as u64,
+                total_pages: cs.pages.len() as u64,
+                total_chunks: (cs.pages.len() * per_page) as u64,
                 used_chunks: cs.used_chunks as u64,
                 free_chunks: (cs.free_count + carved_left) as u64,
                 free_chunks_end: carved_left as u64,

@@ -13,7 +13,7 @@
 //!  24      4   cas_lo       stripe lock           CAS unique, low 32 bits
 //!  28      2   cas_hi       stripe lock           CAS unique, high 16 bits (48 bits in all)
 //!  30      1   key_len      fixed while linked    1..=250
-//!  31      1   bits         stripe lock           FETCHED ACCESSED STALE WIN_TOKEN_SENT KEY_BINARY
+//!  31      1   bits         stripe lock           FETCHED ACCESSED STALE WIN_TOKEN KEY_BINARY LINKED
 //!  32      key_len bytes of key, then value_len bytes of value (no trailing "\r\n")
 //! ```
 //!
@@ -38,6 +38,10 @@ pub const STALE: u8 = 4;
 pub const WIN_TOKEN_SENT: u8 = 8;
 /// Header bit: the key arrived base64-encoded (meta `b`), so meta replies echo it encoded.
 pub const KEY_BINARY: u8 = 16;
+/// Header bit: the chunk holds an item that is in the index and on its class's LRU. Set
+/// and cleared only with both the stripe and the class lock held, so the page mover, which
+/// holds the class lock, can tell a linked item from a free or in-flight chunk.
+pub const LINKED: u8 = 32;
 
 /// See the module docs for the layout.
 #[repr(C)]

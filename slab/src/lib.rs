@@ -50,14 +50,18 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod arena;
+mod balancer;
 mod cache;
 mod class;
 mod crawler;
 mod item;
 mod marks;
 mod mover;
+mod pool;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_mover;
 
 pub use cache::{
     ArithDone, ArithError, ArithOptions, Cache, CacheConfig, CacheError, CacheStats, ClassStats,

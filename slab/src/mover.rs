@@ -1,11 +1,31 @@
-//! Pages that move between slab classes: the global page pool (memcached's class 0),
-//! `slabs reassign`, and the automove balancer.
+//! Pages that move between slab classes: `slabs reassign`, the automove balancer, and
+//! giving memory back under a lowered limit.
 //!
 //! A move is asynchronous, as in memcached: [`Cache::reassign`] only records the request;
 //! [`Cache::rebalance_step`], called from a background thread with the server's clock,
-//! does the work a page at a time.
+//! does the work, a batch of chunks per call.
+//!
+//! # Emptying a page
+//! 1. Under the source class lock the page is marked moving ([`MovingPage`]): its free
+//!    chunks leave the free list, the carve stops if it was carving it, and chunks freed
+//!    later on it are not reused. `used` counts its chunks still holding an item or in a
+//!    writer's hands (allocated, not yet published).
+//! 2. The mover visits every chunk. A linked item (header bit `LINKED`, changed only under
+//!    both locks) is taken with its stripe lock (`try_lock`: the class lock is held, so
+//!    waiting could deadlock; a busy item is retried next pass). A live item is copied to a
+//!    free chunk of its class elsewhere and takes the old chunk's place in its hash chain
+//!    and LRU (a rescue); with no free chunk it is evicted; a dead one is reclaimed.
+//!    Readers of values hold the stripe lock, so none sees a half-moved item; gets never
+//!    wait for more than one item's copy.
+//! 3. When `used` is 0 the page belongs to nobody: it goes to the destination class (as a
+//!    pending page its carve takes when needed) or to the global pool.
 
-use crate::cache::Cache;
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::arena::{Arena, ChunkRef, NIL};
+use crate::balancer::Balancer;
+use crate::cache::{lock, Cache, ClassState};
+use crate::item::{ItemHeader, FETCHED, LINKED};
 
 /// Why `slabs reassign` refused (memcached 1.6's `REASSIGN_*` results).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,34 +53,354 @@ pub struct MoverStats {
     pub slab_reassign_running: bool,
 }
 
+/// The page a class is giving up, kept in that class's state while it is emptied.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MovingPage {
+    pub page: usize,
+    /// Chunks of the page still holding an item or allocated to a writer.
+    pub used: usize,
+}
+
+/// A move under way.
+#[derive(Debug, Clone, Copy)]
+struct ActiveMove {
+    src: usize,
+    /// 0 = the global pool.
+    dst: usize,
+    page: usize,
+    /// Chunks of the page that were ever handed out (the rest were never carved).
+    slots: usize,
+    next_slot: usize,
+}
+
+/// Chunks visited per [`Cache::rebalance_step`] (one class-lock hold).
+const MOVE_BATCH: usize = 256;
+
+/// A class keeps this many pages (memcached's `MIN_PAGES_FOR_SOURCE`).
+pub(crate) const MIN_PAGES_FOR_SOURCE: usize = 2;
+
+/// The mover's state, under its own lock (taken before any class lock, never under one).
+#[derive(Debug)]
+pub(crate) struct MoverState {
+    /// 0 off, 1 balancer, 2 aggressive (a page to any class that evicts).
+    pub automove: u8,
+    /// Seconds of history the balancer looks at (`slab_automove_window`).
+    pub window: usize,
+    /// A younger class takes a page from the oldest when its age is below this fraction of
+    /// the oldest's (`slab_automove_ratio`).
+    pub ratio: f64,
+    request: Option<(usize, usize)>,
+    active: Option<ActiveMove>,
+    /// Where `slabs reassign -1` looks first (it rotates, as memcached's does).
+    pick_cursor: usize,
+    pub balancer: Balancer,
+    stats: MoverStats,
+}
+
+impl Default for MoverState {
+    fn default() -> Self {
+        MoverState {
+            automove: 1,
+            window: 30,
+            ratio: 0.8,
+            request: None,
+            active: None,
+            pick_cursor: 0,
+            balancer: Balancer::default(),
+            stats: MoverStats::default(),
+        }
+    }
+}
+
 impl Cache {
     /// `slabs reassign <src> <dst>`: move one page from class `src` (-1: any class with a
-    /// spare page) to class `dst` (0: the global page pool). Returns at once; the page
-    /// moves during the following [`Cache::rebalance_step`]s.
+    /// spare page; 0: the global pool) to class `dst` (0: the global pool). Returns at
+    /// once; the page moves during the following [`Cache::rebalance_step`]s.
     pub fn reassign(&self, src: i32, dst: i32) -> Result<(), ReassignError> {
-        let _ = (src, dst);
-        Err(ReassignError::Busy)
+        let mut m = lock(&self.mover);
+        if m.request.is_some() || m.active.is_some() {
+            return Err(ReassignError::Busy);
+        }
+        if src == dst {
+            return Err(ReassignError::Same);
+        }
+        let largest = self.classes.len() as i32;
+        let src = if src == -1 {
+            self.pick_any(&mut m, dst).map_or(-1, |c| c as i32)
+        } else {
+            src
+        };
+        if !(0..=largest).contains(&src) || !(0..=largest).contains(&dst) {
+            return Err(ReassignError::BadClass);
+        }
+        if self.pages_of(src as usize) < 2 {
+            return Err(ReassignError::NoSpare);
+        }
+        m.request = Some((src as usize, dst as usize));
+        Ok(())
     }
 
     /// `slabs automove 0|1|2`: 0 off, 1 the balancer (memcached's default), 2 aggressive.
     pub fn set_automove(&self, mode: u8) {
-        let _ = mode;
+        lock(&self.mover).automove = mode.min(2);
     }
 
     /// The automove mode in force.
     pub fn automove(&self) -> u8 {
-        1
+        lock(&self.mover).automove
     }
 
-    /// One bounded slice of background work: advance a page move, or let the balancer
-    /// decide on one. Returns true while a move is in progress (call again soon).
+    /// The balancer's `slab_automove_ratio` and `slab_automove_window` (seconds).
+    pub fn set_automove_tuning(&self, ratio: f64, window: usize) {
+        let mut m = lock(&self.mover);
+        m.ratio = ratio;
+        m.window = window.max(1);
+    }
+
+    /// One bounded slice of background work at cache time `now`: advance a page move, or
+    /// start one (a requested one, one the balancer wants, or one that gives memory back
+    /// under a lowered limit). Returns true while a move is in progress (call again soon).
     pub fn rebalance_step(&self, now: u32) -> bool {
-        let _ = now;
-        false
+        let mut m = lock(&self.mover);
+        if m.active.is_none() {
+            let next = m.request.take().or_else(|| self.choose_move(&mut m, now));
+            if let Some((src, dst)) = next {
+                m.active = self.start_move(&mut m, src, dst);
+            }
+        }
+        if let Some(active) = m.active {
+            m.active = self.advance_move(&mut m, active, now);
+        }
+        m.stats.slab_reassign_running = m.active.is_some();
+        m.active.is_some()
     }
 
     /// The mover's counters.
     pub fn mover_stats(&self) -> MoverStats {
-        MoverStats::default()
+        lock(&self.mover).stats.clone()
+    }
+
+    fn pages_of(&self, class: usize) -> usize {
+        if class == 0 {
+            lock(&self.pool).free.len()
+        } else {
+            lock(&self.class_state[class]).pages.len()
+        }
+    }
+
+    /// memcached's `slabs reassign -1`: the next class, round-robin, with a page to spare.
+    pub(crate) fn pick_any(&self, m: &mut MoverState, dst: i32) -> Option<usize> {
+        let n = self.classes.len();
+        for _ in 0..n {
+            m.pick_cursor = m.pick_cursor % n + 1;
+            let c = m.pick_cursor;
+            if c as i32 != dst && self.pages_of(c) >= 2 {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    /// Begin emptying a page of `src` (or take one from the pool, for src 0).
+    fn start_move(&self, m: &mut MoverState, src: usize, dst: usize) -> Option<ActiveMove> {
+        if src == 0 {
+            let page = lock(&self.pool).take_pooled()?;
+            self.finish_move(m, dst, page);
+            return None;
+        }
+        let mut cs = lock(&self.class_state[src]);
+        if cs.pages.len() < MIN_PAGES_FOR_SOURCE {
+            return None;
+        }
+        // A page the class never started is free to go; otherwise its oldest page, as
+        // memcached does, unless that is the page being carved.
+        if let Some(page) = cs.pending.pop() {
+            cs.pages.retain(|&p| p != page);
+            drop(cs);
+            self.finish_move(m, dst, page);
+            return None;
+        }
+        let carving = cs.carve.map(|(p, _)| p);
+        let page = *cs
+            .pages
+            .iter()
+            .find(|&&p| Some(p) != carving)
+            .unwrap_or(&cs.pages[0]);
+        let per_page = self.classes.chunks_per_page(src);
+        let slots = match cs.carve {
+            Some((p, next)) if p == page => {
+                cs.carve = None;
+                next.min(per_page)
+            }
+            _ => per_page,
+        };
+        let on_free_list = self.unlink_free_chunks_of(&mut cs, page);
+        cs.moving = Some(MovingPage {
+            page,
+            used: slots - on_free_list,
+        });
+        Some(ActiveMove {
+            src,
+            dst,
+            page,
+            slots,
+            next_slot: 0,
+        })
+    }
+
+    /// Take `page`'s chunks off the class's free list; returns how many there were.
+    fn unlink_free_chunks_of(&self, cs: &mut ClassState, page: usize) -> usize {
+        let (mut kept_head, mut kept_tail, mut removed) = (NIL, NIL, 0);
+        let mut c = cs.free_head;
+        while c != NIL {
+            let next = self.header(c).lru_next.load(Relaxed);
+            if self.page_of(c) == page {
+                removed += 1;
+            } else {
+                self.header(c).lru_next.store(NIL, Relaxed);
+                if kept_tail == NIL {
+                    kept_head = c;
+                } else {
+                    self.header(kept_tail).lru_next.store(c, Relaxed);
+                }
+                kept_tail = c;
+            }
+            c = next;
+        }
+        cs.free_head = kept_head;
+        cs.free_count -= removed;
+        removed
+    }
+
+    /// Visit the next batch of the moving page's chunks; finish the move once the page is
+    /// empty. Returns the move if it is still under way.
+    fn advance_move(&self, m: &mut MoverState, mut mv: ActiveMove, now: u32) -> Option<ActiveMove> {
+        let mut cs = lock(&self.class_state[mv.src]);
+        let chunk_size = self.classes.chunk_size(mv.src);
+        let end = (mv.next_slot + MOVE_BATCH).min(mv.slots);
+        for slot in mv.next_slot..end {
+            let offset = mv.page * self.config.page_size + slot * chunk_size;
+            let c = Arena::chunk_at(offset);
+            if self.header(c).has_bit(LINKED) {
+                self.move_item(m, &mut cs, mv.src, c, now);
+            }
+        }
+        mv.next_slot = end;
+        if mv.next_slot < mv.slots {
+            return Some(mv);
+        }
+        if cs.moving.is_some_and(|p| p.used > 0) {
+            // Items that were busy, or chunks a writer held while we passed: go round again.
+            mv.next_slot = 0;
+            return Some(mv);
+        }
+        cs.moving = None;
+        cs.pages.retain(|&p| p != mv.page);
+        drop(cs);
+        self.finish_move(m, mv.dst, mv.page);
+        None
+    }
+
+    /// Hand an empty page, which no class holds now but is still counted as in one, to
+    /// `dst` (0: the pool), and count the move.
+    fn finish_move(&self, m: &mut MoverState, dst: usize, page: usize) {
+        if dst == 0 {
+            self.page_class[page].store(0, Relaxed);
+            let mut pool = lock(&self.pool);
+            pool.give(
+                page,
+                self.page_limit.load(Relaxed),
+                &self.arena,
+                self.config.page_size,
+            );
+        } else {
+            self.page_class[page].store(dst as u8, Relaxed);
+            let mut cs = lock(&self.class_state[dst]);
+            cs.pages.push(page);
+            let per_page = self.classes.chunks_per_page(dst);
+            if cs.carve.is_none_or(|(_, next)| next >= per_page) {
+                cs.carve = Some((page, 0));
+            } else {
+                cs.pending.push(page);
+            }
+        }
+        m.stats.slabs_moved += 1;
+    }
+
+    /// Rescue, evict or reclaim the linked item in chunk `c` of the moving page (class
+    /// lock held as `cs`). A busy stripe leaves it for the next pass.
+    fn move_item(&self, m: &mut MoverState, cs: &mut ClassState, class: usize, c: ChunkRef, now: u32) {
+        let hash = self.hash(self.key_of(c));
+        let Ok(mut st) = self.stripes[Cache::stripe_of(hash)].try_lock() else {
+            m.stats.slab_reassign_busy_items += 1;
+            return;
+        };
+        let h = self.header(c);
+        let size = ItemHeader::SIZE + h.payload_len();
+        let dead = h.is_expired(now) || self.is_flushed(c);
+        if !dead {
+            if let Some(n) = self.rescue_chunk(cs, class) {
+                self.copy_item(c, n, size);
+                self.replace_links(&mut st, cs, hash, c, n);
+                h.bits.store(0, Relaxed);
+                if let Some(p) = cs.moving.as_mut() {
+                    p.used -= 1;
+                }
+                m.stats.slab_reassign_rescues += 1;
+                return;
+            }
+        }
+        self.table_remove(&mut st, hash, c);
+        self.lru_remove(cs, c);
+        cs.items -= 1;
+        cs.requested -= size;
+        self.sizes_remove(size);
+        if dead {
+            cs.reclaimed += 1;
+            if !h.has_bit(FETCHED) {
+                cs.expired_unfetched += 1;
+            }
+            m.stats.slab_reassign_inline_reclaim += 1;
+        } else {
+            m.stats.slab_reassign_evictions_nomem += 1;
+        }
+        h.bits.store(0, Relaxed);
+        cs.used_chunks -= 1;
+        if let Some(p) = cs.moving.as_mut() {
+            p.used -= 1;
+        }
+    }
+
+    /// A free chunk of `class` off the moving page, without taking a new page.
+    fn rescue_chunk(&self, cs: &mut ClassState, class: usize) -> Option<ChunkRef> {
+        if cs.free_head != NIL {
+            let c = cs.free_head;
+            cs.free_head = self.header(c).lru_next.load(Relaxed);
+            cs.free_count -= 1;
+            return Some(c);
+        }
+        let per_page = self.classes.chunks_per_page(class);
+        let (page, next) = cs.carve.as_mut().filter(|(_, next)| *next < per_page)?;
+        let offset = *page * self.config.page_size + *next * self.classes.chunk_size(class);
+        *next += 1;
+        Some(Arena::chunk_at(offset))
+    }
+
+    /// Copy item `from` (linked, its stripe lock held) into the free chunk `to`.
+    fn copy_item(&self, from: ChunkRef, to: ChunkRef, size: usize) {
+        let (a, b) = (self.header(from), self.header(to));
+        b.exptime.store(a.exptime.load(Relaxed), Relaxed);
+        b.client_flags.store(a.client_flags.load(Relaxed), Relaxed);
+        b.value_len.store(a.value_len.load(Relaxed), Relaxed);
+        b.key_len.store(a.key_len.load(Relaxed), Relaxed);
+        b.set_cas(a.cas());
+        b.bits.store(a.bits.load(Relaxed), Relaxed);
+        let len = size - ItemHeader::SIZE;
+        let (k, v) = self.key_value(from);
+        // SAFETY: `to` was just taken off the free list or the carve under the class lock:
+        // no index, LRU or other writer reaches it. `from` is a different chunk.
+        let dst = unsafe { self.arena.payload_mut(to, len) };
+        dst[..k.len()].copy_from_slice(k);
+        dst[k.len()..].copy_from_slice(v);
     }
 }
