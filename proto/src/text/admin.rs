@@ -404,7 +404,7 @@ mod tests {
             admin(b"slabs automove ratio 0.5\r\n").0,
             AdminRequest::SlabsAutomoveRatio { ratio: Double(0.5) }
         );
-        assert_eq!(admin(b"slabs automove ratio 0.5 noreply\r\n").1, true);
+        assert!(admin(b"slabs automove ratio 0.5 noreply\r\n").1);
         assert_eq!(reply(b"slabs automove ratio\r\n"), b"ERROR\r\n");
         assert_eq!(reply(b"slabs automove ratio x\r\n"), b"ERROR\r\n");
         assert_eq!(reply(b"slabs automove ratio noreply\r\n"), b"");
