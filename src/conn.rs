@@ -4,7 +4,8 @@
 //! copied) and every reply for one batch of requests is appended to one write buffer, so
 //! a pipelined burst costs one `write`. Back-pressure: while more than [`WRITE_HIGH_WATER`]
 //! bytes of replies wait for a client that is not reading, no further requests are read
-//! or executed.
+//! or executed. An `lru_crawler metadump` is written under the same rule, one slab class
+//! per turn ([`crate::exec_admin::Metadump`]), and the requests after it wait for its `END`.
 
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};

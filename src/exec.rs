@@ -3,7 +3,8 @@
 //! `proto` crate's encoders. The cache calls shared with the meta and binary protocols
 //! ([`store`], [`arith`], [`delete`], [`fetch`], [`flush_all`]) live here with their
 //! counters, so every protocol counts a command the same way; `exec_meta` and
-//! `exec_binary` hold only what is protocol-specific.
+//! `exec_binary` hold only what is protocol-specific, and `exec_admin` the administrative
+//! text commands (`slabs`, `lru_crawler`, `lru`).
 
 use proto::text::{self, ArithOp, Decoded, Gate, Reply, Request};
 use proto::{ClientError, ProtoError, ServerError};
