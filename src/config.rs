@@ -146,6 +146,62 @@ impl Binding {
     }
 }
 
+/// memcached's slab page size, which `slab_chunk_max` must divide (memcached 1.6 keeps
+/// 1 MB pages whatever `-I` says).
+pub const SLAB_PAGE_SIZE: usize = 1 << 20;
+
+/// The settings that commands can change while the server runs (`slabs automove`,
+/// `lru_crawler ...`, `lru ...`); `-o` gives their initial values and `stats settings`
+/// shows the ones in force. Types are memcached's, so values print as memcached's do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tunables {
+    /// 0 off, 1 the balancer, 2 aggressive (`-o slab_automove`, `slabs automove`).
+    pub slab_automove: u8,
+    /// `-o slab_automove_ratio`, `slabs automove ratio`.
+    pub slab_automove_ratio: f64,
+    /// Whether the LRU crawler runs (`-o lru_crawler|no_lru_crawler`, `lru_crawler
+    /// enable|disable`).
+    pub lru_crawler: bool,
+    /// Microseconds between crawl slices (`-o lru_crawler_sleep`, `lru_crawler sleep`).
+    pub lru_crawler_sleep: u32,
+    /// Items per class a crawl looks at, 0 = all (`lru_crawler tocrawl`).
+    pub lru_crawler_tocrawl: u32,
+    /// `lru mode segmented|flat` (the engine has one LRU per class either way).
+    pub lru_segmented: bool,
+    /// `lru tune` and `-o hot_lru_pct`: a C `int`, as memcached keeps it.
+    pub hot_lru_pct: i32,
+    /// `lru tune` and `-o warm_lru_pct`.
+    pub warm_lru_pct: i32,
+    /// `lru tune` and `-o hot_max_factor`.
+    pub hot_max_factor: f64,
+    /// `lru tune` and `-o warm_max_factor`.
+    pub warm_max_factor: f64,
+    /// `lru temp_ttl` (a non-negative ttl turns it on) and `-o temporary_ttl`.
+    pub temp_lru: bool,
+    /// `lru temp_ttl` and `-o temporary_ttl`.
+    pub temporary_ttl: u32,
+}
+
+impl Default for Tunables {
+    /// memcached 1.6.18's defaults.
+    fn default() -> Self {
+        Tunables {
+            slab_automove: 1,
+            slab_automove_ratio: 0.8,
+            lru_crawler: true,
+            lru_crawler_sleep: 100,
+            lru_crawler_tocrawl: 0,
+            lru_segmented: true,
+            hot_lru_pct: 20,
+            warm_lru_pct: 40,
+            hot_max_factor: 0.2,
+            warm_max_factor: 2.0,
+            temp_lru: false,
+            temporary_ttl: 61,
+        }
+    }
+}
+
 /// Validated settings the server runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -176,21 +232,50 @@ pub struct Config {
     pub prefix_delimiter: char,
     pub idle_timeout: u32,
     pub track_sizes: bool,
+    /// `slabs reassign` and the page mover (`-o slab_reassign|no_slab_reassign`).
+    pub slab_reassign: bool,
+    /// `-o slab_automove_window` (memcached keeps `atoi`'s result in an unsigned int).
+    pub slab_automove_window: u32,
+    /// Largest chunk of a slab class, bytes (`-o slab_chunk_max`; memcached's default is
+    /// half a page): larger items are stored as chains of chunks.
+    pub slab_chunk_max: usize,
+    /// `-o slab_chunk_max` was given (then `-I` above 1 MB does not change it).
+    pub slab_chunk_max_set: bool,
+    /// memcached's LRU maintainer thread (`-o lru_maintainer|no_lru_maintainer`); `lru
+    /// mode` and `lru temp_ttl` need it.
+    pub lru_maintainer: bool,
+    /// Initial values of the settings commands can change.
+    pub tunables: Tunables,
     pub cluster_config: Option<PathBuf>,
     pub cluster_nodes: Vec<String>,
     pub enable_config_set: bool,
 }
 
-/// Why the command line was refused; printed and the process exits with status 1.
+/// Why the command line was refused; printed and the process exits with
+/// [`ConfigError::exit_code`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConfigError {
+    /// A bad flag or option value (memcached exits 1).
     Invalid(String),
+    /// Values that are each valid but do not go together, found after all flags were read
+    /// (memcached exits with `EX_USAGE`, 64).
+    Usage(String),
+}
+
+impl ConfigError {
+    /// The exit status memcached uses for this kind of error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ConfigError::Invalid(_) => 1,
+            ConfigError::Usage(_) => 64,
+        }
+    }
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConfigError::Invalid(msg) => f.write_str(msg),
+            ConfigError::Invalid(msg) | ConfigError::Usage(msg) => f.write_str(msg),
         }
     }
 }
@@ -199,6 +284,31 @@ impl std::error::Error for ConfigError {}
 
 fn invalid(msg: impl Into<String>) -> ConfigError {
     ConfigError::Invalid(msg.into())
+}
+
+fn usage(msg: impl Into<String>) -> ConfigError {
+    ConfigError::Usage(msg.into())
+}
+
+/// C's `atoi` (as glibc does it: `strtol` cut to an `int`): the number at the front of
+/// `text`, 0 if there is none; what follows is ignored.
+fn c_atoi(text: &str) -> i32 {
+    let t = text.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let (negative, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let mut value: i64 = 0;
+    for d in digits.bytes().take_while(u8::is_ascii_digit) {
+        value = value.saturating_mul(10).saturating_add(i64::from(d - b'0'));
+    }
+    (if negative { value.saturating_neg() } else { value }) as i32
+}
+
+/// C's `atof`: `strtod` on the front of `text`, 0 if there is no number.
+fn c_atof(text: &str) -> f64 {
+    proto::token::strtod_prefix(text.as_bytes()).map_or(0.0, |(v, _, _)| v)
 }
 
 /// memcached's size syntax: bytes, or a number with a k/K or m/M suffix.
@@ -359,6 +469,12 @@ impl Config {
             prefix_delimiter,
             idle_timeout: 0,
             track_sizes: false,
+            slab_reassign: true,
+            slab_automove_window: 30,
+            slab_chunk_max: SLAB_PAGE_SIZE / 2,
+            slab_chunk_max_set: false,
+            lru_maintainer: true,
+            tunables: Tunables::default(),
             cluster_config: args.cluster_config.clone(),
             cluster_nodes: args.cluster_node.clone(),
             enable_config_set: args.enable_config_set,
@@ -366,7 +482,150 @@ impl Config {
         for opt in &args.extended {
             config.apply_extended(opt)?;
         }
+        config.check_combinations()?;
         Ok(config)
+    }
+
+    /// memcached's checks once every flag is read, in its order and with its messages.
+    fn check_combinations(&mut self) -> Result<(), ConfigError> {
+        if self.item_size_max > 1024 * 1024 && !self.slab_chunk_max_set {
+            self.slab_chunk_max = SLAB_PAGE_SIZE / 2;
+        }
+        if self.slab_chunk_max > self.item_size_max {
+            return Err(usage(format!(
+                "slab_chunk_max (bytes: {}) cannot be larger than -I (item_size_max {})",
+                self.slab_chunk_max, self.item_size_max
+            )));
+        }
+        if !self.item_size_max.is_multiple_of(self.slab_chunk_max) {
+            return Err(usage(format!(
+                "-I (item_size_max: {}) must be evenly divisible by slab_chunk_max (bytes: {})",
+                self.item_size_max, self.slab_chunk_max
+            )));
+        }
+        if !SLAB_PAGE_SIZE.is_multiple_of(self.slab_chunk_max) {
+            return Err(usage(format!(
+                "slab_chunk_max (bytes: {}) must divide evenly into {SLAB_PAGE_SIZE} (slab_page_size)",
+                self.slab_chunk_max
+            )));
+        }
+        let t = &self.tunables;
+        if t.hot_lru_pct.wrapping_add(t.warm_lru_pct) > 80 {
+            return Err(usage(
+                "hot_lru_pct + warm_lru_pct cannot be more than 80% combined",
+            ));
+        }
+        if t.temp_lru && !self.lru_maintainer {
+            return Err(usage("temporary_ttl requires lru_maintainer to be enabled"));
+        }
+        Ok(())
+    }
+
+    /// The slab and LRU `-o` options: memcached's parsing (`atoi`/`atof` where it uses
+    /// them), checks and messages. `Ok(false)`: not one of them.
+    fn apply_slab_lru_option(&mut self, name: &str, value: Option<&str>) -> Result<bool, ConfigError> {
+        let need = |what: &str| value.ok_or_else(|| invalid(format!("Missing {what}")));
+        let t = &mut self.tunables;
+        match name {
+            "slab_reassign" => self.slab_reassign = true,
+            "no_slab_reassign" => self.slab_reassign = false,
+            "slab_automove" => {
+                let level = value.map_or(1, c_atoi);
+                if !(0..=2).contains(&level) {
+                    return Err(invalid("slab_automove must be between 0 and 2"));
+                }
+                t.slab_automove = level as u8;
+            }
+            "no_slab_automove" => t.slab_automove = 0,
+            "slab_automove_ratio" => {
+                let ratio = c_atof(need("slab_automove_ratio argument")?);
+                if ratio <= 0.0 || ratio > 1.0 {
+                    return Err(invalid("slab_automove_ratio must be > 0 and < 1"));
+                }
+                t.slab_automove_ratio = ratio;
+            }
+            "slab_automove_window" => {
+                // An unsigned int in memcached: a negative atoi wraps and passes the check.
+                let window = c_atoi(need("slab_automove_window argument")?) as u32;
+                if window < 3 {
+                    return Err(invalid("slab_automove_window must be > 2"));
+                }
+                self.slab_automove_window = window;
+            }
+            "slab_chunk_max" => {
+                // memcached goes on after these two messages and then crashes (a NULL
+                // dereference, a division by zero); refusing is the useful equivalent.
+                let v = need("slab_chunk_max argument")?;
+                match proto::token::parse_i32_truncating(v.as_bytes()) {
+                    Some(bytes) if bytes > 0 => self.slab_chunk_max = bytes as usize,
+                    _ => return Err(invalid("could not parse argument to slab_chunk_max")),
+                }
+                self.slab_chunk_max_set = true;
+            }
+            "no_chunked_items" => self.slab_chunk_max = SLAB_PAGE_SIZE,
+            "lru_crawler" => t.lru_crawler = true,
+            "no_lru_crawler" => t.lru_crawler = false,
+            "lru_crawler_sleep" => {
+                let sleep = c_atoi(need("lru_crawler_sleep value")?);
+                if !(0..=1_000_000).contains(&sleep) {
+                    return Err(invalid("LRU crawler sleep must be between 0 and 1 second"));
+                }
+                t.lru_crawler_sleep = sleep as u32;
+            }
+            "lru_crawler_tocrawl" => {
+                let v = need("lru_crawler_tocrawl value")?;
+                t.lru_crawler_tocrawl = proto::token::parse_u32_truncating(v.as_bytes())
+                    .ok_or_else(|| invalid("lru_crawler_tocrawl takes a numeric 32bit value"))?;
+            }
+            "lru_maintainer" => {
+                self.lru_maintainer = true;
+                t.lru_segmented = true;
+            }
+            "no_lru_maintainer" => {
+                self.lru_maintainer = false;
+                t.lru_segmented = false;
+            }
+            "hot_lru_pct" | "warm_lru_pct" => {
+                let pct = c_atoi(need(&format!("{name} argument"))?);
+                if !(1..80).contains(&pct) {
+                    return Err(invalid(format!("{name} must be > 1 and < 80")));
+                }
+                if name == "hot_lru_pct" {
+                    t.hot_lru_pct = pct;
+                } else {
+                    t.warm_lru_pct = pct;
+                }
+            }
+            "hot_max_factor" | "warm_max_factor" => {
+                let factor = c_atof(need(&format!("{name} argument"))?);
+                // `<= 0` as memcached writes it: NaN passes.
+                if factor <= 0.0 {
+                    return Err(invalid(format!("{name} must be > 0")));
+                }
+                if name == "hot_max_factor" {
+                    t.hot_max_factor = factor;
+                } else {
+                    t.warm_max_factor = factor;
+                }
+            }
+            "temporary_ttl" => {
+                t.temporary_ttl = c_atoi(need("temporary_ttl argument")?) as u32;
+                t.temp_lru = true;
+            }
+            "modern" => {}
+            "no_modern" => {
+                if !self.slab_chunk_max_set {
+                    self.slab_chunk_max = SLAB_PAGE_SIZE;
+                }
+                self.slab_reassign = false;
+                t.slab_automove = 0;
+                t.lru_segmented = false;
+                t.lru_crawler = false;
+                self.lru_maintainer = false;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
     }
 
     /// One `-o name[=value]` sub-option. Those that change behaviour here are applied;
@@ -381,6 +640,9 @@ impl Config {
             None => (opt, None),
         };
         let need = |v: Option<&'a str>| v.ok_or_else(|| invalid(format!("Missing value for -o {name}")));
+        if self.apply_slab_lru_option(name, value)? {
+            return Ok(());
+        }
         match name {
             "item_size_max" => {
                 let v = need(value)?;
@@ -404,25 +666,6 @@ impl Config {
             | "no_maxconns_fast"
             | "hashpower"
             | "tail_repair_time"
-            | "slab_reassign"
-            | "no_slab_reassign"
-            | "slab_automove"
-            | "slab_automove_ratio"
-            | "slab_automove_window"
-            | "slab_chunk_max"
-            | "lru_crawler"
-            | "no_lru_crawler"
-            | "lru_crawler_sleep"
-            | "lru_crawler_tocrawl"
-            | "lru_maintainer"
-            | "no_lru_maintainer"
-            | "hot_lru_pct"
-            | "warm_lru_pct"
-            | "hot_max_factor"
-            | "warm_max_factor"
-            | "temporary_ttl"
-            | "modern"
-            | "no_modern"
             | "hash_algorithm"
             | "watcher_logbuf_size"
             | "worker_logbuf_size"
@@ -448,9 +691,6 @@ impl Config {
             | "napi_ids"
             | "proxy_config"
             | "large_memory_pages"
-            | "lru_segmented"
-            | "temp_lru"
-            | "expirezero_does_not_evict"
             | "slab_automove_freeratio" => {
                 log::info!("-o {opt}: accepted, not applicable to slabcached's engine");
             }
@@ -490,7 +730,10 @@ mod tests {
     fn sizes_take_suffixes() {
         assert_eq!(parse(&["-I", "512k"]).unwrap().item_size_max, 512 * 1024);
         assert_eq!(parse(&["-I", "2m"]).unwrap().item_size_max, 2 << 20);
-        assert_eq!(parse(&["-I", "1024"]).unwrap().item_size_max, 1024);
+        // memcached 1.6.18 needs chunks no larger than the item limit (half a page by default).
+        let small = parse(&["-I", "1024", "-o", "slab_chunk_max=1024"]).unwrap();
+        assert_eq!(small.item_size_max, 1024);
+        assert!(parse(&["-I", "1024"]).is_err());
     }
 
     #[test]
@@ -525,5 +768,151 @@ mod tests {
         assert_eq!(c.listen.len(), 2);
         assert_eq!(c.idle_timeout, 5);
         assert!(parse(&["-U", "0"]).is_ok());
+    }
+
+    fn refusal(args: &[&str]) -> ConfigError {
+        parse(args).expect_err("accepted")
+    }
+
+    #[test]
+    fn slab_and_lru_defaults_are_memcacheds() {
+        let c = parse(&[]).unwrap();
+        assert!(c.slab_reassign && c.lru_maintainer);
+        assert_eq!(c.slab_chunk_max, 524_288);
+        assert_eq!(c.slab_automove_window, 30);
+        assert_eq!(c.tunables, Tunables::default());
+        assert_eq!(parse(&["-I", "2m"]).unwrap().slab_chunk_max, 524_288);
+    }
+
+    #[test]
+    fn slab_and_lru_options() {
+        let c = parse(&[
+            "-o",
+            "no_slab_reassign,slab_automove=2,slab_automove_ratio=0.5,slab_automove_window=-1",
+            "-o",
+            "no_lru_crawler,lru_crawler_sleep=0,lru_crawler_tocrawl=4294967297,slab_chunk_max=16384",
+            "-o",
+            "hot_lru_pct=10,warm_lru_pct=12x,hot_max_factor=nan,warm_max_factor=1e1,temporary_ttl=9",
+        ])
+        .unwrap();
+        assert!(!c.slab_reassign);
+        assert_eq!(c.slab_automove_window, u32::MAX);
+        assert_eq!(c.slab_chunk_max, 16384);
+        let t = &c.tunables;
+        assert_eq!((t.slab_automove, t.slab_automove_ratio), (2, 0.5));
+        assert_eq!(
+            (t.lru_crawler, t.lru_crawler_sleep, t.lru_crawler_tocrawl),
+            (false, 0, 1)
+        );
+        assert_eq!((t.hot_lru_pct, t.warm_lru_pct, t.warm_max_factor), (10, 12, 10.0));
+        assert!(t.hot_max_factor.is_nan());
+        assert_eq!((t.temp_lru, t.temporary_ttl), (true, 9));
+        assert_eq!(parse(&["-o", "slab_automove"]).unwrap().tunables.slab_automove, 1);
+        assert_eq!(
+            parse(&["-o", "slab_automove=abc"])
+                .unwrap()
+                .tunables
+                .slab_automove,
+            0
+        );
+        let modern_off = parse(&["-o", "no_modern"]).unwrap();
+        assert!(!modern_off.slab_reassign && !modern_off.lru_maintainer && !modern_off.tunables.lru_crawler);
+        assert_eq!(modern_off.slab_chunk_max, 1 << 20);
+        assert!(
+            !parse(&["-o", "no_lru_maintainer"])
+                .unwrap()
+                .tunables
+                .lru_segmented
+        );
+    }
+
+    #[test]
+    fn slab_and_lru_refusals_say_what_memcached_says() {
+        for (args, text, code) in [
+            (
+                &["-o", "slab_automove=3"][..],
+                "slab_automove must be between 0 and 2",
+                1,
+            ),
+            (
+                &["-o", "slab_automove_ratio=1.5"],
+                "slab_automove_ratio must be > 0 and < 1",
+                1,
+            ),
+            (
+                &["-o", "slab_automove_ratio"],
+                "Missing slab_automove_ratio argument",
+                1,
+            ),
+            (
+                &["-o", "slab_automove_window=2"],
+                "slab_automove_window must be > 2",
+                1,
+            ),
+            (
+                &["-o", "lru_crawler_sleep=-1"],
+                "LRU crawler sleep must be between 0 and 1 second",
+                1,
+            ),
+            (&["-o", "lru_crawler_sleep"], "Missing lru_crawler_sleep value", 1),
+            (
+                &["-o", "lru_crawler_tocrawl=x"],
+                "lru_crawler_tocrawl takes a numeric 32bit value",
+                1,
+            ),
+            (&["-o", "hot_lru_pct=80"], "hot_lru_pct must be > 1 and < 80", 1),
+            (&["-o", "hot_lru_pct"], "Missing hot_lru_pct argument", 1),
+            (&["-o", "hot_max_factor=0"], "hot_max_factor must be > 0", 1),
+            (
+                &["-o", "slab_chunk_max=x"],
+                "could not parse argument to slab_chunk_max",
+                1,
+            ),
+            (&["-o", "lru_segmented"], "Illegal suboption \"lru_segmented\"", 1),
+            (&["-o", "temp_lru"], "Illegal suboption \"temp_lru\"", 1),
+            (
+                &["-I", "100k"],
+                "slab_chunk_max (bytes: 524288) cannot be larger than -I (item_size_max 102400)",
+                64,
+            ),
+            (
+                &["-I", "1000k"],
+                "-I (item_size_max: 1024000) must be evenly divisible by slab_chunk_max (bytes: 524288)",
+                64,
+            ),
+            (
+                &["-o", "slab_chunk_max=1000"],
+                "-I (item_size_max: 1048576) must be evenly divisible by slab_chunk_max (bytes: 1000)",
+                64,
+            ),
+            (
+                &["-I", "2m", "-o", "slab_chunk_max=2097152"],
+                "slab_chunk_max (bytes: 2097152) must divide evenly into 1048576 (slab_page_size)",
+                64,
+            ),
+            (
+                &["-o", "hot_lru_pct=50,warm_lru_pct=40"],
+                "hot_lru_pct + warm_lru_pct cannot be more than 80% combined",
+                64,
+            ),
+            (
+                &["-o", "temporary_ttl=5,no_lru_maintainer"],
+                "temporary_ttl requires lru_maintainer to be enabled",
+                64,
+            ),
+        ] {
+            let e = refusal(args);
+            assert_eq!((e.to_string().as_str(), e.exit_code()), (text, code), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn c_number_prefixes() {
+        assert_eq!(c_atoi("12abc"), 12);
+        assert_eq!(c_atoi(" -7"), -7);
+        assert_eq!(c_atoi("x"), 0);
+        assert_eq!(c_atoi("4294967297"), 1);
+        assert_eq!(c_atof("0.25x"), 0.25);
+        assert_eq!(c_atof("x"), 0.0);
     }
 }

@@ -4,13 +4,15 @@
 //! copied) and every reply for one batch of requests is appended to one write buffer, so
 //! a pipelined burst costs one `write`. Back-pressure: while more than [`WRITE_HIGH_WATER`]
 //! bytes of replies wait for a client that is not reading, no further requests are read
-//! or executed.
+//! or executed. An `lru_crawler metadump` is written under the same rule, one slab class
+//! per turn ([`crate::exec_admin::Metadump`]), and the requests after it wait for its `END`.
 
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::Arc;
 
 use crate::exec::{self, Action};
+use crate::exec_admin::Metadump;
 use crate::server::Shared;
 use crate::stats::{bump, Counters};
 use crate::worker::Stream;
@@ -71,6 +73,10 @@ pub struct Conn {
     prefilled: bool,
     /// `prefill`'s read failed (EOF or error, with no request buffered): close.
     read_failed: bool,
+    /// Replies of earlier text commands of this batch are queued (see [`exec::text`]).
+    stacked: bool,
+    /// An `lru_crawler metadump` still listing classes; requests after it wait.
+    metadump: Option<Metadump>,
 }
 
 enum Progress {
@@ -106,6 +112,8 @@ impl Conn {
             write_interest: false,
             prefilled: false,
             read_failed: false,
+            stacked: false,
+            metadump: None,
         }
     }
 
@@ -265,6 +273,7 @@ impl Conn {
         if self.wpos == self.wbuf.len() {
             self.wbuf.clear();
             self.wpos = 0;
+            self.stacked = false;
         } else if self.wpos > KEEP_BUFFER && self.wpos * 2 > self.wbuf.len() {
             self.wbuf.drain(..self.wpos);
             self.wpos = 0;
@@ -296,14 +305,24 @@ impl Conn {
                 self.wbuf
                     .extend_from_slice(std::mem::take(&mut self.after_swallow));
             }
+            if self.wbuf.len() - self.wpos > WRITE_HIGH_WATER || *budget == 0 {
+                return if self.metadump.is_none() && self.rpos == self.rend {
+                    Progress::NeedInput
+                } else {
+                    Progress::Budget
+                };
+            }
+            if let Some(dump) = &mut self.metadump {
+                // One class per turn, each counted as a request.
+                *budget -= 1;
+                if !dump.step(shared, &mut self.wbuf) {
+                    self.metadump = None;
+                    self.stacked = false;
+                }
+                continue;
+            }
             if self.rpos == self.rend {
                 return Progress::NeedInput;
-            }
-            if self.wbuf.len() - self.wpos > WRITE_HIGH_WATER {
-                return Progress::Budget;
-            }
-            if *budget == 0 {
-                return Progress::Budget;
             }
             if self.protocol == Protocol::Unknown {
                 self.protocol = if self.rbuf[self.rpos] == 0x80 {
@@ -315,7 +334,7 @@ impl Conn {
             let input = &self.rbuf[self.rpos..self.rend];
             let step = match self.protocol {
                 Protocol::Binary => exec::binary(input, shared, counters, &mut self.wbuf),
-                _ => exec::text(input, shared, counters, &mut self.wbuf),
+                _ => exec::text(input, shared, counters, &mut self.wbuf, &mut self.stacked),
             };
             match step {
                 exec::Step::Incomplete => return Progress::NeedInput,
@@ -332,6 +351,7 @@ impl Conn {
                     self.last_cmd.store(shared.clock.now(), Relaxed);
                     match action {
                         Action::Continue => {}
+                        Action::Metadump(dump) => self.metadump = Some(dump),
                         Action::Close => return Progress::Close,
                         Action::Shutdown => {
                             shared.request_stop();

@@ -3,7 +3,8 @@
 //! `proto` crate's encoders. The cache calls shared with the meta and binary protocols
 //! ([`store`], [`arith`], [`delete`], [`fetch`], [`flush_all`]) live here with their
 //! counters, so every protocol counts a command the same way; `exec_meta` and
-//! `exec_binary` hold only what is protocol-specific.
+//! `exec_binary` hold only what is protocol-specific, and `exec_admin` the administrative
+//! text commands (`slabs`, `lru_crawler`, `lru`).
 
 use proto::text::{self, ArithOp, Decoded, Gate, Reply, Request};
 use proto::{ClientError, ProtoError, ServerError};
@@ -25,6 +26,8 @@ pub enum Action {
     Close,
     /// Stop the server (the `shutdown` command).
     Shutdown,
+    /// List items for `lru_crawler metadump`, a class at a time, before the next request.
+    Metadump(crate::exec_admin::Metadump),
 }
 
 /// The result of decoding and executing (at most) one request.
@@ -81,9 +84,24 @@ impl Step {
 const LEGACY_CLUSTER_KEY: &[u8] = b"AmazonElastiCache:cluster";
 
 /// Decode and execute one text request from the front of `input`.
-pub fn text(input: &[u8], shared: &Shared, counters: &Counters, out: &mut Vec<u8>) -> Step {
+///
+/// `stacked` tracks what memcached calls its response stack: whether replies of earlier
+/// commands of this batch are still queued. memcached writes them out after each
+/// get-family command and `mn` (and whenever the input runs dry, where the connection
+/// clears the flag); `lru_crawler metadump` is refused while it is set.
+pub fn text(
+    input: &[u8],
+    shared: &Shared,
+    counters: &Counters,
+    out: &mut Vec<u8>,
+    stacked: &mut bool,
+) -> Step {
+    let was_stacked = std::mem::replace(stacked, true);
     match text::decode(input, &shared.limits) {
-        Decoded::Incomplete => Step::Incomplete,
+        Decoded::Incomplete => {
+            *stacked = was_stacked;
+            Step::Incomplete
+        }
         Decoded::Meta(meta) => crate::exec_meta::step(meta, shared, counters, out),
         Decoded::Error {
             error,
@@ -107,10 +125,16 @@ pub fn text(input: &[u8], shared: &Shared, counters: &Counters, out: &mut Vec<u8
         }
         Decoded::Request { request, consumed } => {
             let noreply = request.noreply();
+            if matches!(
+                request,
+                Request::Get { .. } | Request::GetAndTouch { .. } | Request::MetaNoop
+            ) {
+                *stacked = false;
+            }
             // Replies of noreply requests are built then dropped: simpler than threading
             // the flag through every handler, and noreply is rare on the hot path.
             let mark = out.len();
-            let action = execute(request, shared, counters, out);
+            let action = execute(request, was_stacked, shared, counters, out);
             if noreply {
                 out.truncate(mark);
             }
@@ -124,10 +148,19 @@ pub fn binary(input: &[u8], shared: &Shared, counters: &Counters, out: &mut Vec<
     crate::exec_binary::step(input, shared, counters, out)
 }
 
-fn execute(request: Request<'_>, shared: &Shared, counters: &Counters, out: &mut Vec<u8>) -> Action {
+fn execute(
+    request: Request<'_>,
+    was_stacked: bool,
+    shared: &Shared,
+    counters: &Counters,
+    out: &mut Vec<u8>,
+) -> Action {
     let cache = &shared.cache;
     let now = shared.clock.now();
     match request {
+        Request::Admin { request, .. } => {
+            return crate::exec_admin::execute(request, was_stacked, shared, out)
+        }
         Request::Get { keys, with_cas } => {
             for key in keys {
                 get_one(key, None, with_cas, shared, counters, out);
@@ -286,6 +319,7 @@ fn execute(request: Request<'_>, shared: &Shared, counters: &Counters, out: &mut
                 Gate::FlushAll => shared.config.flush_enabled,
                 Gate::Shutdown => shared.config.enable_shutdown,
                 Gate::Cachedump => shared.config.dump_enabled,
+                Gate::SlabReassign => shared.config.slab_reassign,
             };
             Reply::Proto(if open { error } else { gate.disabled_error() }).encode(out);
         }

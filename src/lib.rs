@@ -15,6 +15,11 @@
 //!         +----------------+----------------+
 //!                          v
 //!               slabcache::Cache (shared, striped locks; see the slab crate docs)
+//!                          ^
+//!                          |  rebalance_step / crawl_step, in bounded slices
+//!                 +--------+----------+
+//!                 | maintenance thread|  page mover, automove, LRU crawler (maintain.rs)
+//!                 +-------------------+
 //! ```
 //!
 //! The server glues two crates: `proto` (pure wire decoding/encoding) and `slabcache`
@@ -26,8 +31,10 @@ pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod exec;
+pub mod exec_admin;
 pub mod exec_binary;
 pub mod exec_meta;
+pub mod maintain;
 pub mod server;
 pub mod stats;
 pub mod sys;

@@ -27,7 +27,7 @@ fn main() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
-            std::process::exit(1);
+            std::process::exit(e.exit_code());
         }
     };
     if let Err(e) = start(config) {

@@ -1,6 +1,7 @@
 //! The listener thread: binds every socket before any thread starts, accepts connections,
 //! enforces `-c`, hands sockets to workers round-robin, ticks the clock, and runs the
-//! shutdown sequence on SIGINT/SIGTERM or the `shutdown` command.
+//! shutdown sequence on SIGINT/SIGTERM or the `shutdown` command (workers, then the
+//! maintenance thread of [`crate::maintain`], are stopped and joined).
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -17,6 +18,7 @@ use mio::{Events, Interest, Poll, Token};
 use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::config::Config;
+use crate::maintain::{self, Maintenance};
 use crate::stats::{bump, Counters, StatsRegistry};
 use crate::sys;
 use crate::worker::{Stream, Worker, WorkerHandle};
@@ -67,6 +69,8 @@ pub struct Shared {
     pub conns: Mutex<BTreeMap<i32, ConnEntry>>,
     pub verbosity: AtomicU8,
     pub stopping: AtomicBool,
+    /// The maintenance thread's controls and the settings commands change at run time.
+    pub maintenance: Maintenance,
     /// Listening sockets for `stats conns`: (fd, "tcp:addr:port").
     pub listeners: Vec<(i32, String)>,
 }
@@ -135,6 +139,7 @@ impl Server {
         })
         .map_err(ServerError::Cache)?;
         cache.set_size_tracking(config.track_sizes);
+        cache.set_automove(config.tunables.slab_automove);
 
         let poll = Poll::new()?;
         let mut listeners = Vec::new();
@@ -197,6 +202,7 @@ impl Server {
             item_size_max: config.item_size_max,
             ..proto::Limits::default()
         };
+        let config_tunables = config.tunables.clone();
         let shared = Arc::new(Shared {
             verbosity: AtomicU8::new(config.verbosity),
             config,
@@ -208,6 +214,7 @@ impl Server {
             curr_connections: AtomicUsize::new(0),
             conns: Mutex::new(BTreeMap::new()),
             stopping: AtomicBool::new(false),
+            maintenance: Maintenance::new(config_tunables),
             listeners: listener_info,
         });
         Ok(Server {
@@ -244,8 +251,9 @@ impl Server {
         })
     }
 
-    /// Start the workers and serve until a stop is requested.
+    /// Start the workers and the maintenance thread, and serve until a stop is requested.
     pub fn run(mut self) -> io::Result<()> {
+        let maintenance = maintain::spawn(Arc::clone(&self.shared))?;
         let mut workers: Vec<WorkerHandle> = Vec::new();
         let mut joins = Vec::new();
         for (i, counters) in self.worker_counters.iter().enumerate() {
@@ -298,6 +306,8 @@ impl Server {
         for j in joins {
             let _ = j.join();
         }
+        self.shared.maintenance.stop();
+        let _ = maintenance.join();
         if let Some(path) = &self.shared.config.unix_socket {
             let _ = std::fs::remove_file(path);
         }

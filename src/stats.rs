@@ -1,4 +1,5 @@
-//! Server counters and the `stats` family of replies.
+//! Server counters and the `stats` family of replies (with the engine's own counters, its
+//! page mover's and crawler's, and the run-time settings of [`crate::maintain`]).
 //!
 //! Each worker thread owns a [`Counters`] block and is its only writer, so a bump is a
 //! plain load and store on an atomic (no locked instruction on the hot path); `stats`
@@ -231,15 +232,52 @@ fn general(shared: &Shared, out: &mut Vec<u8>) {
         ("hash_power_level", c.hash_bytes.max(4).ilog2() as u64 - 2),
         ("hash_bytes", c.hash_bytes),
         ("hash_is_expanding", 0),
+    ] {
+        write_stat(out, name, value);
+    }
+    // memcached lists these only while the feature is on.
+    if shared.config.slab_reassign {
+        let m = shared.cache.mover_stats();
+        for (name, value) in [
+            ("slab_reassign_rescues", m.slab_reassign_rescues),
+            ("slab_reassign_chunk_rescues", m.slab_reassign_chunk_rescues),
+            ("slab_reassign_evictions_nomem", m.slab_reassign_evictions_nomem),
+            ("slab_reassign_inline_reclaim", m.slab_reassign_inline_reclaim),
+            ("slab_reassign_busy_items", m.slab_reassign_busy_items),
+            ("slab_reassign_busy_deletes", m.slab_reassign_busy_deletes),
+            ("slab_reassign_running", u64::from(m.slab_reassign_running)),
+            ("slabs_moved", m.slabs_moved),
+        ] {
+            write_stat(out, name, value);
+        }
+    }
+    let crawler = shared.cache.crawler_stats();
+    if shared.maintenance.tunables().lru_crawler {
+        write_stat(out, "lru_crawler_running", u8::from(crawler.lru_crawler_running));
+        write_stat(out, "lru_crawler_starts", crawler.lru_crawler_starts);
+    }
+    let maintainer = shared.config.lru_maintainer;
+    if maintainer {
+        write_stat(out, "lru_maintainer_juggles", 0);
+    }
+    for (name, value) in [
         ("bytes", c.bytes),
         ("curr_items", c.curr_items),
         ("total_items", c.total_items),
         ("slab_global_page_pool", c.slab_global_page_pool),
         ("expired_unfetched", c.expired_unfetched),
         ("evicted_unfetched", c.evicted_unfetched),
-        ("evicted_active", 0),
+    ] {
+        write_stat(out, name, value);
+    }
+    if maintainer {
+        write_stat(out, "evicted_active", 0);
+    }
+    for (name, value) in [
         ("evictions", c.evictions),
         ("reclaimed", c.reclaimed),
+        ("crawler_reclaimed", crawler.crawler_reclaimed),
+        ("crawler_items_checked", crawler.crawler_items_checked),
         ("total_malloced", c.total_malloced),
     ] {
         write_stat(out, name, value);
@@ -247,8 +285,27 @@ fn general(shared: &Shared, out: &mut Vec<u8>) {
     write_end(out);
 }
 
+/// A float as C's `printf("%.<precision>f")` writes it: Rust's rounding of the exact
+/// binary value is the same, but C spells the non-numbers `nan`, `-nan`, `inf`, `-inf`.
+struct CFixed(f64, usize);
+
+impl std::fmt::Display for CFixed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let CFixed(v, precision) = *self;
+        let sign = if v.is_sign_negative() { "-" } else { "" };
+        if v.is_nan() {
+            write!(f, "{sign}nan")
+        } else if v.is_infinite() {
+            write!(f, "{sign}inf")
+        } else {
+            write!(f, "{v:.precision$}")
+        }
+    }
+}
+
 fn settings(shared: &Shared, out: &mut Vec<u8>) {
     let cfg = &shared.config;
+    let t = shared.maintenance.tunables();
     let yes_no = |b: bool| if b { "yes" } else { "no" };
     let inter = if cfg.unix_socket.is_some() {
         "NULL".to_string()
@@ -286,16 +343,29 @@ fn settings(shared: &Shared, out: &mut Vec<u8>) {
         ("item_size_max", cfg.item_size_max.to_string()),
         ("maxconns_fast", "yes".into()),
         ("hashpower_init", "0".into()),
-        ("slab_reassign", "no".into()),
-        ("slab_automove", "0".into()),
-        ("slab_chunk_max", cfg.item_size_max.max(1 << 20).to_string()),
-        ("lru_crawler", "no".into()),
+        ("slab_reassign", yes_no(cfg.slab_reassign).into()),
+        ("slab_automove", t.slab_automove.to_string()),
+        (
+            "slab_automove_ratio",
+            CFixed(t.slab_automove_ratio, 2).to_string(),
+        ),
+        ("slab_automove_window", cfg.slab_automove_window.to_string()),
+        ("slab_chunk_max", cfg.slab_chunk_max.to_string()),
+        ("lru_crawler", yes_no(t.lru_crawler).into()),
+        ("lru_crawler_sleep", t.lru_crawler_sleep.to_string()),
+        ("lru_crawler_tocrawl", t.lru_crawler_tocrawl.to_string()),
         ("tail_repair_time", "0".into()),
         ("flush_enabled", yes_no(cfg.flush_enabled).into()),
         ("dump_enabled", yes_no(cfg.dump_enabled).into()),
         ("hash_algorithm", "ahash".into()),
-        ("lru_maintainer_thread", "no".into()),
-        ("lru_segmented", "no".into()),
+        ("lru_maintainer_thread", yes_no(cfg.lru_maintainer).into()),
+        ("lru_segmented", yes_no(t.lru_segmented).into()),
+        ("hot_lru_pct", t.hot_lru_pct.to_string()),
+        ("warm_lru_pct", t.warm_lru_pct.to_string()),
+        ("hot_max_factor", CFixed(t.hot_max_factor, 2).to_string()),
+        ("warm_max_factor", CFixed(t.warm_max_factor, 2).to_string()),
+        ("temp_lru", yes_no(t.temp_lru).into()),
+        ("temporary_ttl", t.temporary_ttl.to_string()),
         ("idle_timeout", cfg.idle_timeout.to_string()),
         (
             "track_sizes",
@@ -400,4 +470,18 @@ fn conns(shared: &Shared, out: &mut Vec<u8>) {
         );
     }
     write_end(out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CFixed;
+
+    #[test]
+    fn floats_print_like_c() {
+        assert_eq!(CFixed(0.8, 2).to_string(), "0.80");
+        assert_eq!(CFixed(0.125, 2).to_string(), "0.12");
+        assert_eq!(CFixed(f64::NAN, 2).to_string(), "nan");
+        assert_eq!(CFixed(-f64::NAN, 2).to_string(), "-nan");
+        assert_eq!(CFixed(f64::NEG_INFINITY, 2).to_string(), "-inf");
+    }
 }

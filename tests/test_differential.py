@@ -17,8 +17,9 @@ Corpus format (one file = one script, lines processed in order):
     >> TEXT                    send TEXT exactly (no line end added)
     <                          read one reply
     < N                        read N replies (a reply ends with a terminal line such as
-                               STORED/END/ERROR/a number; VALUE data blocks and STAT/ITEM
-                               lines are part of the reply that follows them)
+                               STORED/END/ERROR/a number; VALUE data blocks, STAT/ITEM
+                               lines and metadump `key=` lines are part of the reply that
+                               follows them)
     < eof                      read until the server closes the connection
 
 In TEXT: escapes \\r \\n \\t \\0 \\\\ \\xHH \\{ \\} (use \\x20 for a trailing space) and
@@ -102,6 +103,10 @@ INTENDED_DIFFERENCES = [
      "depending on whether one of its background threads holds the item at that instant; "
      "a value made of digits followed by spaces is compared with the spaces (and the length "
      "in its VALUE line) trimmed."),
+    ("`lru_crawler metadump` order, times and sizes",
+     "metadump lines follow each server's crawl order and carry absolute times, CAS uniques, "
+     "class ids and item sizes (slabcached's item header is smaller); lines are compared as a "
+     "sorted set of key, fetch flag and whether the item expires, the other values masked."),
     ("`stats cachedump` order and expiry stamps",
      "the order of ITEM lines follows each server's LRU internals, and the expiry is an "
      "absolute time; ITEM lines are compared as a sorted set with the time masked unless 0."),
@@ -131,7 +136,9 @@ SETTINGS_CORE_FIELDS = (
 SETTINGS_COMPARED_VALUES = (
     "maxbytes maxconns udpport verbosity evictions growth_factor chunk_size num_threads "
     "cas_enabled item_size_max flush_enabled dump_enabled shutdown_command reqs_per_event "
-    "tcp_backlog"
+    "tcp_backlog slab_reassign slab_automove slab_automove_ratio slab_automove_window "
+    "slab_chunk_max lru_crawler lru_crawler_sleep lru_crawler_tocrawl hot_lru_pct warm_lru_pct "
+    "hot_max_factor warm_max_factor temp_lru temporary_ttl"
 ).split()
 
 # Per-class values compared in `stats slabs` / `stats items` (classes in ascending id order).
@@ -326,7 +333,7 @@ def split_replies(buf: bytes, want: int) -> int | None:
             if len(buf) < pos:
                 return None
             continue
-        if line.startswith(b"STAT ") or line.startswith(b"ITEM "):
+        if line.startswith(b"STAT ") or line.startswith(b"ITEM ") or line.startswith(b"key="):
             continue
         done += 1
     return pos
@@ -607,6 +614,21 @@ def normalise_cachedump(reply: bytes) -> str:
     return "\n".join(sorted(items) + [tail(other)])
 
 
+def normalise_metadump(reply: bytes) -> str:
+    items = []
+    other = []
+    for line in reply.split(b"\n"):
+        m = re.fullmatch(rb"key=(\S+) exp=(-?\d+) la=\d+ cas=\d+ fetch=(yes|no) cls=\d+ size=\d+",
+                         line)
+        if m:
+            exp = "-1" if m.group(2) == b"-1" else "<time>"
+            items.append(f"key={m.group(1).decode('latin-1')} exp={exp} la=<time> cas=<cas> "
+                         f"fetch={m.group(3).decode()} cls=<cls> size=<size>")
+        elif line:
+            other.append(line.rstrip(b"\r"))
+    return "\n".join(sorted(items) + [tail(other)])
+
+
 def normalise(ex: Exchange, ranks: dict[int, int]) -> str:
     words = ex.request.decode("latin-1").split()
     closed = ex.reply.endswith(CLOSED)
@@ -618,6 +640,8 @@ def normalise(ex: Exchange, ranks: dict[int, int]) -> str:
             text = body.decode("latin-1")
         else:
             text = normalise_stats(words, body)
+    elif words[:2] == ["lru_crawler", "metadump"] and b"key=" in body:
+        text = normalise_metadump(body)
     else:
         text = mask_values(body, ranks).decode("latin-1")
     return text + ("<connection closed>" if closed else "")

@@ -6,7 +6,8 @@
 //! are those of memcached 1.6.18, checked against a running instance.
 //!
 //! [`ClientError`] and [`ServerError`] are the `CLIENT_ERROR ...` and `SERVER_ERROR ...`
-//! lines, which the server also produces while executing a request. [`ProtoError`] is
+//! lines, which the server also produces while executing a request; [`AdminError`] the
+//! refusals of the administrative commands (`slabs`, `lru_crawler`, `lru`). [`ProtoError`] is
 //! everything the decoder can report, including the bare `ERROR` line, memcached's other
 //! error-ish lines that carry no standard prefix, and the two malformed inputs that get no
 //! reply at all but a closed connection.
@@ -42,6 +43,13 @@ pub enum ClientError {
     StatsDetailUsage,
     /// `shutdown` followed by anything but `graceful`.
     InvalidShutdownMode,
+    /// `slabs reassign` on a server started without slab reassignment
+    /// (memcached's `-o no_slab_reassign`).
+    SlabReassignDisabled,
+    /// `lru_crawler crawl|metadump` while the LRU crawler is disabled.
+    LruCrawlerDisabled,
+    /// `lru_crawler sleep` of more than 1,000,000 microseconds.
+    CrawlerSleepTooLong,
 }
 
 impl ClientError {
@@ -64,6 +72,9 @@ impl ClientError {
             ClientError::IllegalSlabId => b"CLIENT_ERROR Illegal slab id\r\n",
             ClientError::StatsDetailUsage => b"CLIENT_ERROR usage: stats detail on|off|dump\r\n",
             ClientError::InvalidShutdownMode => b"CLIENT_ERROR invalid shutdown mode\r\n",
+            ClientError::SlabReassignDisabled => b"CLIENT_ERROR slab reassignment disabled\r\n",
+            ClientError::LruCrawlerDisabled => b"CLIENT_ERROR lru crawler disabled\r\n",
+            ClientError::CrawlerSleepTooLong => b"CLIENT_ERROR sleep must be one second or less\r\n",
         }
     }
 }
@@ -99,6 +110,60 @@ impl ServerError {
     }
 }
 
+/// The refusals of memcached's administrative commands (`slabs`, `lru_crawler`, `lru`):
+/// lines with their own first word (`BUSY`, `BADCLASS`, ...) or an `ERROR` with a reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AdminError {
+    /// `slabs reassign` while a page move is in progress.
+    ReassignBusy,
+    /// `slabs reassign` with a class id out of range.
+    ReassignBadClass,
+    /// `slabs reassign` from a class with no page to spare.
+    ReassignNoSpare,
+    /// `slabs reassign` with the same source and destination.
+    ReassignSame,
+    /// `lru_crawler crawl|metadump` while a crawl is running.
+    CrawlerBusy,
+    /// `lru_crawler crawl|metadump` with a class id that is not a number in 1..=63.
+    CrawlerBadClass,
+    /// `lru_crawler crawl|metadump` whose class list names no class (`,`).
+    CrawlerNotStarted,
+    /// `lru_crawler crawl hash`: memcached walks the hash table only for metadump, and
+    /// says so with this generic line.
+    CrawlerUnknownError,
+    /// `lru_crawler enable` while the crawler is already enabled.
+    CrawlerStartFailed,
+    /// `lru_crawler metadump` on a server started with dumping disabled (`-X`).
+    MetadumpNotAllowed,
+    /// `lru_crawler metadump` after other commands whose replies are still queued.
+    MetadumpPipelined,
+    /// `lru tune` whose hot and warm percentages add up to more than 80.
+    LruPercentsTooHigh,
+    /// `lru tune` with an age factor that is not greater than 0.
+    LruFactorsNotPositive,
+}
+
+impl AdminError {
+    /// The complete reply line, `\r\n` included.
+    pub fn as_wire(&self) -> &'static [u8] {
+        match self {
+            AdminError::ReassignBusy => b"BUSY currently processing reassign request\r\n",
+            AdminError::ReassignBadClass => b"BADCLASS invalid src or dst class id\r\n",
+            AdminError::ReassignNoSpare => b"NOSPARE source class has no spare pages\r\n",
+            AdminError::ReassignSame => b"SAME src and dst class are identical\r\n",
+            AdminError::CrawlerBusy => b"BUSY currently processing crawler request\r\n",
+            AdminError::CrawlerBadClass => b"BADCLASS invalid class id\r\n",
+            AdminError::CrawlerNotStarted => b"NOTSTARTED no items to crawl\r\n",
+            AdminError::CrawlerUnknownError => b"ERROR an unknown error happened\r\n",
+            AdminError::CrawlerStartFailed => b"ERROR failed to start lru crawler thread\r\n",
+            AdminError::MetadumpNotAllowed => b"ERROR metadump not allowed\r\n",
+            AdminError::MetadumpPipelined => b"ERROR cannot pipeline other commands before metadump\r\n",
+            AdminError::LruPercentsTooHigh => b"ERROR hot and warm pcts must not exceed 80\r\n",
+            AdminError::LruFactorsNotPositive => b"ERROR hot/warm age factors must be greater than 0\r\n",
+        }
+    }
+}
+
 /// Anything the text decoder rejects, and the reply memcached gives for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProtoError {
@@ -109,6 +174,8 @@ pub enum ProtoError {
     Client(ClientError),
     /// A `SERVER_ERROR` line.
     Server(ServerError),
+    /// A refusal of an administrative command.
+    Admin(AdminError),
     /// `shutdown` on a server that was not started with the shutdown command enabled
     /// (memcached's `-A`). Note the colon: this is not the bare `ERROR` line.
     ShutdownNotEnabled,
@@ -135,6 +202,7 @@ impl ProtoError {
             ProtoError::Error => b"ERROR\r\n",
             ProtoError::Client(e) => e.as_wire(),
             ProtoError::Server(e) => e.as_wire(),
+            ProtoError::Admin(e) => e.as_wire(),
             ProtoError::ShutdownNotEnabled => b"ERROR: shutdown not enabled\r\n",
             ProtoError::MemlimitTooSmall => b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n",
             ProtoError::MemlimitNotMegabytes => {
@@ -166,6 +234,12 @@ impl From<ServerError> for ProtoError {
     }
 }
 
+impl From<AdminError> for ProtoError {
+    fn from(e: AdminError) -> Self {
+        ProtoError::Admin(e)
+    }
+}
+
 /// Shows the reply line without its `\r\n`, for logs.
 fn fmt_wire(wire: &[u8], f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let text = wire.strip_suffix(b"\r\n").unwrap_or(wire);
@@ -185,6 +259,12 @@ impl fmt::Display for ServerError {
     }
 }
 
+impl fmt::Display for AdminError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt_wire(self.as_wire(), f)
+    }
+}
+
 impl fmt::Display for ProtoError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -197,6 +277,7 @@ impl fmt::Display for ProtoError {
 
 impl std::error::Error for ClientError {}
 impl std::error::Error for ServerError {}
+impl std::error::Error for AdminError {}
 impl std::error::Error for ProtoError {}
 
 #[cfg(test)]
@@ -223,6 +304,22 @@ mod tests {
             ClientError::IllegalSlabId.into(),
             ClientError::StatsDetailUsage.into(),
             ClientError::InvalidShutdownMode.into(),
+            ClientError::SlabReassignDisabled.into(),
+            ClientError::LruCrawlerDisabled.into(),
+            ClientError::CrawlerSleepTooLong.into(),
+            AdminError::ReassignBusy.into(),
+            AdminError::ReassignBadClass.into(),
+            AdminError::ReassignNoSpare.into(),
+            AdminError::ReassignSame.into(),
+            AdminError::CrawlerBusy.into(),
+            AdminError::CrawlerBadClass.into(),
+            AdminError::CrawlerNotStarted.into(),
+            AdminError::CrawlerUnknownError.into(),
+            AdminError::CrawlerStartFailed.into(),
+            AdminError::MetadumpNotAllowed.into(),
+            AdminError::MetadumpPipelined.into(),
+            AdminError::LruPercentsTooHigh.into(),
+            AdminError::LruFactorsNotPositive.into(),
             ServerError::ObjectTooLarge.into(),
             ServerError::OutOfMemoryStoring.into(),
             ServerError::OutOfMemory.into(),

@@ -15,7 +15,7 @@ pub mod meta;
 pub mod text;
 pub mod token;
 
-pub use error::{ClientError, ProtoError, ServerError};
+pub use error::{AdminError, ClientError, ProtoError, ServerError};
 
 /// The key of the first request in `buf`, if one is visible already, without decoding or
 /// validating the request: a hint for prefetching the key's index entry before the request

@@ -26,6 +26,8 @@
 //! Meta commands (`mg`, `ms`, `md`, `ma`, `me`) are recognised where memcached recognises
 //! them (a first token of exactly two bytes) and handed to [`crate::meta::decode`], whose
 //! result comes back as [`Decoded::Meta`]; `mn` is simple enough to be decoded here.
+//! The administrative commands (`slabs`, `lru_crawler`, `lru`) come back as
+//! [`Request::Admin`], described with their memcached quirks on [`AdminRequest`]'s module.
 //!
 //! # noreply
 //! A command that takes `noreply` is in noreply mode when its *last* token is exactly
@@ -60,9 +62,16 @@ use crate::meta::MetaDecoded;
 use crate::token::{find_line_stop, parse_i32_truncating, parse_u32_truncating, parse_u64, Tokens};
 use crate::Limits;
 
+mod admin;
 mod reply;
 
-pub use reply::{write_config, write_end, write_stat, write_value, write_value_header, Reply};
+pub use admin::{
+    parse_class_list, AdminRequest, ClassIds, ClassSelection, Double, LruTuning, MAX_CRAWLER_SLEEP_US,
+};
+pub use reply::{
+    write_config, write_end, write_metadump_item, write_stat, write_value, write_value_header, MetadumpItem,
+    Reply,
+};
 
 #[cfg(test)]
 mod tests;
@@ -285,6 +294,13 @@ pub enum Request<'a> {
         /// For `gat`/`gats`: the new expiry, read as for [`Request::Store`].
         touch: Option<i64>,
     },
+    /// An administrative command: `slabs`, `lru_crawler` or `lru` (see [`AdminRequest`]).
+    Admin {
+        /// The command.
+        request: AdminRequest,
+        /// Reply with nothing (`slabs automove` and `lru` only).
+        noreply: bool,
+    },
     /// A request memcached rejects, but only *after* checking a server setting this crate
     /// cannot see: if `gate` is disabled on the server, reply with
     /// [`Gate::disabled_error`] instead of `error`. Either reply is suppressed by
@@ -313,6 +329,7 @@ impl Request<'_> {
             | Request::CacheMemlimit { noreply, .. }
             | Request::ConfigSet { noreply, .. }
             | Request::ConfigDelete { noreply, .. }
+            | Request::Admin { noreply, .. }
             | Request::Refused { noreply, .. } => *noreply,
             Request::Get { .. }
             | Request::GetAndTouch { .. }
@@ -363,6 +380,8 @@ pub enum Gate {
     Shutdown,
     /// Whether `stats cachedump` is allowed (memcached's `-X` disables it).
     Cachedump,
+    /// Whether `slabs reassign` is allowed (memcached's `-o no_slab_reassign` disables it).
+    SlabReassign,
 }
 
 impl Gate {
@@ -372,6 +391,7 @@ impl Gate {
             Gate::FlushAll => ClientError::FlushAllNotAllowed.into(),
             Gate::Shutdown => ProtoError::ShutdownNotEnabled,
             Gate::Cachedump => ClientError::CachedumpNotAllowed.into(),
+            Gate::SlabReassign => ClientError::SlabReassignDisabled.into(),
         }
     }
 }
@@ -600,8 +620,7 @@ impl<'a> Line<'a, '_> {
                 b"set" => self.store(&t, StoreMode::Set),
                 b"stats" => self.stats(&t),
                 b"shutdown" => self.shutdown(&t),
-                // `slabs reassign|automove` is not supported here; memcached's reply to a
-                // malformed one is the same `ERROR`.
+                b"slabs" => self.slabs(&t),
                 _ => self.err(ProtoError::Error, false),
             },
             b'a' => match cmd {
@@ -636,11 +655,11 @@ impl<'a> Line<'a, '_> {
                 b"version" => self.ok(Request::Version),
                 b"quit" => self.ok(Request::Quit),
                 b"verbosity" => self.verbosity(&t),
+                b"lru_crawler" => self.lru_crawler(&t),
+                b"lru" => self.lru(&t),
                 // Known to memcached but not implemented here; they answer malformed input
                 // with `ERROR` and never reach the HTTP check.
-                b"bget" | b"lru_crawler" | b"watch" | b"lru" | b"extstore" => {
-                    self.err(ProtoError::Error, false)
-                }
+                b"bget" | b"watch" | b"extstore" => self.err(ProtoError::Error, false),
                 _ if t.last().starts_with(b"HTTP/") => self.err(ProtoError::HttpRequest, true),
                 _ => self.err(ProtoError::Error, false),
             },

@@ -200,6 +200,144 @@ pub fn parse_i32_truncating(tok: &[u8]) -> Option<i32> {
     parse_i64(tok).map(|v| v as i32)
 }
 
+/// C's `strtod` in the "C" locale on the front of `tok`: leading C whitespace, a sign, then
+/// a decimal number (`1`, `1.`, `.5`, `2e-3`), a hexadecimal one (`0x1p-2`), `inf`,
+/// `infinity` or `nan` (any case, `nan(chars)` too). Returns the value, the number of
+/// bytes used and whether the value was out of range (C's `ERANGE`: it overflowed to an
+/// infinity or underflowed to zero or a subnormal); `None` when no number was found.
+pub fn strtod_prefix(tok: &[u8]) -> Option<(f64, usize, bool)> {
+    let mut i = 0;
+    while i < tok.len() && is_c_space(tok[i]) {
+        i += 1;
+    }
+    let negative = tok.get(i) == Some(&b'-');
+    if matches!(tok.get(i), Some(b'+' | b'-')) {
+        i += 1;
+    }
+    let sign = |v: f64| if negative { -v } else { v };
+    let rest = &tok[i..];
+    let starts = |word: &[u8]| rest.len() >= word.len() && rest[..word.len()].eq_ignore_ascii_case(word);
+    if starts(b"infinity") {
+        return Some((sign(f64::INFINITY), i + 8, false));
+    }
+    if starts(b"inf") {
+        return Some((sign(f64::INFINITY), i + 3, false));
+    }
+    if starts(b"nan") {
+        let mut end = i + 3;
+        if tok.get(end) == Some(&b'(') {
+            let inner = tok[end + 1..]
+                .iter()
+                .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+                .count();
+            if tok.get(end + 1 + inner) == Some(&b')') {
+                end += inner + 2;
+            }
+        }
+        return Some((sign(f64::NAN), end, false));
+    }
+    let is_hex = starts(b"0x")
+        && (rest.get(2).is_some_and(u8::is_ascii_hexdigit)
+            || (rest.get(2) == Some(&b'.') && rest.get(3).is_some_and(u8::is_ascii_hexdigit)));
+    let (magnitude, used, nonzero) = if is_hex {
+        hex_float(&rest[2..]).map(|(v, n, nz)| (v, n + 2, nz))?
+    } else {
+        decimal_float(rest)?
+    };
+    let range_error =
+        (magnitude.is_infinite()) || (nonzero && (magnitude == 0.0 || magnitude.is_subnormal()));
+    Some((sign(magnitude), i + used, range_error))
+}
+
+/// The longest decimal float at the front of `s`: (value, bytes, any non-zero digit).
+fn decimal_float(s: &[u8]) -> Option<(f64, usize, bool)> {
+    let digits = |from: usize| s[from..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let int = digits(0);
+    let mut end = int;
+    let mut frac = 0;
+    if s.get(end) == Some(&b'.') {
+        frac = digits(end + 1);
+        end += 1 + frac;
+    }
+    if int + frac == 0 {
+        return None;
+    }
+    let nonzero = s[..end].iter().any(|b| (b'1'..=b'9').contains(b));
+    if matches!(s.get(end), Some(b'e' | b'E')) {
+        let sign = usize::from(matches!(s.get(end + 1), Some(b'+' | b'-')));
+        let exp = digits(end + 1 + sign);
+        if exp > 0 {
+            end += 1 + sign + exp;
+        }
+    }
+    // The matched bytes are ASCII digits, '.', 'e', signs: valid UTF-8 and Rust float syntax.
+    let text = std::str::from_utf8(&s[..end]).ok()?;
+    Some((text.parse::<f64>().ok()?, end, nonzero))
+}
+
+/// A hexadecimal float after its `0x`: hex digits, an optional fraction, an optional
+/// binary exponent `p[+-]digits`. Returns (value, bytes, any non-zero digit).
+fn hex_float(s: &[u8]) -> Option<(f64, usize, bool)> {
+    let mut mantissa: u64 = 0;
+    let mut exp: i64 = 0;
+    let mut end = 0;
+    let mut seen = false;
+    let mut nonzero = false;
+    let mut in_fraction = false;
+    while let Some(&b) = s.get(end) {
+        if b == b'.' && !in_fraction {
+            in_fraction = true;
+            end += 1;
+            continue;
+        }
+        let Some(d) = (b as char).to_digit(16) else {
+            break;
+        };
+        seen = true;
+        nonzero |= d != 0;
+        if mantissa >> 56 == 0 {
+            mantissa = mantissa * 16 + u64::from(d);
+            if in_fraction {
+                exp -= 4;
+            }
+        } else if !in_fraction {
+            exp += 4; // digits beyond 64 bits of precision only scale the value
+        }
+        end += 1;
+    }
+    if !seen {
+        return None;
+    }
+    if matches!(s.get(end), Some(b'p' | b'P')) {
+        let sign_len = usize::from(matches!(s.get(end + 1), Some(b'+' | b'-')));
+        let negative = s.get(end + 1) == Some(&b'-');
+        let n = s[end + 1 + sign_len..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        if n > 0 {
+            let digits = &s[end + 1 + sign_len..end + 1 + sign_len + n];
+            let value = digits.iter().fold(0i64, |v, d| {
+                v.saturating_mul(10).saturating_add(i64::from(d - b'0'))
+            });
+            exp = exp.saturating_add(if negative { -value } else { value });
+            end += 1 + sign_len + n;
+        }
+    }
+    let value = mantissa as f64 * 2f64.powi(exp.clamp(-2000, 2000) as i32);
+    Some((value, end, nonzero))
+}
+
+/// memcached's `safe_strtod` (`slabs automove ratio`, `lru tune`): a whole token read by
+/// [`strtod_prefix`], which may be followed only by C whitespace; out of range is refused.
+pub fn parse_f64(tok: &[u8]) -> Option<f64> {
+    let (value, end, range_error) = strtod_prefix(tok)?;
+    if range_error || (end < tok.len() && !is_c_space(tok[end])) {
+        return None;
+    }
+    Some(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,5 +467,43 @@ mod tests {
         assert_eq!(parse_i32_truncating(b"4294967297"), Some(1));
         assert_eq!(parse_i32_truncating(b"-9223372036854775808"), Some(0));
         assert_eq!(parse_i32_truncating(b"9223372036854775808"), None);
+    }
+    #[test]
+    fn f64_like_strtod() {
+        let cases: &[(&[u8], Option<f64>)] = &[
+            (b"0.5", Some(0.5)),
+            (b"1", Some(1.0)),
+            (b"1.", Some(1.0)),
+            (b".5", Some(0.5)),
+            (b"+2e1", Some(20.0)),
+            (b"-1.5E-1", Some(-0.15)),
+            (b"\t3", Some(3.0)),
+            (b"3\tjunk", Some(3.0)),
+            (b"1e", None),
+            (b"1e+", None),
+            (b"2x", None),
+            (b".", None),
+            (b"", None),
+            (b"-", None),
+            (b"0x10", Some(16.0)),
+            (b"0x1p-2", Some(0.25)),
+            (b"0x.8", Some(0.5)),
+            (b"0x", None),
+            (b"INF", Some(f64::INFINITY)),
+            (b"-infinity", Some(f64::NEG_INFINITY)),
+            (b"infinit", None),
+            (b"1e400", None),
+            (b"1e-400", None),
+            (b"0e-400", Some(0.0)),
+        ];
+        for &(tok, want) in cases {
+            assert_eq!(parse_f64(tok), want, "{:?}", String::from_utf8_lossy(tok));
+        }
+        assert!(parse_f64(b"nan").is_some_and(f64::is_nan));
+        assert!(parse_f64(b"-NaN(123)").is_some_and(|v| v.is_nan() && v.is_sign_negative()));
+        assert_eq!(parse_f64(b"nan(x"), None);
+        assert_eq!(strtod_prefix(b"12abc"), Some((12.0, 2, false)));
+        assert_eq!(strtod_prefix(b"0x"), Some((0.0, 1, false)));
+        assert_eq!(strtod_prefix(b"abc"), None);
     }
 }

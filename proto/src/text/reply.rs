@@ -171,6 +171,55 @@ pub fn write_stat(out: &mut Vec<u8>, name: impl Display, value: impl Display) {
     let _ = write!(VecWriter(out), "STAT {name} {value}\r\n");
 }
 
+/// One item as an `lru_crawler metadump` line lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetadumpItem<'a> {
+    /// The key (written URI-encoded).
+    pub key: &'a [u8],
+    /// Unix time of expiry; `None` for never (written `-1`).
+    pub exptime: Option<u64>,
+    /// Unix time of the last access.
+    pub last_access: u64,
+    /// CAS unique (0 with CAS disabled).
+    pub cas: u64,
+    /// Whether the item was read since it was stored.
+    pub fetched: bool,
+    /// Slab class id.
+    pub class: usize,
+    /// Bytes the item takes, header included.
+    pub size: usize,
+}
+
+/// Appends one `lru_crawler metadump` line:
+/// `key=<key> exp=<unix time|-1> la=<unix time> cas=<n> fetch=<yes|no> cls=<id> size=<bytes>`
+/// ended by a bare `\n`, as memcached writes it (the closing `END` has `\r\n`). The key is
+/// URI-encoded as memcached does it: ASCII letters, digits and `-._~` as they are, every
+/// other byte as `%XX` (upper-case hex).
+pub fn write_metadump_item(out: &mut Vec<u8>, item: &MetadumpItem<'_>) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.extend_from_slice(b"key=");
+    for &b in item.key {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        }
+    }
+    let fetched = if item.fetched { "yes" } else { "no" };
+    let _ = match item.exptime {
+        Some(exp) => write!(VecWriter(out), " exp={exp}"),
+        None => write!(VecWriter(out), " exp=-1"),
+    };
+    let _ = writeln!(
+        VecWriter(out),
+        " la={} cas={} fetch={fetched} cls={} size={}",
+        item.last_access,
+        item.cas,
+        item.class,
+        item.size
+    );
+}
+
 /// Appends an ElastiCache `config get` reply:
 /// `CONFIG <key> <flags> <bytes>\r\n<body>\r\nEND\r\n`. For the `cluster` key the body is
 /// `<config version>\n<host>|<ip>|<port> ...\n`, built by the server.

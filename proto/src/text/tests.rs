@@ -1038,6 +1038,10 @@ fn gates() {
         Gate::Cachedump.disabled_error().as_wire(),
         b"CLIENT_ERROR stats cachedump not allowed\r\n"
     );
+    assert_eq!(
+        Gate::SlabReassign.disabled_error().as_wire(),
+        b"CLIENT_ERROR slab reassignment disabled\r\n"
+    );
 }
 
 #[test]
@@ -1060,6 +1064,60 @@ fn pipelined_requests_decode_one_at_a_time() {
     }
     assert_eq!(seen.len(), 4);
     assert_eq!(seen[2], "ERROR");
+}
+
+#[test]
+fn metadump_lines_match_memcached() {
+    // Lines memcached 1.6.18 wrote for `set b\x01c 5 100 2` and `set ~-._%Z 0 0 3`.
+    let mut out = Vec::new();
+    write_metadump_item(
+        &mut out,
+        &MetadumpItem {
+            key: b"b\x01c",
+            exptime: Some(1796415978),
+            last_access: 1796415878,
+            cas: 2,
+            fetched: false,
+            class: 1,
+            size: 68,
+        },
+    );
+    write_metadump_item(
+        &mut out,
+        &MetadumpItem {
+            key: b"~-._%Z",
+            exptime: None,
+            last_access: 1796415878,
+            cas: 3,
+            fetched: true,
+            class: 12,
+            size: 68,
+        },
+    );
+    assert_eq!(
+        out,
+        b"key=b%01c exp=1796415978 la=1796415878 cas=2 fetch=no cls=1 size=68\n\
+          key=~-._%25Z exp=-1 la=1796415878 cas=3 fetch=yes cls=12 size=68\n"
+    );
+    out.clear();
+    let every: Vec<u8> = (0..=255).collect();
+    write_metadump_item(
+        &mut out,
+        &MetadumpItem {
+            key: &every,
+            exptime: None,
+            last_access: 0,
+            cas: 0,
+            fetched: false,
+            class: 1,
+            size: 0,
+        },
+    );
+    let line = String::from_utf8(out).unwrap();
+    let key = line.strip_prefix("key=").unwrap().split(' ').next().unwrap();
+    assert_eq!(key.len(), 66 + 190 * 3, "66 bytes kept, the others escaped");
+    assert!(key.starts_with("%00%01") && key.contains("%2C-.%2F0123"));
+    assert!(key.ends_with("%FE%FF"));
 }
 
 #[test]
@@ -1157,6 +1215,11 @@ fn protocolish() -> impl Strategy<Value = Vec<u8>> {
         Just(b"flush_all ".to_vec()),
         Just(b"stats ".to_vec()),
         Just(b"config ".to_vec()),
+        Just(b"slabs reassign ".to_vec()),
+        Just(b"slabs automove ".to_vec()),
+        Just(b"lru_crawler ".to_vec()),
+        Just(b"lru tune ".to_vec()),
+        Just(b",".to_vec()),
         Just(b"noreply".to_vec()),
         Just(b" ".to_vec()),
         Just(b"\r\n".to_vec()),
