@@ -27,6 +27,9 @@ pub(crate) fn execute(request: AdminRequest, stacked: bool, shared: &Shared, out
         }
         AdminRequest::SlabsAutomoveRatio { ratio } => {
             settings.update(|t| t.slab_automove_ratio = ratio.0);
+            shared
+                .cache
+                .set_automove_tuning(ratio.0, shared.config.slab_automove_window as usize);
             Ok(())
         }
         AdminRequest::CrawlerCrawl { classes } => crawl(classes, shared),

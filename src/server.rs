@@ -140,6 +140,10 @@ impl Server {
         .map_err(ServerError::Cache)?;
         cache.set_size_tracking(config.track_sizes);
         cache.set_automove(config.tunables.slab_automove);
+        cache.set_automove_tuning(
+            config.tunables.slab_automove_ratio,
+            config.slab_automove_window as usize,
+        );
 
         let poll = Poll::new()?;
         let mut listeners = Vec::new();

@@ -155,7 +155,7 @@ impl Cache {
         {
             let mut pool = lock(&self.pool);
             pool.trim(limit, &self.arena, self.config.page_size);
-            if pool.malloced() <= limit {
+            if !pool.over(limit) {
                 return None;
             }
         }

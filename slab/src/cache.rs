@@ -10,6 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 use crate::arena::{Arena, ChunkRef, CHUNK_ALIGN, MAX_ARENA_BYTES, NIL};
 use crate::class::ClassTable;
 use crate::class::MAX_CLASSES;
+use crate::crawler::CrawlerState;
 use crate::item::{ItemHeader, ACCESSED, CAS_MAX, FETCHED, KEY_BINARY, LINKED, STALE, WIN_TOKEN_SENT};
 use crate::marks::WriteMarks;
 use crate::mover::{MoverState, MovingPage};
@@ -332,6 +333,8 @@ pub struct ClassStats {
     pub cas_hits: u64,
     pub cas_badval: u64,
     pub touch_hits: u64,
+    pub crawler_reclaimed: u64,
+    pub crawler_items_checked: u64,
 }
 
 /// One stripe of the index: a chained hash table whose chains run through the items'
@@ -366,6 +369,11 @@ pub(crate) struct ClassState {
     pub outofmemory: u64,
     pub expired_unfetched: u64,
     pub evicted_unfetched: u64,
+    pub crawler_reclaimed: u64,
+    pub crawler_items_checked: u64,
+    /// Earliest expiry among items linked since the crawler last visited (0 = none):
+    /// when it has passed, the crawler visits the class without waiting for its full pass.
+    pub soonest_expiry: u32,
 }
 
 /// Per-class operation counters, touched without the class lock. Each class has
@@ -492,6 +500,8 @@ pub struct Cache {
     pub(crate) page_limit: AtomicUsize,
     /// The page mover's request, progress and counters.
     pub(crate) mover: Mutex<MoverState>,
+    /// The LRU crawler's pass and counters.
+    pub(crate) crawler: Mutex<CrawlerState>,
     next_cas: AtomicU64,
     /// Items whose CAS unique is below this were stored before a flush_all took effect.
     flush_below_cas: AtomicU64,
@@ -559,6 +569,7 @@ impl Cache {
             pool: Mutex::new(PagePool::new(total_pages)),
             page_limit: AtomicUsize::new(pages),
             mover: Mutex::new(MoverState::default()),
+            crawler: Mutex::new(CrawlerState::default()),
             next_cas: AtomicU64::new(1),
             flush_below_cas: AtomicU64::new(0),
             flush_at: AtomicU32::new(0),
@@ -641,7 +652,7 @@ impl Cache {
         cas & CAS_MAX
     }
 
-    fn visible_cas(&self, cas: u64) -> u64 {
+    pub(crate) fn visible_cas(&self, cas: u64) -> u64 {
         if self.config.use_cas {
             cas
         } else {
@@ -805,11 +816,6 @@ impl Cache {
         }
     }
 
-    /// Forget an unlinked item's size in `stats sizes`.
-    pub(crate) fn sizes_remove(&self, size: usize) {
-        self.sizes.remove(size);
-    }
-
     fn table_grow(&self, st: &mut Stripe) {
         let mut buckets = vec![NIL; st.buckets.len() * 2];
         for &head in &st.buckets {
@@ -855,7 +861,7 @@ impl Cache {
         }
     }
 
-    fn free_chunk(&self, cs: &mut ClassState, c: ChunkRef) {
+    pub(crate) fn free_chunk(&self, cs: &mut ClassState, c: ChunkRef) {
         let h = self.header(c);
         h.bits.store(0, Relaxed);
         if let Some(moving) = cs.moving.as_mut().filter(|m| m.page == self.page_of(c)) {
@@ -872,17 +878,25 @@ impl Cache {
 
     /// Remove a linked item from the index (stripe lock held), its LRU, and free it.
     fn unlink(&self, st: &mut Stripe, hash: u64, c: ChunkRef, why: Unlink) {
-        self.table_remove(st, hash, c);
-        let class = self.class_of(c);
-        let mut cs = lock(&self.class_state[class]);
-        self.lru_remove(&mut cs, c);
-        cs.items -= 1;
-        cs.requested -= ItemHeader::SIZE + self.header(c).payload_len();
-        self.sizes.remove(ItemHeader::SIZE + self.header(c).payload_len());
+        let mut cs = lock(&self.class_state[self.class_of(c)]);
         if why == Unlink::Expired && !self.header(c).has_bit(FETCHED) {
             cs.expired_unfetched += 1;
         }
+        self.remove_linked(st, &mut cs, hash, c);
         self.free_chunk(&mut cs, c);
+    }
+
+    /// Take a linked item out of the index and its class's LRU and counters, with both
+    /// locks held. The chunk is then the caller's: to free, to reuse or to drop with its page.
+    pub(crate) fn remove_linked(&self, st: &mut Stripe, cs: &mut ClassState, hash: u64, c: ChunkRef) {
+        let h = self.header(c);
+        let size = ItemHeader::SIZE + h.payload_len();
+        self.table_remove(st, hash, c);
+        self.lru_remove(cs, c);
+        cs.items -= 1;
+        cs.requested -= size;
+        self.sizes.remove(size);
+        h.bits.store(0, Relaxed);
     }
 
     /// A page for `class` from the pool (class lock held; the pool lock is a leaf).
@@ -1009,14 +1023,9 @@ impl Cache {
                 return false;
             }
         }
-        self.table_remove(st, hash, c);
-        self.lru_remove(cs, c);
-        cs.items -= 1;
-        cs.requested -= ItemHeader::SIZE + h.payload_len();
-        self.sizes.remove(ItemHeader::SIZE + h.payload_len());
         let fetched = h.has_bit(FETCHED);
-        // The chunk goes to the allocating writer: no longer a linked item.
-        h.bits.store(0, Relaxed);
+        // The chunk goes to the allocating writer.
+        self.remove_linked(st, cs, hash, c);
         if dead {
             cs.reclaimed += 1;
             if !fetched {
@@ -1063,7 +1072,12 @@ impl Cache {
         {
             let mut cs = lock(&self.class_state[class]);
             self.lru_push_head(&mut cs, c);
-            self.header(c).set_bit(LINKED);
+            let h = self.header(c);
+            h.set_bit(LINKED);
+            let exp = h.exptime.load(Relaxed);
+            if exp != 0 && (cs.soonest_expiry == 0 || exp < cs.soonest_expiry) {
+                cs.soonest_expiry = exp;
+            }
             cs.items += 1;
             cs.requested += ItemHeader::SIZE + self.header(c).payload_len();
             self.sizes.add(ItemHeader::SIZE + self.header(c).payload_len());
@@ -1609,6 +1623,8 @@ impl Cache {
                     .store(self.next_cas.fetch_add(1, Relaxed), Relaxed);
             }
         }
+        // The crawler gives the flushed items' memory back on a pass from then on.
+        self.crawler_due_at(at.unwrap_or(now).max(now));
     }
 
     /// Change the memory limit (cache_memlimit). It cannot exceed the arena mapped at
@@ -1709,6 +1725,8 @@ impl Cache {
                 cas_hits: sum(|k| &k.cas_hits),
                 cas_badval: sum(|k| &k.cas_badval),
                 touch_hits: sum(|k| &k.touch_hits),
+                crawler_reclaimed: cs.crawler_reclaimed,
+                crawler_items_checked: cs.crawler_items_checked,
             });
         }
         out
@@ -1727,6 +1745,8 @@ impl Cache {
             cs.outofmemory = 0;
             cs.expired_unfetched = 0;
             cs.evicted_unfetched = 0;
+            cs.crawler_reclaimed = 0;
+            cs.crawler_items_checked = 0;
             for k in &self.class_counters[id * COUNTER_SHARDS..(id + 1) * COUNTER_SHARDS] {
                 for counter in [
                     &k.get_hits,

@@ -61,6 +61,8 @@ mod pool;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_crawler;
+#[cfg(test)]
 mod tests_mover;
 
 pub use cache::{

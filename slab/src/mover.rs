@@ -350,21 +350,17 @@ impl Cache {
                 return;
             }
         }
-        self.table_remove(&mut st, hash, c);
-        self.lru_remove(cs, c);
-        cs.items -= 1;
-        cs.requested -= size;
-        self.sizes_remove(size);
+        let fetched = h.has_bit(FETCHED);
+        self.remove_linked(&mut st, cs, hash, c);
         if dead {
             cs.reclaimed += 1;
-            if !h.has_bit(FETCHED) {
+            if !fetched {
                 cs.expired_unfetched += 1;
             }
             m.stats.slab_reassign_inline_reclaim += 1;
         } else {
             m.stats.slab_reassign_evictions_nomem += 1;
         }
-        h.bits.store(0, Relaxed);
         cs.used_chunks -= 1;
         if let Some(p) = cs.moving.as_mut() {
             p.used -= 1;

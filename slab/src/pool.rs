@@ -25,6 +25,9 @@ pub(crate) struct PagePool {
     pub total: usize,
     /// Pages held by classes.
     pub in_classes: usize,
+    /// First pages granted over the limit: they raise the cap for good, as in memcached,
+    /// where such pages stay allocated.
+    pub granted: usize,
 }
 
 impl PagePool {
@@ -43,9 +46,10 @@ impl PagePool {
     /// A page for a class. `limit` is the page limit in force; `first` says the class has
     /// no page yet, which may go over the limit (memcached's rule).
     pub fn take(&mut self, limit: usize, first: bool) -> Option<usize> {
+        let over = self.malloced() >= limit + self.granted;
         let page = match self.free.pop() {
             Some(page) => page,
-            None if self.malloced() < limit || first => self.released.pop().or_else(|| {
+            None if !over || first => self.released.pop().or_else(|| {
                 (self.next_fresh < self.total).then(|| {
                     self.next_fresh += 1;
                     self.next_fresh - 1
@@ -53,8 +57,16 @@ impl PagePool {
             })?,
             None => return None,
         };
+        if over && first {
+            self.granted += 1;
+        }
         self.in_classes += 1;
         Some(page)
+    }
+
+    /// Whether more pages hold memory than `limit` (and the grants) allow.
+    pub fn over(&self, limit: usize) -> bool {
+        self.malloced() > limit + self.granted
     }
 
     /// Take a page from the pool only (a move from class 0).
@@ -67,7 +79,7 @@ impl PagePool {
     /// A page a class gave up: into the pool, or back to the kernel while over `limit`.
     pub fn give(&mut self, page: usize, limit: usize, arena: &Arena, page_size: usize) {
         self.in_classes -= 1;
-        if self.malloced() >= limit {
+        if self.malloced() >= limit + self.granted {
             arena.release(page * page_size, page_size);
             self.released.push(page);
         } else {
@@ -77,7 +89,7 @@ impl PagePool {
 
     /// Give pooled pages back to the kernel until at most `limit` pages hold memory.
     pub fn trim(&mut self, limit: usize, arena: &Arena, page_size: usize) {
-        while self.malloced() > limit {
+        while self.over(limit) {
             let Some(page) = self.free.pop() else { break };
             arena.release(page * page_size, page_size);
             self.released.push(page);
