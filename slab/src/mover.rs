@@ -159,20 +159,25 @@ impl Cache {
 
     /// One bounded slice of background work at cache time `now`: advance a page move, or
     /// start one (a requested one, one the balancer wants, or one that gives memory back
-    /// under a lowered limit). Returns true while a move is in progress (call again soon).
+    /// under a lowered limit). Returns true while there is more to do (call again soon).
     pub fn rebalance_step(&self, now: u32) -> bool {
         let mut m = lock(&self.mover);
+        // A move that ran in this step may have a successor at once (pages still over a
+        // lowered limit): ask to be called again until a step finds nothing to do.
+        let mut started = false;
         if m.active.is_none() {
             let next = m.request.take().or_else(|| self.choose_move(&mut m, now));
             if let Some((src, dst)) = next {
                 m.active = self.start_move(&mut m, src, dst);
+                started = true;
             }
         }
         if let Some(active) = m.active {
             m.active = self.advance_move(&mut m, active, now);
+            started = true;
         }
         m.stats.slab_reassign_running = m.active.is_some();
-        m.active.is_some()
+        started
     }
 
     /// The mover's counters.
