@@ -3,13 +3,19 @@
 //! Goals: memcached's memory model (one arena of pages, slab classes grown by a factor,
 //! per-class LRU, lazy expiry, `-m` really honoured), a smaller item header (32 bytes, CAS
 //! included, against memcached's 48–56), and no global lock on the read path.
-//! Non-goals: the wire protocol (see the `proto` crate), clocks (callers pass `now`, a
-//! cache time in seconds), persistence, and moving pages between classes after they are
-//! assigned (memcached's slab rebalancer).
+//! Non-goals: the wire protocol (see the `proto` crate), clocks and threads (callers pass
+//! `now`, a cache time in seconds, and drive the background work through
+//! [`Cache::rebalance_step`] and [`Cache::crawl_step`]), and persistence.
 //!
 //! # Memory
-//! [`arena`] maps `memory_limit` bytes once; pages (`page_size`, 1 MiB by default) are given
-//! to classes on first need and carved into chunks lazily, so RSS follows what is stored.
+//! [`arena`] maps `memory_limit` bytes once (plus one spare page per class: a class with
+//! no page may take its first one over the limit, as in memcached); pages (`page_size`,
+//! 1 MiB by default) are given to classes on need and carved into chunks lazily, so RSS
+//! follows what is stored. Pages move: [`mover`] empties a page of one class (rescuing
+//! live items into free chunks of their class, evicting the rest) and gives it to another
+//! class or to the global pool ([`pool`]), on `slabs reassign`, when the [`balancer`]
+//! sees a class evicting younger items than another keeps, or to give memory back under
+//! a lowered limit. The [`crawler`] reclaims expired and flushed items in the background.
 //! Each chunk holds an [`item::ItemHeader`], the key and the value. Items are named by
 //! 32-bit chunk indices, never pointers: hash chains, LRU lists and free lists are indices
 //! stored in the headers themselves, so the index costs 4 bytes of bucket per 1.5 items.
@@ -36,7 +42,7 @@
 //! # Time and expiry
 //! `now` and expiry times are "cache time": seconds on the caller's clock, with 0 meaning
 //! "never expires". Expired and flushed items are never returned and are reclaimed when a
-//! lookup or the eviction scan meets them. `flush_all` records the CAS counter: every item
+//! lookup, the eviction scan or the LRU crawler meets them. `flush_all` records the CAS counter: every item
 //! with a smaller CAS unique was stored before the flush and is invalid.
 //!
 //! # Meta and binary protocol support
@@ -47,15 +53,21 @@
 //! every mode, stale writes and invalidation, and incr/decr auto-creation. The extra marks
 //! are bits of the header's `bits` byte; the write time comes from the CAS unique (the
 //! `marks` module), so the header stays 32 bytes.
+#![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+// Pointers into the map live in `arena`; `cache` and `mover` call its unsafe payload
+// accessors, each call with the `SAFETY:` argument of the lock protocol.
+#[allow(unsafe_code)]
 mod arena;
 mod balancer;
+#[allow(unsafe_code)]
 mod cache;
 mod class;
 mod crawler;
 mod item;
 mod marks;
+#[allow(unsafe_code)]
 mod mover;
 mod pool;
 #[cfg(test)]

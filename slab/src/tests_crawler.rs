@@ -153,5 +153,5 @@ fn metadump_lists_live_items() {
     let small = seen[1].4;
     let mut n = 0;
     c.metadump(Some(&[small]), 5, |_| n += 1);
-    assert!(n >= 1 && n < 3);
+    assert!((1..3).contains(&n));
 }
