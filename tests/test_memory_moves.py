@@ -118,15 +118,17 @@ class Conn(RawConn):
             self._fill()
 
 
-def wait_for(what: str, probe, timeout: float, interval: float = 0.05):
-    """Poll `probe()` until it returns something true; fail after `timeout` s with its last value."""
+def wait_for(what: str, probe, timeout: float, interval: float = 0.05, detail=None):
+    """Poll `probe()` until it returns something true; fail after `timeout` s, showing
+    `detail()` (the figures that were waited on) if given."""
     deadline = time.monotonic() + timeout
     while True:
         value = probe()
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not reached within {timeout} s")
+            shown = f" ({detail()})" if detail else ""
+            pytest.fail(f"{what}: not reached within {timeout} s{shown}")
         time.sleep(interval)
 
 
@@ -699,7 +701,9 @@ def test_cache_memlimit_shrinks_and_grows(start_server):
         conn.send(b"".join(b"delete m:%d noreply\r\n" % i
                            for i in range(count + 2000) if i % 10 != 0))
         wait_for("total_malloced down to 8 MB after the deletes",
-                 lambda: conn.stat("total_malloced", "slabs") <= 8 * PAGE, timeout=10)
+                 lambda: conn.stat("total_malloced", "slabs") <= 8 * PAGE, timeout=10,
+                 detail=lambda: f"total_malloced {conn.stat('total_malloced', 'slabs')}, "
+                                f"slabs_moved {conn.stat('slabs_moved')}")
         survivors = {b"m:%d" % i: pattern(i, size) for i in range(0, count + 2000, 10)}
         hits = check_miss_or_intact(conn, survivors)
         assert hits > 0
@@ -736,7 +740,8 @@ def test_expired_items_reclaimed_without_traffic(start_server):
         pages = classes[cls]["total_pages"]
         assert pages >= 3
         wait_for("the expired items reclaimed", lambda: conn.stat("curr_items") == 0,
-                 timeout=10, interval=0.25)
+                 timeout=10, interval=0.25,
+                 detail=lambda: f"curr_items {conn.stat('curr_items')}")
         assert conn.slab_classes()[cls]["used_chunks"] == 0
 
         new = [(b"n:%d" % i, pattern(1000 + i, 20_000)) for i in range(140)]
