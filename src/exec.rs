@@ -337,7 +337,13 @@ fn get_one(
     out: &mut Vec<u8>,
 ) {
     fetch(key, touch, shared, counters, |it| {
-        text::write_value(out, it.key, it.flags, it.value, with_cas.then_some(it.cas));
+        text::write_value(
+            out,
+            it.key,
+            it.flags,
+            &Stored(it.value),
+            with_cas.then_some(it.cas),
+        );
     });
 }
 
@@ -379,7 +385,7 @@ pub(crate) fn fetch(
                 let body = shared.cluster.body();
                 call(ItemRef {
                     key,
-                    value: &body,
+                    value: slabcache::Value::from_slice(&body),
                     flags: 0,
                     cas: 0,
                     exptime: 0,
@@ -477,4 +483,21 @@ pub(crate) fn flush_all(shared: &Shared, delay: i64) {
         None
     };
     shared.cache.flush_all(at, shared.clock.now());
+}
+
+/// A hit's value as the encoders of every protocol take it: written piece by piece, so a
+/// large item stored as a chain of chunks is sent without being joined first.
+pub(crate) struct Stored<'a>(pub slabcache::Value<'a>);
+
+impl proto::ValueBytes for Stored<'_> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn append_to(&self, out: &mut Vec<u8>) {
+        out.reserve(self.0.len());
+        for piece in self.0.parts() {
+            out.extend_from_slice(piece);
+        }
+    }
 }

@@ -22,7 +22,7 @@ use slabcache::{ArithError, ArithOptions, DeleteOptions, DeleteResult, StoreErro
 
 use crate::cluster::ConfigChangeError;
 use crate::config::PROTOCOL_VERSION;
-use crate::exec::{self, Action, Step};
+use crate::exec::{self, Action, Step, Stored};
 use crate::server::Shared;
 use crate::stats::{bump, Counters};
 
@@ -206,7 +206,15 @@ fn get(
     out: &mut Vec<u8>,
 ) {
     let hit = exec::fetch(key, touch, shared, counters, |it| {
-        binary::write_get_hit(out, req.opcode, req.opaque, it.cas, it.flags, it.key, it.value);
+        binary::write_get_hit(
+            out,
+            req.opcode,
+            req.opaque,
+            it.cas,
+            it.flags,
+            it.key,
+            &Stored(it.value),
+        );
     });
     if !hit && !binary::suppresses(req.opcode, Status::KeyNotFound) {
         binary::write_get_miss(out, req.opcode, req.opaque, key);

@@ -27,7 +27,7 @@ use slabcache::{
     StoreOptions,
 };
 
-use crate::exec::{self, Action, Step};
+use crate::exec::{self, Action, Step, Stored};
 use crate::server::Shared;
 use crate::stats::{bump, Counters};
 
@@ -180,7 +180,7 @@ fn get(req: &MetaRequest<'_>, shared: &Shared, counters: &Counters, out: &mut Ve
             stale,
             win_token_sent: token_sent,
         };
-        meta::write_mg_hit(out, req, &item, it.value);
+        meta::write_mg_hit(out, req, &item, &Stored(it.value));
     });
     // memcached counts a hit with `T` as a touch, and everything else (a vivified item
     // included, and a miss even with `T`) as a get.

@@ -130,7 +130,8 @@ impl Server {
     pub fn bind(config: Config) -> Result<Server, ServerError> {
         let cache = slabcache::Cache::new(slabcache::CacheConfig {
             memory_limit: config.memory_limit,
-            page_size: config.item_size_max.max(1 << 20),
+            page_size: crate::config::SLAB_PAGE_SIZE,
+            slab_chunk_max: config.slab_chunk_max,
             item_size_max: config.item_size_max,
             min_chunk: config.min_chunk,
             growth_factor: config.growth_factor,

@@ -913,6 +913,21 @@ pub fn write_response(
     key: &[u8],
     value: &[u8],
 ) {
+    write_response_with(out, opcode, status, opaque, cas, extras, key, value);
+}
+
+/// [`write_response`] with a value given in pieces (see [`crate::ValueBytes`]).
+#[allow(clippy::too_many_arguments)]
+fn write_response_with<V: crate::ValueBytes + ?Sized>(
+    out: &mut Vec<u8>,
+    opcode: u8,
+    status: Status,
+    opaque: u32,
+    cas: u64,
+    extras: &[u8],
+    key: &[u8],
+    value: &V,
+) {
     let extras_len = u8::try_from(extras.len()).expect("binary extras longer than 255 bytes");
     let key_len = u16::try_from(key.len()).expect("binary key longer than 65535 bytes");
     let body_len =
@@ -929,7 +944,7 @@ pub fn write_response(
     out.extend_from_slice(&cas.to_be_bytes());
     out.extend_from_slice(extras);
     out.extend_from_slice(key);
-    out.extend_from_slice(value);
+    value.append_to(out);
 }
 
 /// Appends an error reply the way memcached writes them: no extras, no key, cas 0, and
@@ -946,17 +961,17 @@ pub fn write_status_only(out: &mut Vec<u8>, opcode: impl Into<u8>, status: Statu
 
 /// Appends a get/gat hit: 4-byte flags extras, the key for the `K` opcodes (pass the key
 /// always; it is only written when `opcode.returns_key()`), then the value.
-pub fn write_get_hit(
+pub fn write_get_hit<V: crate::ValueBytes + ?Sized>(
     out: &mut Vec<u8>,
     opcode: Opcode,
     opaque: u32,
     cas: u64,
     flags: u32,
     key: &[u8],
-    value: &[u8],
+    value: &V,
 ) {
     let key = if opcode.returns_key() { key } else { &[] };
-    write_response(
+    write_response_with(
         out,
         opcode.into(),
         Status::NoError,

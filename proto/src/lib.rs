@@ -14,8 +14,10 @@ pub mod error;
 pub mod meta;
 pub mod text;
 pub mod token;
+pub mod value;
 
 pub use error::{AdminError, ClientError, ProtoError, ServerError};
+pub use value::ValueBytes;
 
 /// The key of the first request in `buf`, if one is visible already, without decoding or
 /// validating the request: a hint for prefetching the key's index entry before the request

@@ -1087,7 +1087,12 @@ fn write_item_flags(out: &mut Vec<u8>, req: &MetaRequest<'_>, item: &ItemMeta, k
 /// Reply to an `mg` that found (or vivified) an item: `VA <size> <flags>*\r\n<data>\r\n`
 /// with `v`, else `HD <flags>*\r\n`, then ` Z`, ` X`, ` W` as set. Never suppressed by `q`.
 /// `value` is only written with `v`.
-pub fn write_mg_hit(out: &mut Vec<u8>, req: &MetaRequest<'_>, item: &ItemMeta, value: &[u8]) -> bool {
+pub fn write_mg_hit<V: crate::ValueBytes + ?Sized>(
+    out: &mut Vec<u8>,
+    req: &MetaRequest<'_>,
+    item: &ItemMeta,
+    value: &V,
+) -> bool {
     if req.flags.return_value {
         out.extend_from_slice(b"VA ");
         push_u64(out, value.len() as u64);
@@ -1106,7 +1111,7 @@ pub fn write_mg_hit(out: &mut Vec<u8>, req: &MetaRequest<'_>, item: &ItemMeta, v
     }
     out.extend_from_slice(b"\r\n");
     if req.flags.return_value {
-        out.extend_from_slice(value);
+        value.append_to(out);
         out.extend_from_slice(b"\r\n");
     }
     true

@@ -8,10 +8,13 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::R
 use std::sync::{Mutex, MutexGuard};
 
 use crate::arena::{Arena, ChunkRef, CHUNK_ALIGN, MAX_ARENA_BYTES, NIL};
+use crate::chain::{Layout, Value};
 use crate::class::ClassTable;
 use crate::class::MAX_CLASSES;
 use crate::crawler::CrawlerState;
-use crate::item::{ItemHeader, ACCESSED, CAS_MAX, FETCHED, KEY_BINARY, LINKED, STALE, WIN_TOKEN_SENT};
+use crate::item::{
+    ItemHeader, ACCESSED, CAS_MAX, CHAINED, FETCHED, KEY_BINARY, LINKED, STALE, WIN_TOKEN_SENT,
+};
 use crate::marks::WriteMarks;
 use crate::mover::{MoverState, MovingPage};
 use crate::pool::PagePool;
@@ -32,8 +35,11 @@ const EVICTION_SEARCH: usize = 32;
 pub struct CacheConfig {
     /// `-m`: bytes of item memory.
     pub memory_limit: usize,
-    /// Size of a slab page; at least `item_size_max`.
+    /// Size of a slab page (memcached's is 1 MiB whatever `-I` says).
     pub page_size: usize,
+    /// `-o slab_chunk_max`: the largest chunk; bigger items are chains of such chunks.
+    /// 0 = half a page, memcached's default.
+    pub slab_chunk_max: usize,
     /// `-I`: the largest item (header, key and value) that may be stored.
     pub item_size_max: usize,
     /// `-n`: key+value bytes of the smallest chunk.
@@ -51,6 +57,7 @@ impl Default for CacheConfig {
         CacheConfig {
             memory_limit: 64 << 20,
             page_size: 1 << 20,
+            slab_chunk_max: 0,
             item_size_max: 1 << 20,
             min_chunk: 48,
             growth_factor: 1.25,
@@ -214,7 +221,7 @@ pub struct GetOptions {
 #[derive(Debug, Clone, Copy)]
 pub struct ItemRef<'a> {
     pub key: &'a [u8],
-    pub value: &'a [u8],
+    pub value: Value<'a>,
     pub flags: u32,
     /// 0 when CAS is disabled.
     pub cas: u64,
@@ -230,7 +237,7 @@ pub struct ItemView<'a> {
     cache: &'a Cache,
     chunk: ChunkRef,
     pub key: &'a [u8],
-    pub value: &'a [u8],
+    pub value: Value<'a>,
     pub flags: u32,
     /// 0 when CAS is disabled.
     pub cas: u64,
@@ -523,12 +530,22 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Cache {
     /// Build a cache: validates the configuration and maps the arena.
     pub fn new(config: CacheConfig) -> Result<Cache, CacheError> {
-        if config.page_size < config.item_size_max {
-            return Err(CacheError::InvalidConfig("page size below item size max"));
-        }
         if !config.page_size.is_multiple_of(CHUNK_ALIGN) || config.page_size < 1024 {
             return Err(CacheError::InvalidConfig(
                 "page size must be a multiple of 8, >= 1024",
+            ));
+        }
+        let chunk_max = match config.slab_chunk_max {
+            0 => config.page_size / 2,
+            n => n,
+        };
+        if chunk_max > config.page_size
+            || !config.page_size.is_multiple_of(chunk_max)
+            || !chunk_max.is_multiple_of(CHUNK_ALIGN)
+            || chunk_max < 1024
+        {
+            return Err(CacheError::InvalidConfig(
+                "slab chunk max must divide the page size, be a multiple of 8 and >= 1024",
             ));
         }
         if config.growth_factor <= 1.0 || !config.growth_factor.is_finite() {
@@ -538,7 +555,12 @@ impl Cache {
             return Err(CacheError::InvalidConfig("memory limit above 32 GiB"));
         }
         let pages = (config.memory_limit / config.page_size).max(1);
-        let classes = ClassTable::new(config.min_chunk, config.growth_factor, config.page_size);
+        let classes = ClassTable::new(
+            config.min_chunk,
+            config.growth_factor,
+            chunk_max,
+            config.page_size,
+        );
         // One spare page per class: a class's first page may go over the limit.
         let total_pages = pages + classes.len().min(MAX_CLASSES);
         let arena = Arena::new(total_pages * config.page_size).map_err(CacheError::Map)?;
@@ -594,10 +616,10 @@ impl Cache {
         self.classes.chunk_size(class)
     }
 
-    /// Whether an item of this key and value length could ever be stored.
+    /// Whether an item of this key and value length could ever be stored (larger items
+    /// than a chunk are chained).
     pub fn fits(&self, key_len: usize, value_len: usize) -> bool {
-        let total = ItemHeader::total_size(key_len, value_len);
-        total <= self.config.item_size_max && self.classes.class_for(total).is_some()
+        ItemHeader::total_size(key_len, value_len) <= self.config.item_size_max
     }
 
     // ---- small helpers -------------------------------------------------------------
@@ -626,19 +648,9 @@ impl Cache {
         usize::from(self.page_class[self.page_of(c)].load(Relaxed))
     }
 
-    /// Key and value of a linked item. Callers hold the lock of the stripe indexing `c`,
-    /// which keeps it from being freed or overwritten (class-lock holders use `key_of`).
-    pub(crate) fn key_value(&self, c: ChunkRef) -> (&[u8], &[u8]) {
-        let h = self.header(c);
-        let klen = h.key_len();
-        // SAFETY: `c` is linked and its stripe lock is held: its payload was written before
-        // it was published, and is rewritten (value only) or freed only under that lock.
-        let payload = unsafe { self.arena.payload(c, klen + h.value_len()) };
-        payload.split_at(klen)
-    }
-
-    /// Key of an item on a class's LRU, for a reader holding only that class lock (the
-    /// evictor, cachedump): unlike the value, the key never changes while the item is linked.
+    /// Key of a linked item, for a reader holding its stripe lock or only its class lock
+    /// (the evictor, cachedump): unlike the value, the key never changes while the item is
+    /// linked. (Values are read with `value_of`, under the stripe lock.)
     pub(crate) fn key_of(&self, c: ChunkRef) -> &[u8] {
         let klen = self.header(c).key_len();
         // SAFETY: `c` is linked (the caller's class lock keeps it so); its key bytes were
@@ -678,7 +690,7 @@ impl Cache {
         let mut c = st.buckets[Self::bucket_of(hash, st.buckets.len())];
         while c != NIL {
             let h = self.header(c);
-            if h.key_len() == key.len() && self.key_value(c).0 == key {
+            if h.key_len() == key.len() && self.key_of(c) == key {
                 return c;
             }
             c = h.hash_next.load(Relaxed);
@@ -823,7 +835,7 @@ impl Cache {
             while c != NIL {
                 let h = self.header(c);
                 let next = h.hash_next.load(Relaxed);
-                let b = Self::bucket_of(self.hash(self.key_value(c).0), buckets.len());
+                let b = Self::bucket_of(self.hash(self.key_of(c)), buckets.len());
                 h.hash_next.store(buckets[b], Relaxed);
                 buckets[b] = c;
                 c = next;
@@ -887,7 +899,8 @@ impl Cache {
     }
 
     /// Take a linked item out of the index and its class's LRU and counters, with both
-    /// locks held. The chunk is then the caller's: to free, to reuse or to drop with its page.
+    /// locks held, and free a chained item's data chunks. The head chunk is then the
+    /// caller's: to free, to reuse or to drop with its page.
     pub(crate) fn remove_linked(&self, st: &mut Stripe, cs: &mut ClassState, hash: u64, c: ChunkRef) {
         let h = self.header(c);
         let size = ItemHeader::SIZE + h.payload_len();
@@ -896,6 +909,8 @@ impl Cache {
         cs.items -= 1;
         cs.requested -= size;
         self.sizes.remove(size);
+        // A chain's data chunks are in the same class as its head: this lock covers them.
+        self.free_data_chunks(cs, c);
         h.bits.store(0, Relaxed);
     }
 
@@ -955,7 +970,43 @@ impl Cache {
         let (page, next) = cs.carve.as_mut()?;
         let offset = *page * self.config.page_size + *next * self.classes.chunk_size(class);
         *next += 1;
-        Some(Arena::chunk_at(offset))
+        let c = Arena::chunk_at(offset);
+        // A page that served another class holds its old bytes: a header read by the
+        // crawler or mover before the writer fills it must not look like an item.
+        self.header(c).bits.store(0, Relaxed);
+        Some(c)
+    }
+
+    /// A head and `n` data chunks of the largest class for a chained item, evicting as
+    /// needed, all under that class's lock. On failure nothing is kept (out of memory).
+    fn alloc_chain(
+        &self,
+        n: usize,
+        held: &mut Stripe,
+        held_idx: usize,
+        protect: ChunkRef,
+        now: u32,
+    ) -> (Option<ChunkRef>, Vec<ChunkRef>) {
+        let class = self.chain_class();
+        let mut cs = lock(&self.class_state[class]);
+        let mut got: Vec<ChunkRef> = Vec::with_capacity(n + 1);
+        while got.len() <= n {
+            let c = self.alloc_free(&mut cs, class).or_else(|| {
+                self.evict_one(&mut cs, held, held_idx, protect, now, false)
+                    .or_else(|| self.evict_one(&mut cs, held, held_idx, protect, now, true))
+            });
+            let Some(c) = c else {
+                for c in got {
+                    self.free_chunk(&mut cs, c);
+                }
+                cs.outofmemory += 1;
+                return (None, Vec::new());
+            };
+            cs.used_chunks += 1;
+            got.push(c);
+        }
+        let head = got.remove(0);
+        (Some(head), got)
     }
 
     /// Free one item from the LRU tail of a class (class lock held as `cs`). Expired and
@@ -1043,10 +1094,20 @@ impl Cache {
         true
     }
 
-    /// Fill a freshly allocated chunk. `parts` are concatenated to form the value.
+    /// Fill freshly allocated chunks: `c` and, for a chained item, `data`. `parts` are
+    /// concatenated to form the value.
     #[allow(clippy::too_many_arguments)]
-    fn write_item(&self, c: ChunkRef, key: &[u8], flags: u32, exptime: u32, parts: [&[u8]; 2], now: u32) {
-        let value_len = parts[0].len() + parts[1].len();
+    fn write_item(
+        &self,
+        c: ChunkRef,
+        data: &[ChunkRef],
+        key: &[u8],
+        flags: u32,
+        exptime: u32,
+        parts: &[&[u8]],
+        now: u32,
+    ) {
+        let value_len: usize = parts.iter().map(|p| p.len()).sum();
         let h = self.header(c);
         h.hash_next.store(NIL, Relaxed);
         h.exptime.store(exptime, Relaxed);
@@ -1058,12 +1119,9 @@ impl Cache {
         h.set_cas(cas);
         self.write_marks.note(cas, now);
         // SAFETY: `c` came from `alloc` and is not linked anywhere yet: this thread owns it.
-        let payload = unsafe { self.arena.payload_mut(c, key.len() + value_len) };
-        let (k, v) = payload.split_at_mut(key.len());
+        let k = unsafe { self.arena.payload_mut(c, key.len()) };
         k.copy_from_slice(key);
-        let (v0, v1) = v.split_at_mut(parts[0].len());
-        v0.copy_from_slice(parts[0]);
-        v1.copy_from_slice(parts[1]);
+        self.write_value(c, key.len(), parts, data);
     }
 
     /// Link a written item into its class's LRU and the index.
@@ -1131,30 +1189,35 @@ impl Cache {
         key: &[u8],
         flags: u32,
         exptime: u32,
-        parts: [&[u8]; 2],
+        parts: &[&[u8]],
         now: u32,
     ) -> Result<ChunkRef, StoreError> {
-        let total = ItemHeader::total_size(key.len(), parts[0].len() + parts[1].len());
+        let value_len: usize = parts.iter().map(|p| p.len()).sum();
+        let total = ItemHeader::total_size(key.len(), value_len);
         if total > self.config.item_size_max {
             return Err(StoreError::TooLarge);
         }
-        let class = self.classes.class_for(total).ok_or(StoreError::TooLarge)?;
+        let layout = self.layout(key.len(), value_len).ok_or(StoreError::TooLarge)?;
         // Not with -M: there memcached's store of an existing key needs a free chunk
         // (else "out of memory"), and so does ours. The overlap test is what keeps the
         // in-place write sound: no slice of the old value may be read while it is written.
-        let in_place = old != NIL
-            && self.config.evict
-            && self.class_of(old) == class
-            && parts[1].is_empty()
-            && !overlaps(parts[0], self.key_value(old).1);
-        if in_place {
-            self.overwrite(old, key.len(), flags, exptime, parts[0], now);
-            return Ok(old);
+        if let (Layout::Single(class), [part]) = (layout, parts) {
+            let in_place = old != NIL
+                && self.config.evict
+                && self.class_of(old) == class
+                && !self.header(old).has_bit(CHAINED)
+                && !self.value_of(old).as_slice().is_some_and(|v| overlaps(part, v));
+            if in_place {
+                self.overwrite(old, key.len(), flags, exptime, part, now);
+                return Ok(old);
+            }
         }
-        let c = self
-            .alloc(class, st, idx, old, now)
-            .ok_or(StoreError::OutOfMemory)?;
-        self.write_item(c, key, flags, exptime, parts, now);
+        let (c, data) = match layout {
+            Layout::Single(class) => (self.alloc(class, st, idx, old, now), Vec::new()),
+            Layout::Chained(n) => self.alloc_chain(n, st, idx, old, now),
+        };
+        let c = c.ok_or(StoreError::OutOfMemory)?;
+        self.write_item(c, &data, key, flags, exptime, parts, now);
         if old != NIL {
             self.unlink(st, hash, old, Unlink::Replaced);
         }
@@ -1214,10 +1277,9 @@ impl Cache {
             h.exptime.store(exptime, Relaxed);
             counters.touch_hits.fetch_add(1, Relaxed);
         }
-        let (k, v) = self.key_value(c);
         Some(read(ItemRef {
-            key: k,
-            value: v,
+            key: self.key_of(c),
+            value: self.value_of(c),
             flags: h.client_flags.load(Relaxed),
             cas: self.visible_cas(h.cas()),
             exptime: h.exptime.load(Relaxed),
@@ -1258,7 +1320,7 @@ impl Cache {
             Some(c) => (c, false),
             None if opts.vivify => {
                 let c = self
-                    .replace_with(&mut st, idx, hash, NIL, key, 0, 0, [&[], &[]], now)
+                    .replace_with(&mut st, idx, hash, NIL, key, 0, 0, &[], now)
                     .ok()?;
                 (c, true)
             }
@@ -1266,12 +1328,11 @@ impl Cache {
         };
         let h = self.header(c);
         let class = self.class_of(c);
-        let (k, v) = self.key_value(c);
         let view = ItemView {
             cache: self,
             chunk: c,
-            key: k,
-            value: v,
+            key: self.key_of(c),
+            value: self.value_of(c),
             flags: h.client_flags.load(Relaxed),
             cas: self.visible_cas(h.cas()),
             class,
@@ -1340,22 +1401,18 @@ impl Cache {
         // Bits the new item starts with besides KEY_BINARY (a stale cas write keeps some).
         let mut carried = 0u8;
         let result = match mode {
-            StoreMode::Set => {
-                self.replace_with(&mut st, idx, hash, old, key, flags, exptime, [value, &[]], now)
-            }
+            StoreMode::Set => self.replace_with(&mut st, idx, hash, old, key, flags, exptime, &[value], now),
             StoreMode::Add if old != NIL => {
                 // memcached refreshes the existing item's LRU position on a failed add.
                 self.header(old).set_bit(ACCESSED);
                 Err(StoreError::NotStored)
             }
-            StoreMode::Add => {
-                self.replace_with(&mut st, idx, hash, old, key, flags, exptime, [value, &[]], now)
-            }
+            StoreMode::Add => self.replace_with(&mut st, idx, hash, old, key, flags, exptime, &[value], now),
             StoreMode::Replace | StoreMode::Append | StoreMode::Prepend if old == NIL => {
                 Err(StoreError::NotStored)
             }
             StoreMode::Replace => {
-                self.replace_with(&mut st, idx, hash, old, key, flags, exptime, [value, &[]], now)
+                self.replace_with(&mut st, idx, hash, old, key, flags, exptime, &[value], now)
             }
             StoreMode::Append | StoreMode::Prepend => {
                 let h = self.header(old);
@@ -1371,13 +1428,16 @@ impl Cache {
                     Err(StoreError::Exists)
                 } else {
                     let (old_flags, old_exp) = (h.client_flags.load(Relaxed), h.exptime.load(Relaxed));
-                    let old_value = self.key_value(old).1;
-                    let parts = if mode == StoreMode::Append {
-                        [old_value, value]
-                    } else {
-                        [value, old_value]
-                    };
-                    self.replace_with(&mut st, idx, hash, old, key, old_flags, old_exp, parts, now)
+                    // The old value may be a chain: its pieces are copied, never joined first.
+                    let mut parts: Vec<&[u8]> = Vec::with_capacity(3);
+                    if mode == StoreMode::Prepend {
+                        parts.push(value);
+                    }
+                    parts.extend(self.value_of(old).parts());
+                    if mode == StoreMode::Append {
+                        parts.push(value);
+                    }
+                    self.replace_with(&mut st, idx, hash, old, key, old_flags, old_exp, &parts, now)
                         .map_err(|_| StoreError::NotStored)
                 }
             }
@@ -1389,14 +1449,14 @@ impl Cache {
                 // A unique of 0 never matches (always the case with CAS disabled), as in memcached.
                 if expected != 0 && current == expected {
                     self.counters(class).cas_hits.fetch_add(1, Relaxed);
-                    self.replace_with(&mut st, idx, hash, old, key, flags, exptime, [value, &[]], now)
+                    self.replace_with(&mut st, idx, hash, old, key, flags, exptime, &[value], now)
                 } else if opts.invalidate && expected != 0 && expected < current {
                     // meta's stale write: an older cas may still store, but the value is
                     // marked stale, keeps the old expiry and whether its token was handed out.
                     self.counters(class).cas_hits.fetch_add(1, Relaxed);
                     carried = STALE | (h.bits.load(Relaxed) & WIN_TOKEN_SENT);
                     let old_exp = h.exptime.load(Relaxed);
-                    self.replace_with(&mut st, idx, hash, old, key, flags, old_exp, [value, &[]], now)
+                    self.replace_with(&mut st, idx, hash, old, key, flags, old_exp, &[value], now)
                 } else {
                     self.counters(class).cas_badval.fetch_add(1, Relaxed);
                     Err(StoreError::Exists)
@@ -1528,7 +1588,7 @@ impl Cache {
                 let mut digits = [0u8; 20];
                 let n = write_decimal(initial, &mut digits);
                 let c = self
-                    .replace_with(&mut st, idx, hash, NIL, key, 0, exptime, [&digits[..n], &[]], now)
+                    .replace_with(&mut st, idx, hash, NIL, key, 0, exptime, &[&digits[..n]], now)
                     .map_err(|_| ArithError::CreateFailed)?;
                 let h = self.header(c);
                 return Ok(ArithDone {
@@ -1541,7 +1601,8 @@ impl Cache {
             }
         };
         let h = self.header(old);
-        let old_value = self.key_value(old).1;
+        // A chained value is far too long to be a number.
+        let old_value = self.value_of(old).as_slice().unwrap_or(b"x");
         // memcached's order: an empty value is refused before the cas is compared, a
         // mismatching cas before the number is parsed.
         if old_value.is_empty() {
@@ -1583,7 +1644,7 @@ impl Cache {
                 key,
                 flags,
                 exptime,
-                [&text[..new_len], &[]],
+                &[&text[..new_len]],
                 now,
             )
             .map_err(|_| ArithError::OutOfMemory)?;

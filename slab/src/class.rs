@@ -2,8 +2,9 @@
 //!
 //! Class 1's chunk holds a header plus `min_chunk` bytes of key and value (`-n`, 48 by
 //! default); class k's chunk is `base * growth_factor^(k-1)` (`-f`, 1.25) rounded up to 8
-//! bytes, until a chunk would pass `page_size / growth_factor`; the last class is one chunk
-//! per page. Class ids start at 1 as in memcached's `stats slabs`.
+//! bytes, until a chunk would pass `chunk_max / growth_factor`; the last class's chunk is
+//! `chunk_max` (`-o slab_chunk_max`, half a page by default), the unit of chained items.
+//! Class ids start at 1 as in memcached's `stats slabs`.
 //!
 //! memcached multiplies the previous *rounded* size, so its rounding compounds and its
 //! classes drift apart faster than the factor says; taking powers of the factor from the
@@ -28,7 +29,7 @@ fn align_up(n: usize) -> usize {
 }
 
 impl ClassTable {
-    pub fn new(min_chunk: usize, growth_factor: f64, page_size: usize) -> ClassTable {
+    pub fn new(min_chunk: usize, growth_factor: f64, chunk_max: usize, page_size: usize) -> ClassTable {
         let mut sizes: Vec<usize> = Vec::new();
         let base = (ItemHeader::SIZE + min_chunk.max(1)) as f64;
         let mut ideal = base;
@@ -38,13 +39,13 @@ impl ClassTable {
                 // A factor close to 1 must still make progress.
                 size = size.max(last + CHUNK_ALIGN);
             }
-            if size as f64 > page_size as f64 / growth_factor {
+            if size as f64 > chunk_max as f64 / growth_factor {
                 break;
             }
             sizes.push(size);
             ideal *= growth_factor;
         }
-        sizes.push(page_size);
+        sizes.push(chunk_max);
         ClassTable { sizes, page_size }
     }
 
@@ -65,7 +66,7 @@ impl ClassTable {
 
     /// The smallest class whose chunks hold `total` bytes, if any.
     pub fn class_for(&self, total: usize) -> Option<usize> {
-        if total > self.page_size {
+        if total > *self.sizes.last()? {
             return None;
         }
         let idx = self.sizes.partition_point(|&s| s < total);
@@ -79,7 +80,7 @@ mod tests {
 
     #[test]
     fn ladder_grows_by_factor_and_ends_at_page() {
-        let t = ClassTable::new(48, 1.25, 1 << 20);
+        let t = ClassTable::new(48, 1.25, 1 << 20, 1 << 20);
         assert_eq!(t.chunk_size(1), 80);
         assert_eq!(t.chunk_size(2), 104);
         assert_eq!(t.chunk_size(3), 128);
@@ -94,7 +95,7 @@ mod tests {
 
     #[test]
     fn class_for_picks_smallest_fit() {
-        let t = ClassTable::new(48, 1.25, 1 << 20);
+        let t = ClassTable::new(48, 1.25, 1 << 20, 1 << 20);
         assert_eq!(t.class_for(1), Some(1));
         assert_eq!(t.class_for(80), Some(1));
         assert_eq!(t.class_for(81), Some(2));
@@ -104,7 +105,7 @@ mod tests {
 
     #[test]
     fn tiny_factor_is_capped() {
-        let t = ClassTable::new(48, 1.01, 1 << 20);
+        let t = ClassTable::new(48, 1.01, 1 << 20, 1 << 20);
         assert_eq!(t.len(), MAX_CLASSES);
     }
 }

@@ -56,13 +56,15 @@
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-// Pointers into the map live in `arena`; `cache` and `mover` call its unsafe payload
+// Pointers into the map live in `arena`; `cache`, `chain` and `mover` call its unsafe payload
 // accessors, each call with the `SAFETY:` argument of the lock protocol.
 #[allow(unsafe_code)]
 mod arena;
 mod balancer;
 #[allow(unsafe_code)]
 mod cache;
+#[allow(unsafe_code)]
+mod chain;
 mod class;
 mod crawler;
 mod item;
@@ -73,6 +75,8 @@ mod pool;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_chain;
+#[cfg(test)]
 mod tests_crawler;
 #[cfg(test)]
 mod tests_mover;
@@ -82,6 +86,7 @@ pub use cache::{
     DeleteOptions, DeleteResult, GetOptions, HitCounter, ItemRef, ItemView, StoreError, StoreMode,
     StoreOptions, MAX_KEY_LEN,
 };
+pub use chain::{Parts, Value};
 pub use crawler::{CrawlError, CrawlerStats, MetaEntry};
 pub use mover::{MoverStats, ReassignError};
 

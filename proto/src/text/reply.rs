@@ -143,9 +143,15 @@ pub fn write_value_header(out: &mut Vec<u8>, key: &[u8], flags: u32, len: usize,
 
 /// Appends one hit of a `get` reply: `VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n`
 /// (`cas` for `gets`/`gats`).
-pub fn write_value(out: &mut Vec<u8>, key: &[u8], flags: u32, value: &[u8], cas: Option<u64>) {
+pub fn write_value<V: crate::ValueBytes + ?Sized>(
+    out: &mut Vec<u8>,
+    key: &[u8],
+    flags: u32,
+    value: &V,
+    cas: Option<u64>,
+) {
     write_value_header(out, key, flags, value.len(), cas);
-    out.extend_from_slice(value);
+    value.append_to(out);
     out.extend_from_slice(b"\r\n");
 }
 
