@@ -484,7 +484,11 @@ struct Slot<'c> {
 enum Unlink {
     Replaced,
     Deleted,
+    /// Found dead by a read.
     Expired,
+    /// Found dead by a store of the same key: memcached counts it `reclaimed` (its store
+    /// takes the dead item's memory from the LRU tail).
+    Reclaimed,
 }
 
 /// The cache. Share it between threads with `Arc<Cache>`; every method takes `&self`.
@@ -699,17 +703,17 @@ impl Cache {
     }
 
     /// Find `key` and drop it on the way if it is expired or flushed.
-    fn find_live(&self, st: &mut Stripe, hash: u64, key: &[u8], now: u32) -> Found {
+    fn find_live(&self, st: &mut Stripe, hash: u64, key: &[u8], now: u32, dead: Unlink) -> Found {
         let c = self.find(st, hash, key);
         if c == NIL {
             return Found::Missing;
         }
         if self.header(c).is_expired(now) {
-            self.unlink(st, hash, c, Unlink::Expired);
+            self.unlink(st, hash, c, dead);
             return Found::Expired;
         }
         if self.is_flushed(c) {
-            self.unlink(st, hash, c, Unlink::Expired);
+            self.unlink(st, hash, c, dead);
             return Found::Flushed;
         }
         Found::Live(c)
@@ -746,6 +750,15 @@ impl Cache {
     /// The common start of every keyed operation: refuse a bad key (None), apply a due
     /// delayed flush, lock the key's stripe and look the key up (dropping it if dead).
     fn lock_key(&self, key: &[u8], now: u32) -> Option<Slot<'_>> {
+        self.lock_key_as(key, now, Unlink::Expired)
+    }
+
+    /// [`Cache::lock_key`] for a store, which reclaims a dead item rather than expiring it.
+    fn lock_key_for_store(&self, key: &[u8], now: u32) -> Option<Slot<'_>> {
+        self.lock_key_as(key, now, Unlink::Reclaimed)
+    }
+
+    fn lock_key_as(&self, key: &[u8], now: u32, dead: Unlink) -> Option<Slot<'_>> {
         if key.is_empty() || key.len() > MAX_KEY_LEN {
             return None;
         }
@@ -753,7 +766,7 @@ impl Cache {
         let hash = self.hash(key);
         let idx = Self::stripe_of(hash);
         let mut st = lock(&self.stripes[idx]);
-        let found = self.find_live(&mut st, hash, key, now);
+        let found = self.find_live(&mut st, hash, key, now, dead);
         Some(Slot { hash, idx, st, found })
     }
 
@@ -891,8 +904,12 @@ impl Cache {
     /// Remove a linked item from the index (stripe lock held), its LRU, and free it.
     fn unlink(&self, st: &mut Stripe, hash: u64, c: ChunkRef, why: Unlink) {
         let mut cs = lock(&self.class_state[self.class_of(c)]);
-        if why == Unlink::Expired && !self.header(c).has_bit(FETCHED) {
+        let dead = matches!(why, Unlink::Expired | Unlink::Reclaimed);
+        if dead && !self.header(c).has_bit(FETCHED) {
             cs.expired_unfetched += 1;
+        }
+        if why == Unlink::Reclaimed {
+            cs.reclaimed += 1;
         }
         self.remove_linked(st, &mut cs, hash, c);
         self.free_chunk(&mut cs, c);
@@ -1385,7 +1402,7 @@ impl Cache {
             idx,
             mut st,
             found,
-        } = self.lock_key(key, now).ok_or(StoreError::BadKey)?;
+        } = self.lock_key_for_store(key, now).ok_or(StoreError::BadKey)?;
         let old = match found {
             Found::Live(c) => c,
             _ => NIL,
