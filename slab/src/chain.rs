@@ -11,7 +11,7 @@
 //!   data chunk (not linked; reachable only through its head)
 //!   +--------+------------------------------------------+
 //!   | header | value bytes h .. h + d                   |   lru_prev = head, lru_next = next
-//!   +--------+------------------------------------------+   value_len = d, bits: DATA
+//!   +--------+------------------------------------------+   value_len = d, key_len = 0, bits: CHAINED
 //! ```
 //!
 //! Every chunk of a chain is in the largest class, so one class lock covers all of them:
@@ -24,7 +24,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use crate::arena::{ChunkRef, NIL};
 use crate::cache::{Cache, ClassState};
-use crate::item::{ItemHeader, CHAINED, DATA};
+use crate::item::{ItemHeader, CHAINED};
 
 /// Bytes of a head's payload that name its first data chunk.
 pub(crate) const LINK: usize = 4;
@@ -239,7 +239,7 @@ impl Cache {
                 .store(data.get(i + 1).copied().unwrap_or(NIL), Relaxed);
             dh.value_len.store(n as u32, Relaxed);
             dh.key_len.store(0, Relaxed);
-            dh.bits.store(DATA, Relaxed);
+            dh.bits.store(CHAINED, Relaxed);
             // SAFETY: the caller owns every chunk of `data`, as it owns `head`.
             fill(unsafe { self.arena.payload_mut(d, n) });
             left -= n;
@@ -301,7 +301,7 @@ impl Cache {
     /// chunk's value bytes): what a copy of the chunk must carry.
     pub(crate) fn stored_len(&self, c: ChunkRef) -> usize {
         let h = self.header(c);
-        if h.has_bit(DATA) {
+        if h.is_data_chunk() {
             h.value_len()
         } else if h.has_bit(CHAINED) {
             h.key_len() + LINK + self.head_len(h)

@@ -25,7 +25,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use crate::arena::{Arena, ChunkRef, NIL};
 use crate::balancer::Balancer;
 use crate::cache::{lock, Cache, ClassState};
-use crate::item::{CHAINED, DATA, FETCHED, LINKED};
+use crate::item::{CHAINED, FETCHED, LINKED};
 
 /// Why `slabs reassign` refused (memcached 1.6's `REASSIGN_*` results).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,7 +289,7 @@ impl Cache {
             let h = self.header(c);
             if h.has_bit(LINKED) {
                 self.move_item(m, &mut cs, mv.src, c, now);
-            } else if h.has_bit(DATA) {
+            } else if h.is_data_chunk() {
                 self.move_data(m, &mut cs, mv.src, c);
             }
         }
