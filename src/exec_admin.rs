@@ -64,6 +64,7 @@ pub(crate) fn execute(request: AdminRequest, stacked: bool, shared: &Shared, out
                 t.hot_max_factor = tuning.hot_factor.0;
                 t.warm_max_factor = tuning.warm_factor.0;
             });
+            shared.cache.set_warm_pct(tuning.warm_pct.clamp(0, 80) as u8);
             Ok(())
         }
         // memcached has these two only while its LRU maintainer runs.
@@ -72,6 +73,7 @@ pub(crate) fn execute(request: AdminRequest, stacked: bool, shared: &Shared, out
         }
         AdminRequest::LruMode { segmented } => {
             settings.update(|t| t.lru_segmented = segmented);
+            shared.cache.set_lru_segmented(segmented);
             Ok(())
         }
         AdminRequest::LruTempTtl { ttl } => {

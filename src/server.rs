@@ -141,6 +141,8 @@ impl Server {
         .map_err(ServerError::Cache)?;
         cache.set_size_tracking(config.track_sizes);
         cache.set_automove(config.tunables.slab_automove);
+        cache.set_lru_segmented(config.tunables.lru_segmented);
+        cache.set_warm_pct(config.tunables.warm_lru_pct.clamp(0, 80) as u8);
         cache.set_automove_tuning(
             config.tunables.slab_automove_ratio,
             config.slab_automove_window as usize,

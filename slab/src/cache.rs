@@ -13,7 +13,7 @@ use crate::class::ClassTable;
 use crate::class::MAX_CLASSES;
 use crate::crawler::CrawlerState;
 use crate::item::{
-    ItemHeader, ACCESSED, CAS_MAX, CHAINED, FETCHED, KEY_BINARY, LINKED, STALE, WIN_TOKEN_SENT,
+    ItemHeader, ACCESSED, CAS_MAX, CHAINED, FETCHED, KEY_BINARY, LINKED, STALE, WARM, WIN_TOKEN_SENT,
 };
 use crate::marks::WriteMarks;
 use crate::mover::{MoverState, MovingPage};
@@ -26,9 +26,6 @@ pub const MAX_KEY_LEN: usize = 250;
 /// table grows one stripe at a time and no growth stalls more than 1/STRIPES of the keys.
 const STRIPES: usize = 256;
 const INITIAL_BUCKETS: usize = 64;
-
-/// How many LRU-tail items one allocation looks at before giving up, per pass.
-const EVICTION_SEARCH: usize = 32;
 
 /// How the cache is sized and behaves; the server fills it from memcached's flags.
 #[derive(Debug, Clone)]
@@ -342,6 +339,10 @@ pub struct ClassStats {
     pub touch_hits: u64,
     pub crawler_reclaimed: u64,
     pub crawler_items_checked: u64,
+    /// Items on the warm list (memcached's `number_warm`); the rest are on probation.
+    pub warm_items: u64,
+    pub moves_to_warm: u64,
+    pub moves_to_cold: u64,
 }
 
 /// One stripe of the index: a chained hash table whose chains run through the items'
@@ -365,8 +366,15 @@ pub(crate) struct ClassState {
     pub pages: Vec<usize>,
     /// The page the mover is emptying, if it is one of this class's.
     pub moving: Option<MovingPage>,
+    /// The probation list (new items), newest first; see `lru`.
     pub lru_head: ChunkRef,
     pub lru_tail: ChunkRef,
+    /// The warm list (items read again), newest first, and its length.
+    pub warm_head: ChunkRef,
+    pub warm_tail: ChunkRef,
+    pub warm_items: usize,
+    pub moves_to_warm: u64,
+    pub moves_to_cold: u64,
     pub used_chunks: usize,
     pub items: usize,
     pub requested: usize,
@@ -521,6 +529,9 @@ pub struct Cache {
     total_items: AtomicU64,
     get_expired: AtomicU64,
     get_flushed: AtomicU64,
+    /// `lru mode segmented` (else flat), and the warm list's share of a class in percent.
+    pub(crate) segmented: std::sync::atomic::AtomicBool,
+    pub(crate) warm_pct: AtomicU8,
     /// Dates items by their CAS unique (meta `l`, `me la=`).
     pub(crate) write_marks: WriteMarks,
 }
@@ -596,6 +607,8 @@ impl Cache {
             page_limit: AtomicUsize::new(pages),
             mover: Mutex::new(MoverState::default()),
             crawler: Mutex::new(CrawlerState::default()),
+            segmented: std::sync::atomic::AtomicBool::new(true),
+            warm_pct: AtomicU8::new(crate::lru::DEFAULT_WARM_PCT),
             next_cas: AtomicU64::new(1),
             flush_below_cas: AtomicU64::new(0),
             flush_at: AtomicU32::new(0),
@@ -829,15 +842,20 @@ impl Cache {
         let (prev, next) = (o.lru_prev.load(Relaxed), o.lru_next.load(Relaxed));
         n.lru_prev.store(prev, Relaxed);
         n.lru_next.store(next, Relaxed);
+        let (head, tail) = if o.has_bit(WARM) {
+            (&mut cs.warm_head, &mut cs.warm_tail)
+        } else {
+            (&mut cs.lru_head, &mut cs.lru_tail)
+        };
         if prev != NIL {
             self.header(prev).lru_next.store(new, Relaxed);
         } else {
-            cs.lru_head = new;
+            *head = new;
         }
         if next != NIL {
             self.header(next).lru_prev.store(new, Relaxed);
         } else {
-            cs.lru_tail = new;
+            *tail = new;
         }
     }
 
@@ -858,33 +876,6 @@ impl Cache {
     }
 
     // ---- classes: LRU and free lists (class lock held) ----------------------------------
-
-    fn lru_push_head(&self, cs: &mut ClassState, c: ChunkRef) {
-        let h = self.header(c);
-        h.lru_prev.store(NIL, Relaxed);
-        h.lru_next.store(cs.lru_head, Relaxed);
-        if cs.lru_head != NIL {
-            self.header(cs.lru_head).lru_prev.store(c, Relaxed);
-        } else {
-            cs.lru_tail = c;
-        }
-        cs.lru_head = c;
-    }
-
-    pub(crate) fn lru_remove(&self, cs: &mut ClassState, c: ChunkRef) {
-        let h = self.header(c);
-        let (prev, next) = (h.lru_prev.load(Relaxed), h.lru_next.load(Relaxed));
-        if prev != NIL {
-            self.header(prev).lru_next.store(next, Relaxed);
-        } else {
-            cs.lru_head = next;
-        }
-        if next != NIL {
-            self.header(next).lru_prev.store(prev, Relaxed);
-        } else {
-            cs.lru_tail = prev;
-        }
-    }
 
     pub(crate) fn free_chunk(&self, cs: &mut ClassState, c: ChunkRef) {
         let h = self.header(c);
@@ -1026,91 +1017,6 @@ impl Cache {
         (Some(head), got)
     }
 
-    /// Free one item from the LRU tail of a class (class lock held as `cs`). Expired and
-    /// flushed items go first. Recently read items get a second chance (moved to the head)
-    /// unless `force`. Items whose stripe is busy are passed over.
-    fn evict_one(
-        &self,
-        cs: &mut ClassState,
-        held: &mut Stripe,
-        held_idx: usize,
-        protect: ChunkRef,
-        now: u32,
-        force: bool,
-    ) -> Option<ChunkRef> {
-        let mut c = cs.lru_tail;
-        for _ in 0..EVICTION_SEARCH {
-            if c == NIL {
-                return None;
-            }
-            let prev = self.header(c).lru_prev.load(Relaxed);
-            // Items on a page being emptied are the mover's to rescue or evict.
-            let moving = cs.moving.is_some_and(|m| m.page == self.page_of(c));
-            if c != protect && !moving {
-                let hash = self.hash(self.key_of(c));
-                let idx = Self::stripe_of(hash);
-                let got = if idx == held_idx {
-                    self.try_evict(cs, held, hash, c, now, force)
-                } else {
-                    match self.stripes[idx].try_lock() {
-                        Ok(mut st) => self.try_evict(cs, &mut st, hash, c, now, force),
-                        Err(_) => false,
-                    }
-                };
-                if got {
-                    cs.used_chunks -= 1;
-                    return Some(c);
-                }
-            }
-            c = prev;
-        }
-        None
-    }
-
-    /// With both of `c`'s locks held: reclaim or evict it (true), or give it a second
-    /// chance / keep it (false).
-    fn try_evict(
-        &self,
-        cs: &mut ClassState,
-        st: &mut Stripe,
-        hash: u64,
-        c: ChunkRef,
-        now: u32,
-        force: bool,
-    ) -> bool {
-        let h = self.header(c);
-        let dead = h.is_expired(now) || self.is_flushed(c);
-        if !dead {
-            if !self.config.evict {
-                return false;
-            }
-            if !force && h.has_bit(ACCESSED) {
-                h.clear_bit(ACCESSED);
-                self.lru_remove(cs, c);
-                self.lru_push_head(cs, c);
-                return false;
-            }
-        }
-        let fetched = h.has_bit(FETCHED);
-        // The chunk goes to the allocating writer.
-        self.remove_linked(st, cs, hash, c);
-        if dead {
-            cs.reclaimed += 1;
-            if !fetched {
-                cs.expired_unfetched += 1;
-            }
-        } else {
-            cs.evicted += 1;
-            if h.exptime.load(Relaxed) != 0 {
-                cs.evicted_nonzero += 1;
-            }
-            if !fetched {
-                cs.evicted_unfetched += 1;
-            }
-        }
-        true
-    }
-
     /// Fill freshly allocated chunks: `c` and, for a chained item, `data`. `parts` are
     /// concatenated to form the value.
     #[allow(clippy::too_many_arguments)]
@@ -1186,7 +1092,9 @@ impl Cache {
         h.value_len.store(value.len() as u32, Relaxed);
         h.exptime.store(exptime, Relaxed);
         h.client_flags.store(flags, Relaxed);
-        h.bits.store(ACCESSED | LINKED, Relaxed);
+        // WARM says which LRU list the item is on: it stays there.
+        h.bits
+            .store(ACCESSED | LINKED | (h.bits.load(Relaxed) & WARM), Relaxed);
         let cas = self.next_cas();
         h.set_cas(cas);
         self.write_marks.note(cas, now);
@@ -1726,13 +1634,15 @@ impl Cache {
             return;
         }
         let cs = lock(&self.class_state[class]);
-        let mut c = cs.lru_head;
         let mut n = 0;
-        while c != NIL && (limit == 0 || n < limit) {
-            let h = self.header(c);
-            visit(self.key_of(c), h.value_len(), h.exptime.load(Relaxed));
-            n += 1;
-            c = h.lru_next.load(Relaxed);
+        for head in [cs.warm_head, cs.lru_head] {
+            let mut c = head;
+            while c != NIL && (limit == 0 || n < limit) {
+                let h = self.header(c);
+                visit(self.key_of(c), h.value_len(), h.exptime.load(Relaxed));
+                n += 1;
+                c = h.lru_next.load(Relaxed);
+            }
         }
     }
 
@@ -1805,6 +1715,9 @@ impl Cache {
                 touch_hits: sum(|k| &k.touch_hits),
                 crawler_reclaimed: cs.crawler_reclaimed,
                 crawler_items_checked: cs.crawler_items_checked,
+                warm_items: cs.warm_items as u64,
+                moves_to_warm: cs.moves_to_warm,
+                moves_to_cold: cs.moves_to_cold,
             });
         }
         out
@@ -1825,6 +1738,8 @@ impl Cache {
             cs.evicted_unfetched = 0;
             cs.crawler_reclaimed = 0;
             cs.crawler_items_checked = 0;
+            cs.moves_to_warm = 0;
+            cs.moves_to_cold = 0;
             for k in &self.class_counters[id * COUNTER_SHARDS..(id + 1) * COUNTER_SHARDS] {
                 for counter in [
                     &k.get_hits,

@@ -70,6 +70,7 @@ mod chain;
 mod class;
 mod crawler;
 mod item;
+mod lru;
 mod marks;
 #[allow(unsafe_code)]
 mod mover;
