@@ -69,12 +69,15 @@ mod cache;
 mod chain;
 mod class;
 mod crawler;
+mod index;
 mod item;
 mod lru;
 mod marks;
 #[allow(unsafe_code)]
 mod mover;
+mod ops;
 mod pool;
+mod stats;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -85,13 +88,13 @@ mod tests_crawler;
 mod tests_mover;
 
 pub use cache::{
-    ArithDone, ArithError, ArithOptions, Cache, CacheConfig, CacheError, CacheStats, ClassStats,
-    DeleteOptions, DeleteResult, GetOptions, HitCounter, ItemRef, ItemView, StoreError, StoreMode,
-    StoreOptions, MAX_KEY_LEN,
+    ArithDone, ArithError, ArithOptions, Cache, CacheConfig, CacheError, DeleteOptions, DeleteResult,
+    GetOptions, HitCounter, ItemRef, ItemView, StoreError, StoreMode, StoreOptions, MAX_KEY_LEN,
 };
 pub use chain::{Parts, Value};
 pub use crawler::{CrawlError, CrawlerStats, MetaEntry};
 pub use mover::{MoverStats, ReassignError};
+pub use stats::{CacheStats, ClassStats};
 
 /// Size of the per-item header in bytes (key and value come on top).
 pub const ITEM_HEADER_SIZE: usize = item::ItemHeader::SIZE;
