@@ -15,7 +15,7 @@ use slabcache::{
 
 use crate::cluster::ConfigChangeError;
 use crate::config::PROTOCOL_VERSION;
-use crate::server::Shared;
+use crate::context::Context;
 use crate::stats::{bump, Counters};
 
 /// What the connection does after a request.
@@ -91,7 +91,7 @@ const LEGACY_CLUSTER_KEY: &[u8] = b"AmazonElastiCache:cluster";
 /// clears the flag); `lru_crawler metadump` is refused while it is set.
 pub fn text(
     input: &[u8],
-    shared: &Shared,
+    shared: &Context,
     counters: &Counters,
     out: &mut Vec<u8>,
     stacked: &mut bool,
@@ -144,14 +144,14 @@ pub fn text(
 }
 
 /// Decode and execute one binary-protocol request from the front of `input`.
-pub fn binary(input: &[u8], shared: &Shared, counters: &Counters, out: &mut Vec<u8>) -> Step {
+pub fn binary(input: &[u8], shared: &Context, counters: &Counters, out: &mut Vec<u8>) -> Step {
     crate::exec_binary::step(input, shared, counters, out)
 }
 
 fn execute(
     request: Request<'_>,
     was_stacked: bool,
-    shared: &Shared,
+    shared: &Context,
     counters: &Counters,
     out: &mut Vec<u8>,
 ) -> Action {
@@ -332,7 +332,7 @@ fn get_one(
     key: &[u8],
     touch: Option<u32>,
     with_cas: bool,
-    shared: &Shared,
+    shared: &Context,
     counters: &Counters,
     out: &mut Vec<u8>,
 ) {
@@ -351,7 +351,7 @@ fn get_one(
 pub(crate) fn fetch(
     key: &[u8],
     touch: Option<u32>,
-    shared: &Shared,
+    shared: &Context,
     counters: &Counters,
     write: impl FnOnce(ItemRef<'_>),
 ) -> bool {
@@ -401,7 +401,7 @@ pub(crate) fn fetch(
 /// `exptime` is cache time ([`crate::clock::Clock::expiry`]). Returns the new cas.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn store(
-    shared: &Shared,
+    shared: &Context,
     counters: &Counters,
     mode: StoreMode,
     key: &[u8],
@@ -433,7 +433,7 @@ pub(crate) fn store(
 
 /// A delete, counted: `delete_hits` when removed, `delete_misses` when missing (a cas
 /// mismatch and an invalidation are counted by the caller, which knows its protocol's rule).
-pub(crate) fn delete(shared: &Shared, counters: &Counters, key: &[u8], opts: DeleteOptions) -> DeleteResult {
+pub(crate) fn delete(shared: &Context, counters: &Counters, key: &[u8], opts: DeleteOptions) -> DeleteResult {
     let result = shared.cache.delete_with(key, shared.clock.now(), opts);
     match result {
         DeleteResult::Deleted => bump(&counters.delete_hits, 1),
@@ -447,7 +447,7 @@ pub(crate) fn delete(shared: &Shared, counters: &Counters, key: &[u8], opts: Del
 /// `incr_misses`/`decr_misses` when the item was missing and not created (a creation
 /// counts as neither, as in memcached).
 pub(crate) fn arith(
-    shared: &Shared,
+    shared: &Context,
     counters: &Counters,
     key: &[u8],
     incr: bool,
@@ -470,7 +470,7 @@ pub(crate) fn arith(
 
 /// flush_all with memcached's delay rule (0 or less: now; else the wire's exptime rules).
 /// The caller checks `flush_enabled` and counts `cmd_flush` (the protocols differ there).
-pub(crate) fn flush_all(shared: &Shared, delay: i64) {
+pub(crate) fn flush_all(shared: &Context, delay: i64) {
     let at = if delay > 0 {
         Some(shared.clock.expiry(delay))
     } else {

@@ -11,12 +11,12 @@ use proto::text::{self, AdminRequest, ClassIds, ClassSelection, MetadumpItem, Re
 use proto::{AdminError, ClientError, ProtoError};
 use slabcache::{CrawlError, ReassignError};
 
+use crate::context::Context;
 use crate::exec::Action;
-use crate::server::Shared;
 
 /// Execute one administrative command. `stacked`: replies of earlier commands are still
 /// queued in this batch (memcached refuses a metadump after them).
-pub(crate) fn execute(request: AdminRequest, stacked: bool, shared: &Shared, out: &mut Vec<u8>) -> Action {
+pub(crate) fn execute(request: AdminRequest, stacked: bool, shared: &Context, out: &mut Vec<u8>) -> Action {
     let settings = &shared.maintenance;
     let reply: Result<(), ProtoError> = match request {
         AdminRequest::SlabsReassign { src, dst } => reassign(src, dst, shared),
@@ -92,7 +92,7 @@ pub(crate) fn execute(request: AdminRequest, stacked: bool, shared: &Shared, out
     Action::Continue
 }
 
-fn reassign(src: i32, dst: i32, shared: &Shared) -> Result<(), ProtoError> {
+fn reassign(src: i32, dst: i32, shared: &Context) -> Result<(), ProtoError> {
     if !shared.config.slab_reassign {
         return Err(ClientError::SlabReassignDisabled.into());
     }
@@ -116,7 +116,7 @@ fn reassign(src: i32, dst: i32, shared: &Shared) -> Result<(), ProtoError> {
 /// class. `Ok` holds the classes this engine has (`None` = all), possibly none.
 fn crawl_classes(
     classes: Result<ClassSelection, AdminError>,
-    shared: &Shared,
+    shared: &Context,
 ) -> Result<Option<ClassIds>, AdminError> {
     let selection = classes?;
     let busy = shared.cache.crawler_stats().lru_crawler_running;
@@ -138,7 +138,7 @@ fn crawl_classes(
     Ok(None)
 }
 
-fn crawl(classes: Result<ClassSelection, AdminError>, shared: &Shared) -> Result<(), ProtoError> {
+fn crawl(classes: Result<ClassSelection, AdminError>, shared: &Context) -> Result<(), ProtoError> {
     if !shared.maintenance.tunables().lru_crawler {
         return Err(ClientError::LruCrawlerDisabled.into());
     }
@@ -168,7 +168,7 @@ fn crawl(classes: Result<ClassSelection, AdminError>, shared: &Shared) -> Result
 fn metadump_start(
     classes: Result<ClassSelection, AdminError>,
     stacked: bool,
-    shared: &Shared,
+    shared: &Context,
 ) -> Result<Metadump, ProtoError> {
     if !shared.maintenance.tunables().lru_crawler {
         return Err(ClientError::LruCrawlerDisabled.into());
@@ -193,7 +193,7 @@ pub struct Metadump {
 impl Metadump {
     /// Append the lines of the next class to `out`, or `END` after the last one. Returns
     /// false once the dump is complete.
-    pub fn step(&mut self, shared: &Shared, out: &mut Vec<u8>) -> bool {
+    pub fn step(&mut self, shared: &Context, out: &mut Vec<u8>) -> bool {
         let Some(class) = self.remaining.pop_first() else {
             Reply::End.encode(out);
             return false;

@@ -22,12 +22,12 @@ use slabcache::{ArithError, ArithOptions, DeleteOptions, DeleteResult, StoreErro
 
 use crate::cluster::ConfigChangeError;
 use crate::config::PROTOCOL_VERSION;
+use crate::context::Context;
 use crate::exec::{self, Action, Step};
-use crate::server::Shared;
 use crate::stats::{bump, Counters};
 
 /// Decode and execute one request frame from the front of `input`.
-pub fn step(input: &[u8], shared: &Shared, counters: &Counters, out: &mut Vec<u8>) -> Step {
+pub fn step(input: &[u8], shared: &Context, counters: &Counters, out: &mut Vec<u8>) -> Step {
     match binary::decode(input, &shared.limits) {
         BinDecoded::Incomplete => Step::Incomplete,
         BinDecoded::Request { request, consumed } => {
@@ -79,11 +79,11 @@ fn out_of_memory(out: &mut Vec<u8>, req: &BinRequest<'_>, what: &[u8]) {
 }
 
 /// The wire's 32-bit exptime as cache time.
-fn expiry(shared: &Shared, exptime: u32) -> u32 {
+fn expiry(shared: &Context, exptime: u32) -> u32 {
     shared.clock.expiry(i64::from(exptime))
 }
 
-fn execute(req: &BinRequest<'_>, shared: &Shared, counters: &Counters, out: &mut Vec<u8>) -> Action {
+fn execute(req: &BinRequest<'_>, shared: &Context, counters: &Counters, out: &mut Vec<u8>) -> Action {
     match req.command {
         BinCommand::Get { key } => get(req, key, None, shared, counters, out),
         BinCommand::Gat { key, exptime } => {
@@ -201,7 +201,7 @@ fn get(
     req: &BinRequest<'_>,
     key: &[u8],
     touch: Option<u32>,
-    shared: &Shared,
+    shared: &Context,
     counters: &Counters,
     out: &mut Vec<u8>,
 ) {
@@ -221,7 +221,7 @@ fn store(
     flags: u32,
     exptime: u32,
     value: &[u8],
-    shared: &Shared,
+    shared: &Context,
     counters: &Counters,
     out: &mut Vec<u8>,
 ) {
@@ -265,7 +265,7 @@ fn store(
 /// matches them (`reset`, `settings`, `detail` by prefix, the others exactly); unknown
 /// groups (`conns` and `cachedump` included, which memcached serves on text only) are
 /// answered `Not found`.
-fn stat(req: &BinRequest<'_>, group: &[u8], shared: &Shared, out: &mut Vec<u8>) {
+fn stat(req: &BinRequest<'_>, group: &[u8], shared: &Context, out: &mut Vec<u8>) {
     let mut text = Vec::new();
     let which = match group {
         b"" => StatsRequest::General,

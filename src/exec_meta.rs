@@ -27,15 +27,15 @@ use slabcache::{
     StoreOptions,
 };
 
+use crate::context::Context;
 use crate::exec::{self, Action, Step};
-use crate::server::Shared;
 use crate::stats::{bump, Counters};
 
 /// memcached's reply when `ma` cannot allocate the item `N` asked it to create.
 const CREATE_OUT_OF_MEMORY: &[u8] = b"SERVER_ERROR Out of memory allocating new item\r\n";
 
 /// Execute one decoded meta command (or answer its decoding error).
-pub fn step(decoded: MetaDecoded<'_>, shared: &Shared, counters: &Counters, out: &mut Vec<u8>) -> Step {
+pub fn step(decoded: MetaDecoded<'_>, shared: &Context, counters: &Counters, out: &mut Vec<u8>) -> Step {
     match decoded {
         MetaDecoded::Incomplete => Step::Incomplete,
         MetaDecoded::Request { request, consumed } => {
@@ -75,7 +75,7 @@ fn unsupported_flag(req: &MetaRequest<'_>) -> Option<MetaError> {
     })
 }
 
-fn execute(req: &MetaRequest<'_>, shared: &Shared, counters: &Counters, out: &mut Vec<u8>) {
+fn execute(req: &MetaRequest<'_>, shared: &Context, counters: &Counters, out: &mut Vec<u8>) {
     if let Some(e) = unsupported_flag(req) {
         e.write(out);
         return;
@@ -101,7 +101,7 @@ fn execute(req: &MetaRequest<'_>, shared: &Shared, counters: &Counters, out: &mu
 }
 
 /// A meta TTL flag (`T`, `N`, `R`) as cache time, with the wire's exptime rules.
-fn expiry(shared: &Shared, ttl: i32) -> u32 {
+fn expiry(shared: &Context, ttl: i32) -> u32 {
     shared.clock.expiry(i64::from(ttl))
 }
 
@@ -116,7 +116,7 @@ fn ttl_left(exptime: u32, now: u32) -> i64 {
     }
 }
 
-fn get(req: &MetaRequest<'_>, shared: &Shared, counters: &Counters, out: &mut Vec<u8>) {
+fn get(req: &MetaRequest<'_>, shared: &Context, counters: &Counters, out: &mut Vec<u8>) {
     let f = &req.flags;
     let now = shared.clock.now();
     let touch = f.ttl.map(|t| expiry(shared, t));
@@ -205,7 +205,7 @@ fn set(
     req: &MetaRequest<'_>,
     mode: SetMode,
     data: &[u8],
-    shared: &Shared,
+    shared: &Context,
     counters: &Counters,
     out: &mut Vec<u8>,
 ) {
@@ -249,7 +249,7 @@ fn set(
     meta::write_ms_result(out, req, outcome);
 }
 
-fn delete(req: &MetaRequest<'_>, shared: &Shared, counters: &Counters, out: &mut Vec<u8>) {
+fn delete(req: &MetaRequest<'_>, shared: &Context, counters: &Counters, out: &mut Vec<u8>) {
     let f = &req.flags;
     let opts = DeleteOptions {
         compare_cas: f.compare_cas,
@@ -273,7 +273,7 @@ fn arithmetic(
     incr: bool,
     delta: u64,
     initial: u64,
-    shared: &Shared,
+    shared: &Context,
     counters: &Counters,
     out: &mut Vec<u8>,
 ) {
@@ -319,7 +319,7 @@ fn arithmetic(
     meta::write_ma_result(out, req, outcome);
 }
 
-fn debug(req: &MetaRequest<'_>, shared: &Shared, counters: &Counters, out: &mut Vec<u8>) {
+fn debug(req: &MetaRequest<'_>, shared: &Context, counters: &Counters, out: &mut Vec<u8>) {
     bump(&counters.cmd_meta, 1);
     let now = shared.clock.now();
     let peek = GetOptions {

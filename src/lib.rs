@@ -29,16 +29,15 @@
 pub mod clock;
 pub mod cluster;
 pub mod config;
-pub mod conn;
+pub mod context;
 pub mod exec;
 pub mod exec_admin;
 pub mod exec_binary;
 pub mod exec_meta;
 pub mod maintain;
-pub mod server;
+pub mod net;
 pub mod stats;
 pub mod sys;
-pub mod worker;
 
 pub use config::{Args, Config};
-pub use server::{RunningServer, Server};
+pub use net::listener::{RunningServer, Server};

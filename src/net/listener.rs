@@ -3,11 +3,10 @@
 //! shutdown sequence on SIGINT/SIGTERM or the `shutdown` command (workers, then the
 //! maintenance thread of [`crate::maintain`], are stopped and joined).
 
-use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -18,10 +17,12 @@ use mio::{Events, Interest, Poll, Token};
 use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::config::Config;
+use crate::context::Context;
 use crate::maintain::{self, Maintenance};
+use crate::net::stream::Stream;
+use crate::net::worker::{Worker, WorkerHandle};
 use crate::stats::{bump, Counters, StatsRegistry};
 use crate::sys;
-use crate::worker::{Stream, Worker, WorkerHandle};
 
 /// How a server failed to start.
 #[derive(Debug)]
@@ -49,39 +50,6 @@ impl From<io::Error> for ServerError {
     }
 }
 
-/// What `stats conns` shows of one connection.
-pub struct ConnEntry {
-    pub addr: String,
-    pub listen_addr: String,
-    /// Cache time of the last command.
-    pub last_cmd: Arc<AtomicU32>,
-}
-
-/// State every thread shares.
-pub struct Shared {
-    pub config: Config,
-    pub cache: slabcache::Cache,
-    pub clock: Clock,
-    pub stats: StatsRegistry,
-    pub limits: proto::Limits,
-    pub cluster: Cluster,
-    pub curr_connections: AtomicUsize,
-    pub conns: Mutex<BTreeMap<i32, ConnEntry>>,
-    pub verbosity: AtomicU8,
-    pub stopping: AtomicBool,
-    /// The maintenance thread's controls and the settings commands change at run time.
-    pub maintenance: Maintenance,
-    /// Listening sockets for `stats conns`: (fd, "tcp:addr:port").
-    pub listeners: Vec<(i32, String)>,
-}
-
-impl Shared {
-    /// Ask every thread to stop (the `shutdown` command).
-    pub fn request_stop(&self) {
-        self.stopping.store(true, Relaxed);
-    }
-}
-
 enum Listener {
     Tcp(TcpListener, String),
     Unix(UnixListener, String),
@@ -89,7 +57,7 @@ enum Listener {
 
 /// A bound, not yet running server.
 pub struct Server {
-    shared: Arc<Shared>,
+    shared: Arc<Context>,
     listeners: Vec<Listener>,
     poll: Poll,
     accept_counters: Arc<Counters>,
@@ -99,7 +67,7 @@ pub struct Server {
 /// A running server's handle for tests: its address and a way to stop it.
 pub struct RunningServer {
     pub addrs: Vec<SocketAddr>,
-    shared: Arc<Shared>,
+    shared: Arc<Context>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
@@ -207,7 +175,7 @@ impl Server {
             ..proto::Limits::default()
         };
         let config_tunables = config.tunables.clone();
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(Context {
             verbosity: AtomicU8::new(config.verbosity),
             config,
             cache,
@@ -216,7 +184,7 @@ impl Server {
             limits,
             cluster,
             curr_connections: AtomicUsize::new(0),
-            conns: Mutex::new(BTreeMap::new()),
+            conns: Mutex::new(Default::default()),
             stopping: AtomicBool::new(false),
             maintenance: Maintenance::new(config_tunables),
             listeners: listener_info,

@@ -1,119 +1,21 @@
-//! Server counters and the `stats` family of replies (with the engine's own counters, its
-//! page mover's and crawler's, and the run-time settings of [`crate::maintain`]).
-//!
-//! Each worker thread owns a [`Counters`] block and is its only writer, so a bump is a
-//! plain load and store on an atomic (no locked instruction on the hot path); `stats`
-//! sums the blocks of all workers. `stats reset` records a baseline to subtract rather
-//! than writing into blocks other threads own.
+//! The `stats` family of replies (with the engine's own counters, its page mover's and
+//! crawler's, and the run-time settings of [`crate::maintain`]). The counters themselves
+//! are in [`counters`].
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+pub mod counters;
 
-macro_rules! counters {
-    ($($name:ident),* $(,)?) => {
-        /// One worker's counters (single writer: its own thread).
-        #[derive(Default)]
-        pub struct Counters { $(pub $name: AtomicU64,)* }
+use std::sync::atomic::Ordering::Relaxed;
 
-        /// A point-in-time sum of counters.
-        #[derive(Default, Clone, Copy, Debug)]
-        pub struct Totals { $(pub $name: u64,)* }
-
-        impl Counters {
-            pub fn snapshot(&self) -> Totals {
-                Totals { $($name: self.$name.load(Relaxed),)* }
-            }
-        }
-
-        impl Totals {
-            fn add(&mut self, other: &Totals) {
-                $(self.$name = self.$name.wrapping_add(other.$name);)*
-            }
-            fn sub(&mut self, other: &Totals) {
-                $(self.$name = self.$name.wrapping_sub(other.$name);)*
-            }
-        }
-    };
-}
-
-counters!(
-    cmd_get,
-    cmd_set,
-    cmd_flush,
-    cmd_touch,
-    cmd_meta,
-    get_hits,
-    get_misses,
-    delete_misses,
-    delete_hits,
-    incr_misses,
-    incr_hits,
-    decr_misses,
-    decr_hits,
-    cas_misses,
-    cas_hits,
-    cas_badval,
-    touch_hits,
-    touch_misses,
-    store_too_large,
-    store_no_memory,
-    auth_cmds,
-    auth_errors,
-    bytes_read,
-    bytes_written,
-    conn_yields,
-    total_connections,
-    rejected_connections,
-);
-
-/// Add `n` to a counter this thread owns.
-#[inline]
-pub fn bump(counter: &AtomicU64, n: u64) {
-    counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
-}
-
-/// Every worker's counters plus the reset baseline.
-pub struct StatsRegistry {
-    blocks: Vec<std::sync::Arc<Counters>>,
-    baseline: Mutex<Totals>,
-}
-
-impl StatsRegistry {
-    pub fn new(blocks: Vec<std::sync::Arc<Counters>>) -> StatsRegistry {
-        StatsRegistry {
-            blocks,
-            baseline: Mutex::new(Totals::default()),
-        }
-    }
-
-    /// Counters summed over all workers, minus the last reset.
-    pub fn totals(&self) -> Totals {
-        let mut t = self.raw();
-        t.sub(&self.baseline.lock().unwrap_or_else(|e| e.into_inner()));
-        t
-    }
-
-    fn raw(&self) -> Totals {
-        let mut t = Totals::default();
-        for b in &self.blocks {
-            t.add(&b.snapshot());
-        }
-        t
-    }
-
-    pub fn reset(&self) {
-        *self.baseline.lock().unwrap_or_else(|e| e.into_inner()) = self.raw();
-    }
-}
+pub use counters::{bump, Counters, StatsRegistry, Totals};
 
 use proto::text::{write_end, write_stat, Reply, StatsDetail, StatsRequest};
 use proto::{ClientError, ProtoError};
 
 use crate::config::PROTOCOL_VERSION;
-use crate::server::Shared;
+use crate::context::Context;
 
 /// Answer a `stats` request.
-pub fn render(which: StatsRequest, shared: &Shared, out: &mut Vec<u8>) {
+pub fn render(which: StatsRequest, shared: &Context, out: &mut Vec<u8>) {
     match which {
         StatsRequest::General => general(shared, out),
         StatsRequest::Settings => settings(shared, out),
@@ -167,7 +69,7 @@ pub fn render(which: StatsRequest, shared: &Shared, out: &mut Vec<u8>) {
     }
 }
 
-fn general(shared: &Shared, out: &mut Vec<u8>) {
+fn general(shared: &Context, out: &mut Vec<u8>) {
     let t = shared.stats.totals();
     let c = shared.cache.stats();
     let (user, system) = crate::sys::rusage();
@@ -303,7 +205,7 @@ impl std::fmt::Display for CFixed {
     }
 }
 
-fn settings(shared: &Shared, out: &mut Vec<u8>) {
+fn settings(shared: &Context, out: &mut Vec<u8>) {
     let cfg = &shared.config;
     let t = shared.maintenance.tunables();
     let yes_no = |b: bool| if b { "yes" } else { "no" };
@@ -379,7 +281,7 @@ fn settings(shared: &Shared, out: &mut Vec<u8>) {
     write_end(out);
 }
 
-fn slabs(shared: &Shared, out: &mut Vec<u8>) {
+fn slabs(shared: &Context, out: &mut Vec<u8>) {
     let classes = shared.cache.class_stats();
     for c in &classes {
         let id = c.id;
@@ -408,7 +310,7 @@ fn slabs(shared: &Shared, out: &mut Vec<u8>) {
     write_end(out);
 }
 
-fn items(shared: &Shared, out: &mut Vec<u8>) {
+fn items(shared: &Context, out: &mut Vec<u8>) {
     for c in shared.cache.class_stats().iter().filter(|c| c.items > 0) {
         let id = c.id;
         for (name, value) in [
@@ -447,7 +349,7 @@ fn items(shared: &Shared, out: &mut Vec<u8>) {
     write_end(out);
 }
 
-fn conns(shared: &Shared, out: &mut Vec<u8>) {
+fn conns(shared: &Context, out: &mut Vec<u8>) {
     let now = shared.clock.now();
     for (fd, name) in &shared.listeners {
         write_stat(out, format_args!("{fd}:addr"), name);

@@ -11,11 +11,11 @@ use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::Arc;
 
+use crate::context::Context;
 use crate::exec::{self, Action};
 use crate::exec_admin::Metadump;
-use crate::server::Shared;
+use crate::net::stream::Stream;
 use crate::stats::{bump, Counters};
-use crate::worker::Stream;
 
 /// Stop executing requests while this many reply bytes are unsent.
 const WRITE_HIGH_WATER: usize = 1 << 20;
@@ -89,7 +89,7 @@ enum Progress {
 }
 
 impl Conn {
-    pub fn new(stream: Stream, fd: i32, last_cmd: Arc<AtomicU32>, shared: &Shared) -> Conn {
+    pub fn new(stream: Stream, fd: i32, last_cmd: Arc<AtomicU32>, shared: &Context) -> Conn {
         let protocol = match shared.config.binding {
             crate::config::Binding::Ascii => Protocol::Text,
             crate::config::Binding::Binary => Protocol::Binary,
@@ -138,7 +138,7 @@ impl Conn {
     /// driven: read what arrived, and return the key of the first request so its index
     /// entry can be prefetched while the other connections are read. Skipped (None, and
     /// `drive` reads as usual) when the connection has replies or requests left over.
-    pub fn prefill(&mut self, shared: &Shared, counters: &Counters) -> Option<&[u8]> {
+    pub fn prefill(&mut self, shared: &Context, counters: &Counters) -> Option<&[u8]> {
         if self.prefilled || self.closing || self.has_pending_output() || self.rpos != self.rend {
             return None;
         }
@@ -164,7 +164,7 @@ impl Conn {
     }
 
     /// Serve the connection until it would block, must close, or used its budget.
-    pub fn drive(&mut self, shared: &Shared, counters: &Counters) -> Drive {
+    pub fn drive(&mut self, shared: &Context, counters: &Counters) -> Drive {
         let mut budget = shared.config.reqs_per_event;
         if self.read_failed {
             return Drive::Close;
@@ -222,7 +222,7 @@ impl Conn {
     }
 
     /// Read what the socket has. Ok(true): got bytes; Ok(false): would block.
-    fn fill(&mut self, shared: &Shared, counters: &Counters) -> io::Result<bool> {
+    fn fill(&mut self, shared: &Context, counters: &Counters) -> io::Result<bool> {
         if self.rpos == self.rend {
             self.rpos = 0;
             self.rend = 0;
@@ -293,7 +293,7 @@ impl Conn {
     }
 
     /// Execute the complete requests in the read buffer.
-    fn process(&mut self, shared: &Shared, counters: &Counters, budget: &mut usize) -> Progress {
+    fn process(&mut self, shared: &Context, counters: &Counters, budget: &mut usize) -> Progress {
         loop {
             if self.swallow > 0 {
                 let n = self.swallow.min(self.rend - self.rpos);
