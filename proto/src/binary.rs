@@ -913,10 +913,31 @@ pub fn write_response(
     key: &[u8],
     value: &[u8],
 ) {
+    write_response_head(out, opcode, status, opaque, cas, extras, key, value.len());
+    out.extend_from_slice(value);
+}
+
+/// Appends a response frame up to its value, for a value of `value_len` bytes that the
+/// caller appends next (so a server can write a stored value straight from where it is).
+///
+/// # Panics
+///
+/// As [`write_response`].
+#[allow(clippy::too_many_arguments)] // mirrors the header fields one to one
+pub fn write_response_head(
+    out: &mut Vec<u8>,
+    opcode: u8,
+    status: Status,
+    opaque: u32,
+    cas: u64,
+    extras: &[u8],
+    key: &[u8],
+    value_len: usize,
+) {
     let extras_len = u8::try_from(extras.len()).expect("binary extras longer than 255 bytes");
     let key_len = u16::try_from(key.len()).expect("binary key longer than 65535 bytes");
     let body_len =
-        u32::try_from(extras.len() + key.len() + value.len()).expect("binary body longer than 4 GiB");
+        u32::try_from(extras.len() + key.len() + value_len).expect("binary body longer than 4 GiB");
     out.reserve(HEADER_LEN + body_len as usize);
     out.push(MAGIC_RESPONSE);
     out.push(opcode);
@@ -929,7 +950,6 @@ pub fn write_response(
     out.extend_from_slice(&cas.to_be_bytes());
     out.extend_from_slice(extras);
     out.extend_from_slice(key);
-    out.extend_from_slice(value);
 }
 
 /// Appends an error reply the way memcached writes them: no extras, no key, cas 0, and
@@ -955,8 +975,22 @@ pub fn write_get_hit(
     key: &[u8],
     value: &[u8],
 ) {
+    write_get_hit_head(out, opcode, opaque, cas, flags, key, value.len());
+    out.extend_from_slice(value);
+}
+
+/// [`write_get_hit`] up to the value, which the caller appends (`value_len` bytes).
+pub fn write_get_hit_head(
+    out: &mut Vec<u8>,
+    opcode: Opcode,
+    opaque: u32,
+    cas: u64,
+    flags: u32,
+    key: &[u8],
+    value_len: usize,
+) {
     let key = if opcode.returns_key() { key } else { &[] };
-    write_response(
+    write_response_head(
         out,
         opcode.into(),
         Status::NoError,
@@ -964,7 +998,7 @@ pub fn write_get_hit(
         cas,
         &flags.to_be_bytes(),
         key,
-        value,
+        value_len,
     );
 }
 

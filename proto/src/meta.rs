@@ -1088,9 +1088,20 @@ fn write_item_flags(out: &mut Vec<u8>, req: &MetaRequest<'_>, item: &ItemMeta, k
 /// with `v`, else `HD <flags>*\r\n`, then ` Z`, ` X`, ` W` as set. Never suppressed by `q`.
 /// `value` is only written with `v`.
 pub fn write_mg_hit(out: &mut Vec<u8>, req: &MetaRequest<'_>, item: &ItemMeta, value: &[u8]) -> bool {
+    write_mg_hit_head(out, req, item, value.len());
+    if req.flags.return_value {
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+    true
+}
+
+/// [`write_mg_hit`] up to the value: with `v` (`req.flags.return_value`) the caller then
+/// appends the value's `value_len` bytes and `\r\n`.
+pub fn write_mg_hit_head(out: &mut Vec<u8>, req: &MetaRequest<'_>, item: &ItemMeta, value_len: usize) {
     if req.flags.return_value {
         out.extend_from_slice(b"VA ");
-        push_u64(out, value.len() as u64);
+        push_u64(out, value_len as u64);
     } else {
         out.extend_from_slice(b"HD");
     }
@@ -1105,11 +1116,6 @@ pub fn write_mg_hit(out: &mut Vec<u8>, req: &MetaRequest<'_>, item: &ItemMeta, v
         out.extend_from_slice(b" W");
     }
     out.extend_from_slice(b"\r\n");
-    if req.flags.return_value {
-        out.extend_from_slice(value);
-        out.extend_from_slice(b"\r\n");
-    }
-    true
 }
 
 /// Reply to an `mg` miss: `EN` plus `O`/`k` flags, or nothing with `q`.

@@ -5,17 +5,17 @@
 //! a pipelined burst costs one `write`. Back-pressure: while more than [`WRITE_HIGH_WATER`]
 //! bytes of replies wait for a client that is not reading, no further requests are read
 //! or executed. An `lru_crawler metadump` is written under the same rule, one slab class
-//! per turn ([`crate::exec_admin::Metadump`]), and the requests after it wait for its `END`.
+//! per turn ([`crate::cmd::Metadump`]), and the requests after it wait for its `END`.
 
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::Arc;
 
+use crate::cmd::{Action, Metadump};
 use crate::context::Context;
-use crate::exec::{self, Action};
-use crate::exec_admin::Metadump;
 use crate::net::stream::Stream;
 use crate::stats::{bump, Counters};
+use crate::wire::{self, Step};
 
 /// Stop executing requests while this many reply bytes are unsent.
 const WRITE_HIGH_WATER: usize = 1 << 20;
@@ -73,7 +73,7 @@ pub struct Conn {
     prefilled: bool,
     /// `prefill`'s read failed (EOF or error, with no request buffered): close.
     read_failed: bool,
-    /// Replies of earlier text commands of this batch are queued (see [`exec::text`]).
+    /// Replies of earlier text commands of this batch are queued (see [`wire::text::step`]).
     stacked: bool,
     /// An `lru_crawler metadump` still listing classes; requests after it wait.
     metadump: Option<Metadump>,
@@ -333,12 +333,12 @@ impl Conn {
             }
             let input = &self.rbuf[self.rpos..self.rend];
             let step = match self.protocol {
-                Protocol::Binary => exec::binary(input, shared, counters, &mut self.wbuf),
-                _ => exec::text(input, shared, counters, &mut self.wbuf, &mut self.stacked),
+                Protocol::Binary => wire::binary::step(input, shared, counters, &mut self.wbuf),
+                _ => wire::text::step(input, shared, counters, &mut self.wbuf, &mut self.stacked),
             };
             match step {
-                exec::Step::Incomplete => return Progress::NeedInput,
-                exec::Step::Done {
+                Step::Incomplete => return Progress::NeedInput,
+                Step::Done {
                     consumed,
                     swallow,
                     after_swallow,

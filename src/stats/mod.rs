@@ -8,74 +8,28 @@ use std::sync::atomic::Ordering::Relaxed;
 
 pub use counters::{bump, Counters, StatsRegistry, Totals};
 
-use proto::text::{write_end, write_stat, Reply, StatsDetail, StatsRequest};
-use proto::{ClientError, ProtoError};
+use std::fmt::Display;
 
 use crate::config::PROTOCOL_VERSION;
 use crate::context::Context;
 
-/// Answer a `stats` request.
-pub fn render(which: StatsRequest, shared: &Context, out: &mut Vec<u8>) {
-    match which {
-        StatsRequest::General => general(shared, out),
-        StatsRequest::Settings => settings(shared, out),
-        StatsRequest::Items => items(shared, out),
-        StatsRequest::Slabs => slabs(shared, out),
-        StatsRequest::Sizes => {
-            match shared.cache.size_histogram() {
-                Some(rows) => {
-                    for (size, count) in rows {
-                        write_stat(out, size, count);
-                    }
-                }
-                None => write_stat(out, "sizes_status", "disabled"),
-            }
-            write_end(out);
-        }
-        StatsRequest::SizesEnable => {
-            shared.cache.set_size_tracking(true);
-            write_stat(out, "sizes_status", "enabled");
-        }
-        StatsRequest::SizesDisable => {
-            shared.cache.set_size_tracking(false);
-            write_stat(out, "sizes_status", "disabled");
-        }
-        StatsRequest::Conns => conns(shared, out),
-        StatsRequest::Extstore => write_end(out),
-        StatsRequest::Reset => {
-            shared.stats.reset();
-            shared.cache.reset_stats();
-            Reply::Reset.encode(out);
-        }
-        StatsRequest::Detail(StatsDetail::On | StatsDetail::Off) => Reply::Ok.encode(out),
-        StatsRequest::Detail(StatsDetail::Dump) => write_end(out),
-        StatsRequest::Cachedump { class, limit } => {
-            if !shared.config.dump_enabled {
-                Reply::Proto(ProtoError::Client(ClientError::CachedumpNotAllowed)).encode(out);
-                return;
-            }
-            let clock = &shared.clock;
-            shared
-                .cache
-                .dump(class as usize, limit as usize, |key, nbytes, exptime| {
-                    out.extend_from_slice(b"ITEM ");
-                    out.extend_from_slice(key);
-                    out.extend_from_slice(
-                        format!(" [{nbytes} b; {} s]\r\n", clock.to_unix(exptime)).as_bytes(),
-                    );
-                });
-            write_end(out);
-        }
-    }
+/// Named values, in the order `stats` lists them; every protocol encodes them its own way
+/// (text `STAT <name> <value>` lines, binary Stat packets).
+pub type Rows = Vec<(String, String)>;
+
+fn write_stat(rows: &mut Rows, name: impl Display, value: impl Display) {
+    rows.push((name.to_string(), value.to_string()));
 }
 
-fn general(shared: &Context, out: &mut Vec<u8>) {
+pub fn general(shared: &Context) -> Rows {
+    let mut rows = Rows::new();
+    let out = &mut rows;
     let t = shared.stats.totals();
     let c = shared.cache.stats();
     let (user, system) = crate::sys::rusage();
     let clock = &shared.clock;
     let curr = shared.curr_connections.load(Relaxed) as u64;
-    let s = |out: &mut Vec<u8>, name: &str, value: &dyn std::fmt::Display| write_stat(out, name, value);
+    let s = |out: &mut Rows, name: &str, value: &dyn Display| write_stat(out, name, value);
     s(out, "pid", &std::process::id());
     s(out, "uptime", &clock.uptime());
     s(out, "time", &clock.unix());
@@ -184,7 +138,7 @@ fn general(shared: &Context, out: &mut Vec<u8>) {
     ] {
         write_stat(out, name, value);
     }
-    write_end(out);
+    rows
 }
 
 /// A float as C's `printf("%.<precision>f")` writes it: Rust's rounding of the exact
@@ -205,7 +159,9 @@ impl std::fmt::Display for CFixed {
     }
 }
 
-fn settings(shared: &Context, out: &mut Vec<u8>) {
+pub fn settings(shared: &Context) -> Rows {
+    let mut rows = Rows::new();
+    let out = &mut rows;
     let cfg = &shared.config;
     let t = shared.maintenance.tunables();
     let yes_no = |b: bool| if b { "yes" } else { "no" };
@@ -218,7 +174,7 @@ fn settings(shared: &Context, out: &mut Vec<u8>) {
         .unix_socket
         .as_ref()
         .map_or_else(|| "NULL".to_string(), |p| p.display().to_string());
-    let rows: Vec<(&str, String)> = vec![
+    let list: Vec<(&str, String)> = vec![
         ("maxbytes", shared.cache.memory_limit().to_string()),
         ("maxconns", cfg.max_connections.to_string()),
         ("tcpport", cfg.port.to_string()),
@@ -275,13 +231,15 @@ fn settings(shared: &Context, out: &mut Vec<u8>) {
         ),
         ("item_header_size", slabcache::ITEM_HEADER_SIZE.to_string()),
     ];
-    for (name, value) in rows {
+    for (name, value) in list {
         write_stat(out, name, value);
     }
-    write_end(out);
+    rows
 }
 
-fn slabs(shared: &Context, out: &mut Vec<u8>) {
+pub fn slabs(shared: &Context) -> Rows {
+    let mut rows = Rows::new();
+    let out = &mut rows;
     let classes = shared.cache.class_stats();
     for c in &classes {
         let id = c.id;
@@ -307,10 +265,12 @@ fn slabs(shared: &Context, out: &mut Vec<u8>) {
     }
     write_stat(out, "active_slabs", classes.len());
     write_stat(out, "total_malloced", shared.cache.stats().total_malloced);
-    write_end(out);
+    rows
 }
 
-fn items(shared: &Context, out: &mut Vec<u8>) {
+pub fn items(shared: &Context) -> Rows {
+    let mut rows = Rows::new();
+    let out = &mut rows;
     for c in shared.cache.class_stats().iter().filter(|c| c.items > 0) {
         let id = c.id;
         for (name, value) in [
@@ -346,10 +306,12 @@ fn items(shared: &Context, out: &mut Vec<u8>) {
             write_stat(out, format_args!("items:{id}:{name}"), value);
         }
     }
-    write_end(out);
+    rows
 }
 
-fn conns(shared: &Context, out: &mut Vec<u8>) {
+pub fn conns(shared: &Context) -> Rows {
+    let mut rows = Rows::new();
+    let out = &mut rows;
     let now = shared.clock.now();
     for (fd, name) in &shared.listeners {
         write_stat(out, format_args!("{fd}:addr"), name);
@@ -371,7 +333,7 @@ fn conns(shared: &Context, out: &mut Vec<u8>) {
             now.saturating_sub(entry.last_cmd.load(Relaxed)),
         );
     }
-    write_end(out);
+    rows
 }
 
 #[cfg(test)]

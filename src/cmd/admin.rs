@@ -1,4 +1,4 @@
-//! Execution of the administrative text commands (`slabs reassign|automove`,
+//! The administrative text commands (`slabs reassign|automove`,
 //! `lru_crawler ...`, `lru ...`): the engine's page mover and crawler, and the run-time
 //! settings kept by [`crate::maintain::Maintenance`]. Replies and the order of memcached
 //! 1.6.18's checks are described on [`proto::text::AdminRequest`].
@@ -7,18 +7,23 @@
 //! for the next class only once its write buffer has drained below its high-water mark,
 //! so a dump takes at most one class's lines of memory beyond that.
 
-use proto::text::{self, AdminRequest, ClassIds, ClassSelection, MetadumpItem, Reply};
+use proto::text::{self, AdminRequest, ClassIds, ClassSelection, MetadumpItem};
 use proto::{AdminError, ClientError, ProtoError};
 use slabcache::{CrawlError, ReassignError};
 
+use super::{Action, Outcome, Reply};
 use crate::context::Context;
-use crate::exec::Action;
 
 /// Execute one administrative command. `stacked`: replies of earlier commands are still
 /// queued in this batch (memcached refuses a metadump after them).
-pub(crate) fn execute(request: AdminRequest, stacked: bool, shared: &Context, out: &mut Vec<u8>) -> Action {
+pub(super) fn execute<R: Reply>(
+    request: AdminRequest,
+    stacked: bool,
+    shared: &Context,
+    reply: &mut R,
+) -> Action {
     let settings = &shared.maintenance;
-    let reply: Result<(), ProtoError> = match request {
+    let result: Result<(), ProtoError> = match request {
         AdminRequest::SlabsReassign { src, dst } => reassign(src, dst, shared),
         AdminRequest::SlabsAutomove { mode } => {
             settings.update(|t| t.slab_automove = mode);
@@ -85,10 +90,10 @@ pub(crate) fn execute(request: AdminRequest, stacked: bool, shared: &Context, ou
             Ok(())
         }
     };
-    match reply {
-        Ok(()) => Reply::Ok.encode(out),
-        Err(e) => Reply::Proto(e).encode(out),
-    }
+    reply.send(match result {
+        Ok(()) => Outcome::Ok,
+        Err(e) => Outcome::Failed(e),
+    });
     Action::Continue
 }
 
@@ -195,7 +200,7 @@ impl Metadump {
     /// false once the dump is complete.
     pub fn step(&mut self, shared: &Context, out: &mut Vec<u8>) -> bool {
         let Some(class) = self.remaining.pop_first() else {
-            Reply::End.encode(out);
+            text::write_end(out);
             return false;
         };
         let clock = &shared.clock;
