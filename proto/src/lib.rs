@@ -9,8 +9,10 @@
 //! against memcached itself.
 #![forbid(unsafe_code)]
 
+pub mod base64;
 pub mod binary;
 pub mod error;
+pub mod format;
 pub mod meta;
 pub mod text;
 pub mod token;
