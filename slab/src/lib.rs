@@ -83,6 +83,9 @@ pub use cache::{
     StoreOptions, MAX_KEY_LEN,
 };
 pub use crawler::{CrawlError, CrawlerStats, MetaEntry};
+
+/// The largest memory limit the engine accepts (its chunk indices are 32-bit).
+pub const MAX_MEMORY_LIMIT: usize = arena::MAX_ARENA_BYTES;
 pub use mover::{MoverStats, ReassignError};
 
 /// Size of the per-item header in bytes (key and value come on top).
