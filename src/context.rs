@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::maintain::Maintenance;
-use crate::stats::counters::StatsRegistry;
+use crate::stats::counters::{Counters, StatsRegistry};
 
 /// What `stats conns` shows of one connection.
 pub struct ConnEntry {
@@ -45,5 +45,56 @@ impl Context {
     /// Ask every thread to stop (the `shutdown` command).
     pub fn request_stop(&self) {
         self.stopping.store(true, Relaxed);
+    }
+}
+
+/// The cache `config` asks for.
+pub fn build_cache(config: &Config) -> Result<slabcache::Cache, slabcache::CacheError> {
+    let cache = slabcache::Cache::new(slabcache::CacheConfig {
+        memory_limit: config.memory_limit,
+        page_size: config.item_size_max.max(1 << 20),
+        item_size_max: config.item_size_max,
+        min_chunk: config.min_chunk,
+        growth_factor: config.growth_factor,
+        use_cas: config.use_cas,
+        evict: config.evictions,
+    })?;
+    cache.set_size_tracking(config.track_sizes);
+    cache.set_automove(config.tunables.slab_automove);
+    cache.set_automove_tuning(
+        config.tunables.slab_automove_ratio,
+        config.slab_automove_window as usize,
+    );
+    Ok(cache)
+}
+
+impl Context {
+    /// The shared state of a server: `counters` are the blocks `stats` sums (one per
+    /// writer thread), `listeners` what `stats conns` lists of the listening sockets.
+    pub fn new(
+        config: Config,
+        cache: slabcache::Cache,
+        cluster: Cluster,
+        counters: Vec<Arc<Counters>>,
+        listeners: Vec<(i32, String)>,
+    ) -> Context {
+        let limits = proto::Limits {
+            item_size_max: config.item_size_max,
+            ..proto::Limits::default()
+        };
+        Context {
+            verbosity: AtomicU8::new(config.verbosity),
+            maintenance: Maintenance::new(config.tunables.clone()),
+            config,
+            cache,
+            clock: Clock::new(),
+            stats: StatsRegistry::new(counters),
+            limits,
+            cluster,
+            curr_connections: AtomicUsize::new(0),
+            conns: Mutex::new(BTreeMap::new()),
+            stopping: AtomicBool::new(false),
+            listeners,
+        }
     }
 }

@@ -6,22 +6,21 @@
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use mio::net::{TcpListener, UnixListener};
 use mio::{Events, Interest, Poll, Token};
 
-use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::context::Context;
-use crate::maintain::{self, Maintenance};
+use crate::maintain;
 use crate::net::stream::Stream;
 use crate::net::worker::{Worker, WorkerHandle};
-use crate::stats::{bump, Counters, StatsRegistry};
+use crate::stats::{bump, Counters};
 use crate::sys;
 
 /// How a server failed to start.
@@ -96,22 +95,7 @@ impl Server {
     /// Bind every listening socket and build the cache: everything that can fail does so
     /// here, before any thread exists.
     pub fn bind(config: Config) -> Result<Server, ServerError> {
-        let cache = slabcache::Cache::new(slabcache::CacheConfig {
-            memory_limit: config.memory_limit,
-            page_size: config.item_size_max.max(1 << 20),
-            item_size_max: config.item_size_max,
-            min_chunk: config.min_chunk,
-            growth_factor: config.growth_factor,
-            use_cas: config.use_cas,
-            evict: config.evictions,
-        })
-        .map_err(ServerError::Cache)?;
-        cache.set_size_tracking(config.track_sizes);
-        cache.set_automove(config.tunables.slab_automove);
-        cache.set_automove_tuning(
-            config.tunables.slab_automove_ratio,
-            config.slab_automove_window as usize,
-        );
+        let cache = crate::context::build_cache(&config).map_err(ServerError::Cache)?;
 
         let poll = Poll::new()?;
         let mut listeners = Vec::new();
@@ -170,25 +154,7 @@ impl Server {
             .collect();
         let mut blocks = vec![Arc::clone(&accept_counters)];
         blocks.extend(worker_counters.iter().cloned());
-        let limits = proto::Limits {
-            item_size_max: config.item_size_max,
-            ..proto::Limits::default()
-        };
-        let config_tunables = config.tunables.clone();
-        let shared = Arc::new(Context {
-            verbosity: AtomicU8::new(config.verbosity),
-            config,
-            cache,
-            clock: Clock::new(),
-            stats: StatsRegistry::new(blocks),
-            limits,
-            cluster,
-            curr_connections: AtomicUsize::new(0),
-            conns: Mutex::new(Default::default()),
-            stopping: AtomicBool::new(false),
-            maintenance: Maintenance::new(config_tunables),
-            listeners: listener_info,
-        });
+        let shared = Arc::new(Context::new(config, cache, cluster, blocks, listener_info));
         Ok(Server {
             shared,
             listeners,

@@ -10,6 +10,8 @@
 
 pub mod binary;
 pub mod meta;
+#[cfg(test)]
+mod tests;
 pub mod text;
 
 use crate::cmd::Action;
