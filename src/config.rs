@@ -407,25 +407,15 @@ impl Config {
         };
         let item_size_max = parse_size(&args.max_item_size)
             .ok_or_else(|| invalid(format!("Invalid -I value: {}", args.max_item_size)))?;
-        if item_size_max < 1024 {
-            return Err(invalid("Item max size cannot be less than 1024 bytes."));
-        }
-        if item_size_max > 1024 * 1024 * 1024 {
-            return Err(invalid("Cannot set item size limit higher than 1 gigabyte."));
-        }
         let memory_limit = usize::try_from(args.memory_limit)
             .ok()
             .and_then(|m| m.checked_mul(1024 * 1024))
             .ok_or_else(|| invalid("Memory limit too large"))?;
-        if item_size_max > memory_limit / 2 {
-            return Err(invalid(
-                "Cannot set item size limit higher than 1/2 of memory max.",
-            ));
-        }
-        if memory_limit > slabcache_max_memory() {
+        // The engine's own cap (its chunk indices are 32-bit), so what passes here binds.
+        if memory_limit > slabcache::MAX_MEMORY_LIMIT {
             return Err(invalid(format!(
                 "Memory limit too large: at most {} megabytes",
-                slabcache_max_memory() >> 20
+                slabcache::MAX_MEMORY_LIMIT >> 20
             )));
         }
         let unix_mask = u32::from_str_radix(&args.unix_mask, 8)
@@ -488,6 +478,16 @@ impl Config {
 
     /// memcached's checks once every flag is read, in its order and with its messages.
     fn check_combinations(&mut self) -> Result<(), ConfigError> {
+        // `-I` and `-o item_size_max` set the same value; memcached checks it once, here.
+        if self.item_size_max < 1024 {
+            return Err(usage("Item max size cannot be less than 1024 bytes."));
+        }
+        if self.item_size_max > self.memory_limit / 2 {
+            return Err(usage("Cannot set item size limit higher than 1/2 of memory max."));
+        }
+        if self.item_size_max > 1024 * 1024 * 1024 {
+            return Err(usage("Cannot set item size limit higher than a gigabyte."));
+        }
         if self.item_size_max > 1024 * 1024 && !self.slab_chunk_max_set {
             self.slab_chunk_max = SLAB_PAGE_SIZE / 2;
         }
@@ -648,9 +648,6 @@ impl Config {
                 let v = need(value)?;
                 self.item_size_max =
                     parse_size(v).ok_or_else(|| invalid(format!("Invalid item_size_max: {v}")))?;
-                if self.item_size_max < 1024 {
-                    return Err(invalid("Item max size cannot be less than 1024 bytes."));
-                }
             }
             "idle_timeout" => {
                 let v = need(value)?;
@@ -675,6 +672,7 @@ impl Config {
             | "no_hashexpand"
             | "drop_privileges"
             | "no_drop_privileges"
+            | "relaxed_privileges"
             | "meta_response_old"
             | "resp_obj_mem_limit"
             | "ext_path"
@@ -698,11 +696,6 @@ impl Config {
         }
         Ok(())
     }
-}
-
-/// The largest `-m` the engine can address (its chunk indices are 32-bit).
-fn slabcache_max_memory() -> usize {
-    32 << 30
 }
 
 #[cfg(test)]
@@ -753,6 +746,48 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn item_size_max_is_checked_the_same_whichever_flag_set_it() {
+        for args in [
+            &["-m", "2", "-I", "2m"][..],
+            &["-m", "2", "-o", "item_size_max=2m"],
+        ] {
+            let e = parse(args).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "Cannot set item size limit higher than 1/2 of memory max."
+            );
+            assert_eq!(e.exit_code(), 64);
+        }
+        for args in [
+            &["-m", "4096", "-I", "2g"][..],
+            &["-m", "4096", "-o", "item_size_max=2g"],
+        ] {
+            let e = parse(args).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "Cannot set item size limit higher than a gigabyte."
+            );
+        }
+        // memcached reads every flag before it checks: a later -m makes an earlier -I fit.
+        assert_eq!(
+            parse(&["-I", "64m", "-m", "256"]).unwrap().item_size_max,
+            64 << 20
+        );
+    }
+
+    #[test]
+    fn the_memory_cap_is_the_engines() {
+        let largest = slabcache::MAX_MEMORY_LIMIT >> 20;
+        assert!(parse(&["-m", &largest.to_string()]).is_ok());
+        let e = parse(&["-m", &(largest + 1).to_string()]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("Memory limit too large: at most {largest} megabytes")
+        );
+        assert!(parse(&["-m", "32768"]).is_err());
     }
 
     #[test]

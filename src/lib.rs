@@ -28,17 +28,14 @@
 
 pub mod clock;
 pub mod cluster;
+pub mod cmd;
 pub mod config;
-pub mod conn;
-pub mod exec;
-pub mod exec_admin;
-pub mod exec_binary;
-pub mod exec_meta;
+pub mod context;
 pub mod maintain;
-pub mod server;
+pub mod net;
 pub mod stats;
 pub mod sys;
-pub mod worker;
+pub mod wire;
 
 pub use config::{Args, Config};
-pub use server::{RunningServer, Server};
+pub use net::listener::{RunningServer, Server};

@@ -582,6 +582,42 @@ def test_hostile_body_length_is_refused_without_buffering(start_server):
     assert not closed and [p.status for p in parse_packets(raw)[0]] == [0, 0, 0]
 
 
+def test_verbosity_without_extras_is_an_unknown_command(start_server):
+    """memcached 1.6.18 has no Verbosity handler: whatever the frame's shape it answers
+    `Unknown command` and keeps the connection."""
+    srv = start_server()
+    raw, closed = binary_exchange(srv, frame(VERBOSITY, opaque=6), "sentinel")
+    packets, _ = parse_packets(raw)
+    assert not closed
+    assert [(p.opcode, p.status, p.opaque, p.value) for p in packets] == [
+        (VERBOSITY, 0x81, 6, b"Unknown command"), (NOOP, 0, SENTINEL, b"")]
+
+
+def test_value_length_past_2_31_swallows_nothing(start_server):
+    """memcached holds a Set's value length in a C int: body length 0xFFFFFFF0 makes it
+    negative, so it answers Too large, swallows nothing, and reads the next frame."""
+    srv = start_server()
+    raw, closed = binary_exchange(srv, frame(SET, b"k", SE, b"", bodylen=0xFFFFFFF0, opaque=7), "sentinel")
+    packets, _ = parse_packets(raw)
+    assert not closed
+    assert [(p.opcode, p.status, p.opaque) for p in packets] == [(SET, 0x03, 7), (NOOP, 0, SENTINEL)]
+
+
+def test_lengths_past_the_body_are_answered_once_the_key_arrived(start_server):
+    """Key length over the body length: memcached reads extras and key before any check, so
+    it says nothing while they are incomplete, then answers Unknown command and closes."""
+    srv = start_server()
+    with srv.connect(timeout=READ_TIMEOUT) as sock:
+        sock.sendall(frame(GET, b"abc", bodylen=3, keylen=5, opaque=8))
+        sock.settimeout(0.3)
+        with pytest.raises(socket.timeout):
+            sock.recv(1024)
+        sock.sendall(b"de")
+        raw, closed = recv_until(sock, lambda _: False)
+    (p,), _ = parse_packets(raw)
+    assert (p.opcode, p.status, p.opaque, closed) == (GET, 0x81, 8, True)
+
+
 def test_text_meta_and_binary_connections_share_items(start_server):
     srv = start_server()
     raw, _ = binary_exchange(srv, frame(SET, b"shared", store_extras(3), b"from-binary"), "sentinel")

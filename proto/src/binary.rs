@@ -36,16 +36,20 @@
 //!    non-`0x80` first byte is treated as a text command instead; that choice belongs to the
 //!    server, not to this module.)
 //! 2. **Key length or key + extras length larger than the body length**: status
-//!    `Unknown command` (0x81) and the connection is closed.
+//!    `Unknown command` (0x81) and the connection is closed. This and every later check
+//!    wait until header, extras and key are buffered, as memcached reads them before it
+//!    looks at anything but the magic (so a frame announcing more extras and key than it
+//!    sends gets no answer until they arrive).
 //! 3. **Key longer than 250 bytes** (`Limits::max_key_len`): status `Invalid arguments`
 //!    (0x04) and the connection is closed, whatever the opcode.
 //! 4. **Unknown opcode**: status `Unknown command` (0x81); the connection stays open and the
 //!    rest of the frame is skipped. memcached itself skips *body length* bytes counted from
 //!    the end of the key, i.e. it over-reads by extras + key length and loses sync when those
 //!    are non-zero; this module skips exactly the rest of the frame instead (documented
-//!    divergence). Note that memcached 1.6.18 treats `Verbosity` (0x1b), the SASL opcodes
-//!    (when built or started without SASL) and the ElastiCache config opcodes (0x60..=0x67)
-//!    as unknown; this module decodes them and leaves the choice of reply to the server.
+//!    divergence). `Verbosity` (0x1b) is one of these: memcached 1.6.18 has no handler for
+//!    it. It also treats the SASL opcodes (when built or started without SASL, after their
+//!    shape checks) and the ElastiCache config opcodes (0x60..=0x67) as unknown; this module
+//!    decodes those and leaves the choice of reply to the server.
 //! 5. **Wrong extras/key/body shape for the opcode** (e.g. `Set` without its 8 extras bytes,
 //!    `Get` with extras, `Noop` with a body): status `Invalid arguments` (0x04) and the
 //!    connection is closed.
@@ -54,8 +58,9 @@
 //!    flags and value length once header, extras and key are buffered
 //!    ([`Limits::item_fits`]; with `-I 1m`, key `big` and flags 0 the largest value is
 //!    1048514 bytes, verified). For `Set`/`SetQ` (only) memcached also unlinks the old
-//!    item, reported in [`BinError::unlink`]. memcached (1.6.18) misreads a body length of
-//!    2^31 or more as negative and swallows nothing; this module swallows the stated length.
+//!    item, reported in [`BinError::unlink`]. memcached (1.6.18) holds the value length in a
+//!    C int: a value length of 2^31 or more is negative there and nothing is swallowed, the
+//!    following bytes being read as the next frame; this module does the same.
 //!
 //! Error replies carry a fixed text body ([`Status::message`]), e.g. a `Get` miss is status
 //! 1 with body `Not found`. `GetK`/`GatK` misses instead echo the key with no text.
@@ -738,6 +743,10 @@ pub fn decode<'a>(buf: &'a [u8], limits: &Limits) -> BinDecoded<'a> {
     let key_len = usize::from(h.key_len);
     let extras_len = usize::from(h.extras_len);
     let body_len = h.body_len as usize;
+    // memcached looks at nothing but the magic until extras and key are buffered.
+    if buf.len() < HEADER_LEN + extras_len + key_len {
+        return BinDecoded::Incomplete;
+    }
     // Both checks as memcached writes them; the second alone would do, but they are cheap.
     if key_len > body_len || key_len + extras_len > body_len {
         return err(
@@ -750,7 +759,8 @@ pub fn decode<'a>(buf: &'a [u8], limits: &Limits) -> BinDecoded<'a> {
     if key_len > limits.max_key_len {
         return err(BinErrorKind::KeyTooLong, Some(Status::InvalidArguments), 0, true);
     }
-    let Some(op) = Opcode::from_u8(h.opcode) else {
+    // memcached 1.6.18 has no Verbosity handler: it is an unknown command, whatever its shape.
+    let Some(op) = Opcode::from_u8(h.opcode).filter(|&op| op != Opcode::Verbosity) else {
         // Skip the whole body: the frame is well-formed, just not understood.
         return err(
             BinErrorKind::UnknownOpcode,
@@ -793,7 +803,13 @@ pub fn decode<'a>(buf: &'a [u8], limits: &Limits) -> BinDecoded<'a> {
                 opcode: h.opcode,
                 opaque: h.opaque,
                 consumed: head_len,
-                swallow: value_len,
+                // memcached holds the value length in a C int: one of 2^31 or more is
+                // negative, and it swallows nothing.
+                swallow: if i32::try_from(value_len).is_ok() {
+                    value_len
+                } else {
+                    0
+                },
                 close: false,
                 // Only a plain set drops the old value, so it cannot be read stale.
                 unlink: matches!(op, Opcode::Set | Opcode::SetQ).then_some(key),
@@ -913,12 +929,18 @@ pub fn write_response(
     key: &[u8],
     value: &[u8],
 ) {
-    write_response_with(out, opcode, status, opaque, cas, extras, key, value);
+    write_response_head(out, opcode, status, opaque, cas, extras, key, value.len());
+    out.extend_from_slice(value);
 }
 
-/// [`write_response`] with a value given in pieces (see [`crate::ValueBytes`]).
-#[allow(clippy::too_many_arguments)]
-fn write_response_with<V: crate::ValueBytes + ?Sized>(
+/// Appends a response frame up to its value, for a value of `value_len` bytes that the
+/// caller appends next (so a server can write a stored value straight from where it is).
+///
+/// # Panics
+///
+/// As [`write_response`].
+#[allow(clippy::too_many_arguments)] // mirrors the header fields one to one
+pub fn write_response_head(
     out: &mut Vec<u8>,
     opcode: u8,
     status: Status,
@@ -926,12 +948,12 @@ fn write_response_with<V: crate::ValueBytes + ?Sized>(
     cas: u64,
     extras: &[u8],
     key: &[u8],
-    value: &V,
+    value_len: usize,
 ) {
     let extras_len = u8::try_from(extras.len()).expect("binary extras longer than 255 bytes");
     let key_len = u16::try_from(key.len()).expect("binary key longer than 65535 bytes");
     let body_len =
-        u32::try_from(extras.len() + key.len() + value.len()).expect("binary body longer than 4 GiB");
+        u32::try_from(extras.len() + key.len() + value_len).expect("binary body longer than 4 GiB");
     out.reserve(HEADER_LEN + body_len as usize);
     out.push(MAGIC_RESPONSE);
     out.push(opcode);
@@ -944,7 +966,6 @@ fn write_response_with<V: crate::ValueBytes + ?Sized>(
     out.extend_from_slice(&cas.to_be_bytes());
     out.extend_from_slice(extras);
     out.extend_from_slice(key);
-    value.append_to(out);
 }
 
 /// Appends an error reply the way memcached writes them: no extras, no key, cas 0, and
@@ -961,17 +982,31 @@ pub fn write_status_only(out: &mut Vec<u8>, opcode: impl Into<u8>, status: Statu
 
 /// Appends a get/gat hit: 4-byte flags extras, the key for the `K` opcodes (pass the key
 /// always; it is only written when `opcode.returns_key()`), then the value.
-pub fn write_get_hit<V: crate::ValueBytes + ?Sized>(
+pub fn write_get_hit(
     out: &mut Vec<u8>,
     opcode: Opcode,
     opaque: u32,
     cas: u64,
     flags: u32,
     key: &[u8],
-    value: &V,
+    value: &[u8],
+) {
+    write_get_hit_head(out, opcode, opaque, cas, flags, key, value.len());
+    out.extend_from_slice(value);
+}
+
+/// [`write_get_hit`] up to the value, which the caller appends (`value_len` bytes).
+pub fn write_get_hit_head(
+    out: &mut Vec<u8>,
+    opcode: Opcode,
+    opaque: u32,
+    cas: u64,
+    flags: u32,
+    key: &[u8],
+    value_len: usize,
 ) {
     let key = if opcode.returns_key() { key } else { &[] };
-    write_response_with(
+    write_response_head(
         out,
         opcode.into(),
         Status::NoError,
@@ -979,7 +1014,7 @@ pub fn write_get_hit<V: crate::ValueBytes + ?Sized>(
         cas,
         &flags.to_be_bytes(),
         key,
-        value,
+        value_len,
     );
 }
 
@@ -1228,10 +1263,6 @@ mod tests {
                 BinCommand::Stat { group: b"items" },
             ),
             (
-                frame(0x1b, &[0, 0, 0, 2], &[], &[]),
-                BinCommand::Verbosity { level: 2 },
-            ),
-            (
                 frame(0x1c, &[0, 0, 0, 100], k, &[]),
                 BinCommand::Touch {
                     key: b"key",
@@ -1405,11 +1436,46 @@ mod tests {
                 false,
             ),
             c(
+                "append value too large, value length 2^31 - 1",
+                frame_with(0x0e, &[], b"big", &[], None, None, Some(i32::MAX as u32 + 3)),
+                BinErrorKind::ValueTooLarge,
+                Some(Status::ValueTooLarge),
+                i32::MAX as usize,
+                false,
+            ),
+            // memcached's value length is a C int: 2^31 or more is negative, nothing is
+            // swallowed and the next bytes are read as a frame (verified on 1.6.18).
+            c(
                 "append value too large, body len near u32::MAX",
                 frame_with(0x0e, &[], b"big", &[], None, None, Some(u32::MAX)),
                 BinErrorKind::ValueTooLarge,
                 Some(Status::ValueTooLarge),
-                u32::MAX as usize - 3,
+                0,
+                false,
+            ),
+            c(
+                "set with body length 0xFFFFFFF0",
+                frame_with(0x01, &[0; 8], b"big", &[], None, None, Some(0xFFFF_FFF0)),
+                BinErrorKind::ValueTooLarge,
+                Some(Status::ValueTooLarge),
+                0,
+                false,
+            ),
+            // memcached 1.6.18 has no Verbosity handler, whatever the frame's shape.
+            c(
+                "verbosity",
+                frame(0x1b, &[0, 0, 0, 2], &[], &[]),
+                BinErrorKind::UnknownOpcode,
+                Some(Status::UnknownCommand),
+                4,
+                false,
+            ),
+            c(
+                "verbosity without extras",
+                frame(0x1b, &[], &[], &[]),
+                BinErrorKind::UnknownOpcode,
+                Some(Status::UnknownCommand),
+                0,
                 false,
             ),
         ];
@@ -1430,6 +1496,22 @@ mod tests {
             assert_eq!(e.unlink, unlink, "{}", case.name);
             assert_eq!(e.opcode, case.buf[1], "{}", case.name);
         }
+    }
+
+    #[test]
+    fn nothing_is_checked_before_extras_and_key_are_buffered() {
+        // Key length 5 over a body of 3: memcached waits for the 5 key bytes, then answers
+        // `Unknown command` and closes (verified on 1.6.18).
+        let buf = frame_with(0x00, &[], b"abc", &[], None, None, Some(3));
+        let mut short = buf.clone();
+        short[2..4].copy_from_slice(&5u16.to_be_bytes());
+        assert_eq!(decode(&short, &LIMITS), BinDecoded::Incomplete);
+        short.extend_from_slice(b"de");
+        assert_eq!(error(&short).kind, BinErrorKind::LengthsExceedBody);
+        // A key over 250 bytes is refused only once it has arrived.
+        let long = frame(0x00, &[], &[b'a'; 300], &[]);
+        assert_eq!(decode(&long[..HEADER_LEN + 10], &LIMITS), BinDecoded::Incomplete);
+        assert_eq!(error(&long).kind, BinErrorKind::KeyTooLong);
     }
 
     #[test]

@@ -9,15 +9,15 @@
 //! against memcached itself.
 #![forbid(unsafe_code)]
 
+pub mod base64;
 pub mod binary;
 pub mod error;
+pub mod format;
 pub mod meta;
 pub mod text;
 pub mod token;
-pub mod value;
 
 pub use error::{AdminError, ClientError, ProtoError, ServerError};
-pub use value::ValueBytes;
 
 /// The key of the first request in `buf`, if one is visible already, without decoding or
 /// validating the request: a hint for prefetching the key's index entry before the request

@@ -79,7 +79,10 @@
 //!
 //! The reply writers below apply these rules themselves and return whether they wrote.
 
+use crate::base64;
 use crate::error::{ClientError, ProtoError, ServerError};
+use crate::format::{push_i64, push_u64};
+use crate::token::{parse_i64, parse_u64, Tokens};
 use crate::Limits;
 
 /// memcached closes a connection whose buffered bytes hold no `\n` after this many; the
@@ -87,8 +90,6 @@ use crate::Limits;
 pub const MAX_PARTIAL_LINE: usize = crate::text::LONG_LINE;
 /// Longest `O` token memcached echoes, counting the `O` itself.
 pub const MAX_OPAQUE_TOKEN: usize = 32;
-/// memcached's token array size; at most 23 words are split off a line.
-const MAX_TOKENS: usize = 24;
 /// memcached's meta limit on its token count (command, key, flags and terminal token).
 const MAX_META_NTOKENS: usize = 20;
 /// Most flags any meta command can carry: 20 minus command, key and terminal token.
@@ -486,44 +487,6 @@ fn fail(error: MetaError, consumed: usize, swallow: usize) -> MetaDecoded<'stati
     }
 }
 
-/// The words of a line, split the way memcached's tokenizer splits them.
-struct Words<'a> {
-    words: [&'a [u8]; MAX_TOKENS - 1],
-    len: usize,
-}
-
-impl<'a> Words<'a> {
-    fn split(line: &'a [u8]) -> Self {
-        let mut words: [&'a [u8]; MAX_TOKENS - 1] = [&[]; MAX_TOKENS - 1];
-        let mut len = 0;
-        for w in line.split(|&b| b == b' ').filter(|w| !w.is_empty()) {
-            if len == words.len() {
-                break;
-            }
-            words[len] = w;
-            len += 1;
-        }
-        Words { words, len }
-    }
-
-    /// memcached's `ntokens`: words plus its terminal token; 24 for 23 or more words.
-    fn ntokens(&self) -> usize {
-        self.len + 1
-    }
-
-    fn get(&self, i: usize) -> &'a [u8] {
-        if i < self.len {
-            self.words[i]
-        } else {
-            &[]
-        }
-    }
-
-    fn rest(&self, i: usize) -> &[&'a [u8]] {
-        &self.words[i.min(self.len)..self.len]
-    }
-}
-
 /// Decodes one meta command from the front of `buf`.
 ///
 /// `limits.max_key_len` (250 in memcached) bounds the key token; `limits.item_size_max`
@@ -552,7 +515,17 @@ pub fn decode<'a>(buf: &'a [u8], limits: &Limits) -> MetaDecoded<'a> {
     if let Some(nul) = line.iter().position(|&b| b == 0) {
         line = &line[..nul];
     }
-    let words = Words::split(line);
+    decode_line(buf, &Tokens::split(line), line_len, limits)
+}
+
+/// Decodes a meta command whose line the text decoder has already found and split: `words`
+/// are its tokens, `line_len` the bytes up to and including its newline.
+pub(crate) fn decode_line<'a>(
+    buf: &'a [u8],
+    words: &Tokens<'a>,
+    line_len: usize,
+    limits: &Limits,
+) -> MetaDecoded<'a> {
     let Some(cmd) = MetaCommand::from_verb(words.get(0)) else {
         return fail(MetaError::UNKNOWN_COMMAND, line_len, 0);
     };
@@ -565,15 +538,15 @@ pub fn decode<'a>(buf: &'a [u8], limits: &Limits) -> MetaDecoded<'a> {
             },
             consumed: line_len,
         },
-        MetaCommand::Debug => decode_debug(&words, line_len, limits),
-        MetaCommand::Set => decode_set(buf, &words, line_len, limits),
+        MetaCommand::Debug => decode_debug(words, line_len, limits),
+        MetaCommand::Set => decode_set(buf, words, line_len, limits),
         MetaCommand::Get | MetaCommand::Delete | MetaCommand::Arithmetic => {
-            decode_keyed(cmd, &words, line_len, limits)
+            decode_keyed(cmd, words, line_len, limits)
         }
     }
 }
 
-fn decode_debug<'a>(words: &Words<'a>, line_len: usize, limits: &Limits) -> MetaDecoded<'a> {
+fn decode_debug<'a>(words: &Tokens<'a>, line_len: usize, limits: &Limits) -> MetaDecoded<'a> {
     let raw = words.get(1);
     if words.ntokens() < 3 || raw.len() > limits.max_key_len {
         return fail(MetaError::BAD_FORMAT, line_len, 0);
@@ -599,7 +572,7 @@ fn decode_debug<'a>(words: &Words<'a>, line_len: usize, limits: &Limits) -> Meta
 
 fn decode_keyed<'a>(
     cmd: MetaCommand,
-    words: &Words<'a>,
+    words: &Tokens<'a>,
     line_len: usize,
     limits: &Limits,
 ) -> MetaDecoded<'a> {
@@ -649,7 +622,7 @@ fn decode_keyed<'a>(
     }
 }
 
-fn decode_set<'a>(buf: &'a [u8], words: &Words<'a>, line_len: usize, limits: &Limits) -> MetaDecoded<'a> {
+fn decode_set<'a>(buf: &'a [u8], words: &Tokens<'a>, line_len: usize, limits: &Limits) -> MetaDecoded<'a> {
     if words.ntokens() < 3 {
         return fail(MetaError::UNKNOWN_COMMAND, line_len, 0);
     }
@@ -662,7 +635,7 @@ fn decode_set<'a>(buf: &'a [u8], words: &Words<'a>, line_len: usize, limits: &Li
     }
     // memcached reads the length as a C int: parse, truncate to 32 bits, then refuse
     // negatives and lengths that would overflow once the "\r\n" is added.
-    let data_len = match strtol(words.get(2)) {
+    let data_len = match parse_i64(words.get(2)) {
         Some(v) if (0..=i32::MAX as i64 - 2).contains(&(v as i32 as i64)) => v as i32 as usize,
         _ => return fail(MetaError::BAD_FORMAT, line_len, 0),
     };
@@ -745,27 +718,27 @@ fn parse_flags<'a>(tokens: &[&'a [u8]], key: &mut MetaKey<'_>) -> Result<MetaFla
                 }
                 f.base64 = true;
             }
-            b'N' => match strtol(arg) {
+            b'N' => match parse_i64(arg) {
                 Some(v) => f.vivify_ttl = Some(v as i32),
                 None => bad(Some(MetaError::BadToken)),
             },
-            b'T' => match strtol(arg) {
+            b'T' => match parse_i64(arg) {
                 Some(v) => f.ttl = Some(v as i32),
                 None => bad(Some(MetaError::BadToken)),
             },
-            b'R' => match strtol(arg) {
+            b'R' => match parse_i64(arg) {
                 Some(v) => f.recache_ttl = Some(v as i32),
                 None => bad(Some(MetaError::BadToken)),
             },
-            b'F' => match strtoull(arg) {
+            b'F' => match parse_u64(arg) {
                 Some(v) => f.client_flags = Some(v as u32),
                 None => bad(None),
             },
-            b'C' => match strtoull(arg) {
+            b'C' => match parse_u64(arg) {
                 Some(v) => f.compare_cas = Some(v),
                 None => bad(Some(MetaError::BadToken)),
             },
-            b'E' => match strtoull(arg) {
+            b'E' => match parse_u64(arg) {
                 Some(v) => f.new_cas = Some(v),
                 None => bad(Some(MetaError::BadToken)),
             },
@@ -776,11 +749,11 @@ fn parse_flags<'a>(tokens: &[&'a [u8]], key: &mut MetaKey<'_>) -> Result<MetaFla
                     bad(Some(MetaError::BadModeLength));
                 }
             }
-            b'J' => match strtoull(arg) {
+            b'J' => match parse_u64(arg) {
                 Some(v) => f.initial = Some(v),
                 None => bad(Some(MetaError::InvalidInitial)),
             },
-            b'D' => match strtoull(arg) {
+            b'D' => match parse_u64(arg) {
                 Some(v) => f.delta = Some(v),
                 None => bad(Some(MetaError::InvalidDelta)),
             },
@@ -813,178 +786,19 @@ fn parse_flags<'a>(tokens: &[&'a [u8]], key: &mut MetaKey<'_>) -> Result<MetaFla
 }
 
 // ---------------------------------------------------------------------------------------
-// Numbers, the way memcached's safe_strtol / safe_strtoull read them
+// Reply encoders
 // ---------------------------------------------------------------------------------------
 
-fn is_c_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
-}
-
-/// `strtol`-style scan: optional leading whitespace, optional sign, decimal digits. Returns
-/// (negative, magnitude, rest) or `None` without digits or on overflow of a u64 magnitude.
-fn scan_number(s: &[u8]) -> Option<(bool, u64, &[u8])> {
-    let start = s.iter().position(|&b| !is_c_space(b)).unwrap_or(s.len());
-    let mut s = &s[start..];
-    let mut neg = false;
-    if let Some((&sign, rest)) = s.split_first() {
-        if sign == b'+' || sign == b'-' {
-            neg = sign == b'-';
-            s = rest;
-        }
-    }
-    let digits = s.iter().take_while(|b| b.is_ascii_digit()).count();
-    if digits == 0 {
-        return None;
-    }
-    let mut mag: u64 = 0;
-    for &d in &s[..digits] {
-        mag = mag.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
-    }
-    let rest = &s[digits..];
-    // memcached accepts the number if it is followed by the end or by whitespace.
-    match rest.first() {
-        None => Some((neg, mag, rest)),
-        Some(&b) if is_c_space(b) => Some((neg, mag, rest)),
-        Some(_) => None,
-    }
-}
-
-/// `safe_strtol`'s parse before its 32-bit store: a signed 64-bit value.
-fn strtol(s: &[u8]) -> Option<i64> {
-    let (neg, mag, _) = scan_number(s)?;
-    if neg {
-        // Magnitude up to 2^63 is representable as a negative i64.
-        if mag > i64::MAX as u64 + 1 {
-            return None;
-        }
-        Some((mag as i64).wrapping_neg())
-    } else {
-        i64::try_from(mag).ok()
-    }
-}
-
-/// `safe_strtoull`: unsigned 64-bit; a `-` is accepted only if the wrapped result still
-/// looks non-negative as a signed number (so `-0` is 0 and `-1` is refused).
-fn strtoull(s: &[u8]) -> Option<u64> {
-    let (neg, mag, _) = scan_number(s)?;
-    let v = if neg { mag.wrapping_neg() } else { mag };
-    if neg && (v as i64) < 0 {
-        return None;
-    }
-    Some(v)
-}
-
-// ---------------------------------------------------------------------------------------
-// Base64 (keys with the `b` flag)
-// ---------------------------------------------------------------------------------------
-
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-fn b64_value(c: u8) -> Option<u8> {
-    match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a' + 26),
-        b'0'..=b'9' => Some(c - b'0' + 52),
-        b'+' => Some(62),
-        b'/' => Some(63),
-        b'=' => Some(0),
-        _ => None,
-    }
-}
-
-/// Decodes the key in place into its inline buffer, with memcached's decoder's rules
-/// (checked on the wire): bytes outside the alphabet are skipped, the count of alphabet
-/// bytes (with `=`) must be a non-zero multiple of 4, decoding stops after the first group
-/// with padding, and a group with more than two `=` or an empty result is a failure.
+/// Decodes the key in place into its inline buffer ([`base64::decode`]'s rules).
 fn decode_key_base64(key: &mut MetaKey<'_>) -> bool {
-    let input = key.raw;
-    let count = input.iter().filter(|&&c| b64_value(c).is_some()).count();
-    if count == 0 || count % 4 != 0 {
-        return false;
-    }
     let mut out = [0u8; KEY_BUF];
-    let mut len = 0usize;
-    let mut group = [0u8; 4];
-    let mut n = 0;
-    let mut pad = 0;
-    for &c in input {
-        let Some(v) = b64_value(c) else { continue };
-        if c == b'=' {
-            pad += 1;
-        }
-        group[n] = v;
-        n += 1;
-        if n < 4 {
-            continue;
-        }
-        n = 0;
-        if len + 3 > out.len() {
-            return false;
-        }
-        out[len] = (group[0] << 2) | (group[1] >> 4);
-        out[len + 1] = (group[1] << 4) | (group[2] >> 2);
-        out[len + 2] = (group[2] << 6) | group[3];
-        len += 3;
-        if pad > 0 {
-            match pad {
-                1 => len -= 1,
-                2 => len -= 2,
-                _ => return false,
-            }
-            break;
-        }
-    }
-    if len == 0 {
+    let Some(len) = base64::decode(key.raw, &mut out) else {
         return false;
-    }
+    };
     key.decoded = out;
     key.decoded_len = len;
     key.binary = true;
     true
-}
-
-/// Appends standard padded base64, no line breaks (how memcached echoes binary keys).
-fn write_base64(out: &mut Vec<u8>, data: &[u8]) {
-    for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        out.push(B64[usize::from(b[0] >> 2)]);
-        out.push(B64[usize::from(((b[0] & 0x03) << 4) | (b[1] >> 4))]);
-        if chunk.len() > 1 {
-            out.push(B64[usize::from(((b[1] & 0x0f) << 2) | (b[2] >> 6))]);
-        } else {
-            out.push(b'=');
-        }
-        if chunk.len() > 2 {
-            out.push(B64[usize::from(b[2] & 0x3f)]);
-        } else {
-            out.push(b'=');
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Reply encoders
-// ---------------------------------------------------------------------------------------
-
-fn push_u64(out: &mut Vec<u8>, mut v: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
-}
-
-fn push_i64(out: &mut Vec<u8>, v: i64) {
-    if v < 0 {
-        out.push(b'-');
-    }
-    push_u64(out, v.unsigned_abs());
 }
 
 /// ` <letter><number>`
@@ -998,7 +812,7 @@ fn flag_num(out: &mut Vec<u8>, letter: u8, v: u64) {
 fn flag_key(out: &mut Vec<u8>, key: &[u8], binary: bool) {
     out.extend_from_slice(b" k");
     if binary {
-        write_base64(out, key);
+        base64::encode(out, key);
         out.extend_from_slice(b" b");
     } else {
         out.extend_from_slice(key);
@@ -1087,15 +901,21 @@ fn write_item_flags(out: &mut Vec<u8>, req: &MetaRequest<'_>, item: &ItemMeta, k
 /// Reply to an `mg` that found (or vivified) an item: `VA <size> <flags>*\r\n<data>\r\n`
 /// with `v`, else `HD <flags>*\r\n`, then ` Z`, ` X`, ` W` as set. Never suppressed by `q`.
 /// `value` is only written with `v`.
-pub fn write_mg_hit<V: crate::ValueBytes + ?Sized>(
-    out: &mut Vec<u8>,
-    req: &MetaRequest<'_>,
-    item: &ItemMeta,
-    value: &V,
-) -> bool {
+pub fn write_mg_hit(out: &mut Vec<u8>, req: &MetaRequest<'_>, item: &ItemMeta, value: &[u8]) -> bool {
+    write_mg_hit_head(out, req, item, value.len());
+    if req.flags.return_value {
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+    true
+}
+
+/// [`write_mg_hit`] up to the value: with `v` (`req.flags.return_value`) the caller then
+/// appends the value's `value_len` bytes and `\r\n`.
+pub fn write_mg_hit_head(out: &mut Vec<u8>, req: &MetaRequest<'_>, item: &ItemMeta, value_len: usize) {
     if req.flags.return_value {
         out.extend_from_slice(b"VA ");
-        push_u64(out, value.len() as u64);
+        push_u64(out, value_len as u64);
     } else {
         out.extend_from_slice(b"HD");
     }
@@ -1110,11 +930,6 @@ pub fn write_mg_hit<V: crate::ValueBytes + ?Sized>(
         out.extend_from_slice(b" W");
     }
     out.extend_from_slice(b"\r\n");
-    if req.flags.return_value {
-        value.append_to(out);
-        out.extend_from_slice(b"\r\n");
-    }
-    true
 }
 
 /// Reply to an `mg` miss: `EN` plus `O`/`k` flags, or nothing with `q`.
@@ -1284,7 +1099,7 @@ pub struct DebugInfo {
 pub fn write_me(out: &mut Vec<u8>, key: &[u8], info: &DebugInfo) {
     out.extend_from_slice(b"ME ");
     if info.key_binary {
-        write_base64(out, key);
+        base64::encode(out, key);
     } else {
         out.extend_from_slice(key);
     }
@@ -1847,13 +1662,13 @@ mod tests {
             assert!(r.key.is_binary());
         }
         let mut out = Vec::new();
-        write_base64(&mut out, &(0..=255u8).collect::<Vec<_>>());
+        base64::encode(&mut out, &(0..=255u8).collect::<Vec<_>>());
         let mut back = MetaKey::plain(&out);
         // 256 bytes decode to more than the key buffer holds.
         assert!(!decode_key_base64(&mut back));
         let data: Vec<u8> = (0..180u8).collect();
         let mut enc = Vec::new();
-        write_base64(&mut enc, &data);
+        base64::encode(&mut enc, &data);
         let mut k = MetaKey::plain(&enc);
         assert!(decode_key_base64(&mut k));
         assert_eq!(k.bytes(), &data[..]);

@@ -24,7 +24,7 @@
 //!   for cache` only after the swallow finishes.
 //!
 //! Meta commands (`mg`, `ms`, `md`, `ma`, `me`) are recognised where memcached recognises
-//! them (a first token of exactly two bytes) and handed to [`crate::meta::decode`], whose
+//! them (a first token of exactly two bytes) and handed, already split, to the meta decoder ([`crate::meta::decode`] is its entry point for a line of its own), whose
 //! result comes back as [`Decoded::Meta`]; `mn` is simple enough to be decoded here.
 //! The administrative commands (`slabs`, `lru_crawler`, `lru`) come back as
 //! [`Request::Admin`], described with their memcached quirks on [`AdminRequest`]'s module.
@@ -671,10 +671,10 @@ impl<'a> Line<'a, '_> {
         match t.get(0) {
             // memcached ignores anything after `mn`.
             b"mn" => self.ok(Request::MetaNoop),
-            // The meta decoder reads the line again from the start of the buffer: it has its
-            // own token and flag rules, and an `ms` data block to find.
+            // The meta decoder takes over with the tokens split here: it has its own flag
+            // rules, and an `ms` data block to find.
             b"mg" | b"ms" | b"md" | b"ma" | b"me" => {
-                Decoded::Meta(crate::meta::decode(self.buf, self.limits))
+                Decoded::Meta(crate::meta::decode_line(self.buf, t, self.end, self.limits))
             }
             _ => self.err(ProtoError::Error, false),
         }

@@ -64,6 +64,11 @@ impl<'a> Tokens<'a> {
         }
     }
 
+    /// The words from word `i` on.
+    pub fn rest(&self, i: usize) -> &[&'a [u8]] {
+        &self.words[i.min(self.len)..self.len]
+    }
+
     /// The last word; empty for an empty line.
     pub fn last(&self) -> &'a [u8] {
         if self.len == 0 {
@@ -165,7 +170,8 @@ pub fn parse_u64(tok: &[u8]) -> Option<u64> {
     } else {
         magnitude
     };
-    if (value as i64) < 0 && tok.contains(&b'-') {
+    // memcached looks for a `-` only before the end of the number: that is the sign.
+    if (value as i64) < 0 && negative {
         return None;
     }
     Some(value)

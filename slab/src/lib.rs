@@ -93,6 +93,9 @@ pub use cache::{
 };
 pub use chain::{Parts, Value};
 pub use crawler::{CrawlError, CrawlerStats, MetaEntry};
+
+/// The largest memory limit the engine accepts (its chunk indices are 32-bit).
+pub const MAX_MEMORY_LIMIT: usize = arena::MAX_ARENA_BYTES;
 pub use mover::{MoverStats, ReassignError};
 pub use stats::{CacheStats, ClassStats};
 

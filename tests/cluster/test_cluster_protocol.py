@@ -9,7 +9,7 @@ import signal
 import pytest
 
 from clusterlib import Raw, wait_until
-from discovery import ClusterInfo, DiscoveryError, Node, Poller, discover, fetch_raw, parse_body
+from discovery import DiscoveryError, Node, Poller, discover, fetch_raw, parse_body
 
 CONFIG_REPLY = re.compile(rb"CONFIG cluster 0 (\d+)\r\n(.*)\r\nEND\r\n", re.S)
 
@@ -241,24 +241,48 @@ def test_config_keyspace_is_apart_from_the_cache(start_server):
     assert discover("127.0.0.1", server.port).version == 1
 
 
-def test_discovery_parser_follows_the_aws_rules():
-    version, nodes = parse_body(b"12\nh1|10.0.0.1|11211 h2||11212\n")
-    assert version == 12
-    assert [n.address for n in nodes] == ["10.0.0.1:11211", "h2:11212"]
-    assert parse_body(b"  3\r\nh|1.2.3.4|5  \r\n")[0] == 3
+def test_served_body_follows_the_aws_rules(start_server, tmp_path):
+    """What the server sends over both discovery paths is what AWS clients parse: a version
+    line, then host|ip|port entries separated by single spaces, each line ended by `\n`."""
+    nodes = tmp_path / "nodes"
+    nodes.write_text("version 12\nh1.example|10.0.0.1|11211\n127.0.0.1:11212\n")
+    server = start_server(["--cluster-config", str(nodes)])
+    for legacy in (False, True):
+        body, _ = fetch_raw("127.0.0.1", server.port, legacy=legacy)
+        assert re.fullmatch(rb"\d+\n[^ |\n]+\|[^ |\n]*\|\d+( [^ |\n]+\|[^ |\n]*\|\d+)*\n", body), body
+        version, parsed = parse_body(body)
+        assert version == 12
+        assert [n.address for n in parsed] == ["127.0.0.1:11212", "10.0.0.1:11211"]
+    # The parser the check relies on is strict: it refuses what a server must never send.
     for bad in [b"", b"\n\n", b"3\n", b"3\nh|1.2.3.4|5\nextra\n", b"x\nh|1.2.3.4|5\n",
                 b"3\n|1.2.3.4|5\n", b"3\nh|5\n", b"3\nh|1.2.3.4|port\n"]:
         with pytest.raises(DiscoveryError):
             parse_body(bad)
 
 
-def test_poller_applies_only_higher_versions():
-    poller = Poller("127.0.0.1", 1)
-    a = ClusterInfo(2, (Node("a", "10.0.0.1", 1),))
-    b = ClusterInfo(3, (Node("a", "10.0.0.1", 1), Node("b", "10.0.0.2", 2)))
-    stale = ClusterInfo(1, (Node("z", "10.0.0.9", 9),))
-    same_version_other_list = ClusterInfo(3, (Node("z", "10.0.0.9", 9),))
-    assert poller.offer(a) and poller.offer(b)
-    assert not poller.offer(stale) and not poller.offer(same_version_other_list)
-    assert not poller.offer(b)
-    assert poller.current == b and poller.applied == [2, 3] and poller.ignored == [1, 3]
+def test_a_polling_client_sees_only_rising_versions(start_server, tmp_path):
+    """A client polling the server like the AWS clients do applies each change once: the
+    server never serves a lower version, or a changed list under the same version, across
+    reloads (unchanged, changed, refused, changed again)."""
+    nodes = tmp_path / "nodes"
+    nodes.write_text("a.example|10.0.0.1|11211\n")
+    server = start_server(["--cluster-config", str(nodes), "-v"])
+
+    def reload(text: str) -> None:
+        nodes.write_text(text)
+        os.kill(server.pid, signal.SIGHUP)
+
+    with Poller("127.0.0.1", server.port) as poller:
+        assert poller.wait_for(lambda c: c.version == 1, 5)
+        reload("# same list\na.example|10.0.0.1|11211\n")
+        wait_until(lambda: "still version 1" in server.stderr(), 5, what="the unchanged reload")
+        reload("a.example|10.0.0.1|11211\nb.example|10.0.0.2|11211\n")
+        assert poller.wait_for(lambda c: c.version == 2, 5)
+        before = server.stderr().count("cluster file refused")
+        reload("a.example|10.0.0.1|11211\nb.example|10.0.0.256|11211\n")
+        wait_until(lambda: server.stderr().count("cluster file refused") > before, 5, what="the refusal")
+        reload("c.example|10.0.0.3|11211\n")
+        current = poller.wait_for(lambda c: c.version == 3, 5)
+        assert current and current.nodes == (Node("c.example", "10.0.0.3", 11211),)
+    assert poller.applied == [1, 2, 3]
+    assert poller.ignored == [] and poller.errors == []

@@ -1,11 +1,11 @@
 //! Encoders for text-protocol replies, appending to a caller's `Vec<u8>`.
 //!
-//! Numbers are formatted by hand into a stack buffer: replies are written for every
-//! request, and `core::fmt` machinery costs more than the digits themselves.
+//! Numbers are formatted by [`crate::format`].
 
 use std::fmt::{self, Display, Write as _};
 
 use crate::error::{ClientError, ProtoError, ServerError};
+use crate::format::push_u64;
 
 /// A one-line reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,35 +96,6 @@ impl From<ServerError> for Reply<'_> {
     }
 }
 
-/// "00" to "99", so numbers are converted two digits per division.
-const DIGIT_PAIRS: &[u8; 200] = b"\
-    0001020304050607080910111213141516171819\
-    2021222324252627282930313233343536373839\
-    4041424344454647484950515253545556575859\
-    6061626364656667686970717273747576777879\
-    8081828384858687888990919293949596979899";
-
-/// Appends the decimal digits of `n`.
-pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    while n >= 100 {
-        let pair = (n % 100) as usize * 2;
-        n /= 100;
-        i -= 2;
-        digits[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-    }
-    if n >= 10 {
-        let pair = n as usize * 2;
-        i -= 2;
-        digits[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-    } else {
-        i -= 1;
-        digits[i] = b'0' + n as u8;
-    }
-    out.extend_from_slice(&digits[i..]);
-}
-
 /// Appends `VALUE <key> <flags> <bytes>[ <cas>]\r\n`, the header of one hit in a `get`
 /// reply, for a server that appends (or writes out separately) the value and its `\r\n`.
 pub fn write_value_header(out: &mut Vec<u8>, key: &[u8], flags: u32, len: usize, cas: Option<u64>) {
@@ -143,15 +114,9 @@ pub fn write_value_header(out: &mut Vec<u8>, key: &[u8], flags: u32, len: usize,
 
 /// Appends one hit of a `get` reply: `VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n`
 /// (`cas` for `gets`/`gats`).
-pub fn write_value<V: crate::ValueBytes + ?Sized>(
-    out: &mut Vec<u8>,
-    key: &[u8],
-    flags: u32,
-    value: &V,
-    cas: Option<u64>,
-) {
+pub fn write_value(out: &mut Vec<u8>, key: &[u8], flags: u32, value: &[u8], cas: Option<u64>) {
     write_value_header(out, key, flags, value.len(), cas);
-    value.append_to(out);
+    out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -239,25 +204,4 @@ pub fn write_config(out: &mut Vec<u8>, key: &[u8], flags: u32, body: &[u8]) {
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
     out.extend_from_slice(b"\r\nEND\r\n");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::push_u64;
-
-    #[test]
-    fn push_u64_matches_display() {
-        let mut cases: Vec<u64> = (0..1000).collect();
-        let mut p = 1u64;
-        while let Some(next) = p.checked_mul(10) {
-            cases.extend([p - 1, p, p + 1, next - 1]);
-            p = next;
-        }
-        cases.extend([u64::MAX, u64::MAX - 1, 1 << 63]);
-        for n in cases {
-            let mut out = Vec::new();
-            push_u64(&mut out, n);
-            assert_eq!(out, n.to_string().into_bytes());
-        }
-    }
 }

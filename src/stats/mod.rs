@@ -1,179 +1,35 @@
-//! Server counters and the `stats` family of replies (with the engine's own counters, its
-//! page mover's and crawler's, and the run-time settings of [`crate::maintain`]).
-//!
-//! Each worker thread owns a [`Counters`] block and is its only writer, so a bump is a
-//! plain load and store on an atomic (no locked instruction on the hot path); `stats`
-//! sums the blocks of all workers. `stats reset` records a baseline to subtract rather
-//! than writing into blocks other threads own.
+//! The `stats` family of replies (with the engine's own counters, its page mover's and
+//! crawler's, and the run-time settings of [`crate::maintain`]). The counters themselves
+//! are in [`counters`].
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+pub mod counters;
 
-macro_rules! counters {
-    ($($name:ident),* $(,)?) => {
-        /// One worker's counters (single writer: its own thread).
-        #[derive(Default)]
-        pub struct Counters { $(pub $name: AtomicU64,)* }
+use std::sync::atomic::Ordering::Relaxed;
 
-        /// A point-in-time sum of counters.
-        #[derive(Default, Clone, Copy, Debug)]
-        pub struct Totals { $(pub $name: u64,)* }
+pub use counters::{bump, Counters, StatsRegistry, Totals};
 
-        impl Counters {
-            pub fn snapshot(&self) -> Totals {
-                Totals { $($name: self.$name.load(Relaxed),)* }
-            }
-        }
-
-        impl Totals {
-            fn add(&mut self, other: &Totals) {
-                $(self.$name = self.$name.wrapping_add(other.$name);)*
-            }
-            fn sub(&mut self, other: &Totals) {
-                $(self.$name = self.$name.wrapping_sub(other.$name);)*
-            }
-        }
-    };
-}
-
-counters!(
-    cmd_get,
-    cmd_set,
-    cmd_flush,
-    cmd_touch,
-    cmd_meta,
-    get_hits,
-    get_misses,
-    delete_misses,
-    delete_hits,
-    incr_misses,
-    incr_hits,
-    decr_misses,
-    decr_hits,
-    cas_misses,
-    cas_hits,
-    cas_badval,
-    touch_hits,
-    touch_misses,
-    store_too_large,
-    store_no_memory,
-    auth_cmds,
-    auth_errors,
-    bytes_read,
-    bytes_written,
-    conn_yields,
-    total_connections,
-    rejected_connections,
-);
-
-/// Add `n` to a counter this thread owns.
-#[inline]
-pub fn bump(counter: &AtomicU64, n: u64) {
-    counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
-}
-
-/// Every worker's counters plus the reset baseline.
-pub struct StatsRegistry {
-    blocks: Vec<std::sync::Arc<Counters>>,
-    baseline: Mutex<Totals>,
-}
-
-impl StatsRegistry {
-    pub fn new(blocks: Vec<std::sync::Arc<Counters>>) -> StatsRegistry {
-        StatsRegistry {
-            blocks,
-            baseline: Mutex::new(Totals::default()),
-        }
-    }
-
-    /// Counters summed over all workers, minus the last reset.
-    pub fn totals(&self) -> Totals {
-        let mut t = self.raw();
-        t.sub(&self.baseline.lock().unwrap_or_else(|e| e.into_inner()));
-        t
-    }
-
-    fn raw(&self) -> Totals {
-        let mut t = Totals::default();
-        for b in &self.blocks {
-            t.add(&b.snapshot());
-        }
-        t
-    }
-
-    pub fn reset(&self) {
-        *self.baseline.lock().unwrap_or_else(|e| e.into_inner()) = self.raw();
-    }
-}
-
-use proto::text::{write_end, write_stat, Reply, StatsDetail, StatsRequest};
-use proto::{ClientError, ProtoError};
+use std::fmt::Display;
 
 use crate::config::PROTOCOL_VERSION;
-use crate::server::Shared;
+use crate::context::Context;
 
-/// Answer a `stats` request.
-pub fn render(which: StatsRequest, shared: &Shared, out: &mut Vec<u8>) {
-    match which {
-        StatsRequest::General => general(shared, out),
-        StatsRequest::Settings => settings(shared, out),
-        StatsRequest::Items => items(shared, out),
-        StatsRequest::Slabs => slabs(shared, out),
-        StatsRequest::Sizes => {
-            match shared.cache.size_histogram() {
-                Some(rows) => {
-                    for (size, count) in rows {
-                        write_stat(out, size, count);
-                    }
-                }
-                None => write_stat(out, "sizes_status", "disabled"),
-            }
-            write_end(out);
-        }
-        StatsRequest::SizesEnable => {
-            shared.cache.set_size_tracking(true);
-            write_stat(out, "sizes_status", "enabled");
-        }
-        StatsRequest::SizesDisable => {
-            shared.cache.set_size_tracking(false);
-            write_stat(out, "sizes_status", "disabled");
-        }
-        StatsRequest::Conns => conns(shared, out),
-        StatsRequest::Extstore => write_end(out),
-        StatsRequest::Reset => {
-            shared.stats.reset();
-            shared.cache.reset_stats();
-            Reply::Reset.encode(out);
-        }
-        StatsRequest::Detail(StatsDetail::On | StatsDetail::Off) => Reply::Ok.encode(out),
-        StatsRequest::Detail(StatsDetail::Dump) => write_end(out),
-        StatsRequest::Cachedump { class, limit } => {
-            if !shared.config.dump_enabled {
-                Reply::Proto(ProtoError::Client(ClientError::CachedumpNotAllowed)).encode(out);
-                return;
-            }
-            let clock = &shared.clock;
-            shared
-                .cache
-                .dump(class as usize, limit as usize, |key, nbytes, exptime| {
-                    out.extend_from_slice(b"ITEM ");
-                    out.extend_from_slice(key);
-                    out.extend_from_slice(
-                        format!(" [{nbytes} b; {} s]\r\n", clock.to_unix(exptime)).as_bytes(),
-                    );
-                });
-            write_end(out);
-        }
-    }
+/// Named values, in the order `stats` lists them; every protocol encodes them its own way
+/// (text `STAT <name> <value>` lines, binary Stat packets).
+pub type Rows = Vec<(String, String)>;
+
+fn write_stat(rows: &mut Rows, name: impl Display, value: impl Display) {
+    rows.push((name.to_string(), value.to_string()));
 }
 
-fn general(shared: &Shared, out: &mut Vec<u8>) {
+pub fn general(shared: &Context) -> Rows {
+    let mut rows = Rows::new();
+    let out = &mut rows;
     let t = shared.stats.totals();
     let c = shared.cache.stats();
     let (user, system) = crate::sys::rusage();
     let clock = &shared.clock;
     let curr = shared.curr_connections.load(Relaxed) as u64;
-    let s = |out: &mut Vec<u8>, name: &str, value: &dyn std::fmt::Display| write_stat(out, name, value);
+    let s = |out: &mut Rows, name: &str, value: &dyn Display| write_stat(out, name, value);
     s(out, "pid", &std::process::id());
     s(out, "uptime", &clock.uptime());
     s(out, "time", &clock.unix());
@@ -282,7 +138,7 @@ fn general(shared: &Shared, out: &mut Vec<u8>) {
     ] {
         write_stat(out, name, value);
     }
-    write_end(out);
+    rows
 }
 
 /// A float as C's `printf("%.<precision>f")` writes it: Rust's rounding of the exact
@@ -303,7 +159,9 @@ impl std::fmt::Display for CFixed {
     }
 }
 
-fn settings(shared: &Shared, out: &mut Vec<u8>) {
+pub fn settings(shared: &Context) -> Rows {
+    let mut rows = Rows::new();
+    let out = &mut rows;
     let cfg = &shared.config;
     let t = shared.maintenance.tunables();
     let yes_no = |b: bool| if b { "yes" } else { "no" };
@@ -316,7 +174,7 @@ fn settings(shared: &Shared, out: &mut Vec<u8>) {
         .unix_socket
         .as_ref()
         .map_or_else(|| "NULL".to_string(), |p| p.display().to_string());
-    let rows: Vec<(&str, String)> = vec![
+    let list: Vec<(&str, String)> = vec![
         ("maxbytes", shared.cache.memory_limit().to_string()),
         ("maxconns", cfg.max_connections.to_string()),
         ("tcpport", cfg.port.to_string()),
@@ -373,13 +231,15 @@ fn settings(shared: &Shared, out: &mut Vec<u8>) {
         ),
         ("item_header_size", slabcache::ITEM_HEADER_SIZE.to_string()),
     ];
-    for (name, value) in rows {
+    for (name, value) in list {
         write_stat(out, name, value);
     }
-    write_end(out);
+    rows
 }
 
-fn slabs(shared: &Shared, out: &mut Vec<u8>) {
+pub fn slabs(shared: &Context) -> Rows {
+    let mut rows = Rows::new();
+    let out = &mut rows;
     let classes = shared.cache.class_stats();
     for c in &classes {
         let id = c.id;
@@ -405,10 +265,12 @@ fn slabs(shared: &Shared, out: &mut Vec<u8>) {
     }
     write_stat(out, "active_slabs", classes.len());
     write_stat(out, "total_malloced", shared.cache.stats().total_malloced);
-    write_end(out);
+    rows
 }
 
-fn items(shared: &Shared, out: &mut Vec<u8>) {
+pub fn items(shared: &Context) -> Rows {
+    let mut rows = Rows::new();
+    let out = &mut rows;
     for c in shared.cache.class_stats().iter().filter(|c| c.items > 0) {
         let id = c.id;
         for (name, value) in [
@@ -444,10 +306,12 @@ fn items(shared: &Shared, out: &mut Vec<u8>) {
             write_stat(out, format_args!("items:{id}:{name}"), value);
         }
     }
-    write_end(out);
+    rows
 }
 
-fn conns(shared: &Shared, out: &mut Vec<u8>) {
+pub fn conns(shared: &Context) -> Rows {
+    let mut rows = Rows::new();
+    let out = &mut rows;
     let now = shared.clock.now();
     for (fd, name) in &shared.listeners {
         write_stat(out, format_args!("{fd}:addr"), name);
@@ -469,7 +333,7 @@ fn conns(shared: &Shared, out: &mut Vec<u8>) {
             now.saturating_sub(entry.last_cmd.load(Relaxed)),
         );
     }
-    write_end(out);
+    rows
 }
 
 #[cfg(test)]

@@ -3,24 +3,23 @@
 //! New sockets arrive from the listener over a channel, announced by a [`Waker`]. The
 //! connections with readiness events are first all read, so the index entries their
 //! requests need can be prefetched ([`Worker::serve_ready`]); then each is driven
-//! ([`crate::conn::Conn::drive`]) until it would block, or until it has served `-R`
+//! ([`crate::net::conn::Conn::drive`]) until it would block, or until it has served `-R`
 //! requests, in which case it goes on a pending list and is driven again after the other
 //! ready connections (mio is edge-triggered, so a yielded connection would otherwise never
 //! be woken again).
 
-use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::io;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam::channel::{self, Receiver, Sender};
-use mio::event::Source;
-use mio::net::{TcpStream, UnixStream};
-use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::conn::{Conn, Drive};
-use crate::server::{ConnEntry, Shared};
+use crate::context::{ConnEntry, Context};
+use crate::net::conn::{Conn, Drive};
+use crate::net::stream::Stream;
 use crate::stats::Counters;
 
 const WAKER: Token = Token(usize::MAX);
@@ -32,66 +31,6 @@ const WAKER: Token = Token(usize::MAX);
 /// starve: measured here with 2 workers on 2 shared cores, p99 fell from ~1.8 ms to ~0.65 ms
 /// for a few percent of throughput.
 const FAIRNESS_SLICE: Duration = Duration::from_micros(300);
-
-/// A client socket, TCP or UNIX.
-pub enum Stream {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.read(buf),
-            Stream::Unix(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.write(buf),
-            Stream::Unix(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Source for Stream {
-    fn register(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.register(r, t, i),
-            Stream::Unix(s) => s.register(r, t, i),
-        }
-    }
-
-    fn reregister(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.reregister(r, t, i),
-            Stream::Unix(s) => s.reregister(r, t, i),
-        }
-    }
-
-    fn deregister(&mut self, r: &Registry) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.deregister(r),
-            Stream::Unix(s) => s.deregister(r),
-        }
-    }
-}
-
-impl AsRawFd for Stream {
-    fn as_raw_fd(&self) -> RawFd {
-        match self {
-            Stream::Tcp(s) => s.as_raw_fd(),
-            Stream::Unix(s) => s.as_raw_fd(),
-        }
-    }
-}
 
 /// A socket handed from the listener to a worker.
 pub struct NewConn {
@@ -119,7 +58,7 @@ impl WorkerHandle {
 }
 
 pub struct Worker {
-    shared: Arc<Shared>,
+    shared: Arc<Context>,
     counters: Arc<Counters>,
     poll: Poll,
     rx: Receiver<NewConn>,
@@ -131,7 +70,7 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(shared: Arc<Shared>, counters: Arc<Counters>) -> io::Result<(Worker, WorkerHandle)> {
+    pub fn new(shared: Arc<Context>, counters: Arc<Counters>) -> io::Result<(Worker, WorkerHandle)> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (tx, rx) = channel::unbounded();

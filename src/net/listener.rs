@@ -3,25 +3,25 @@
 //! shutdown sequence on SIGINT/SIGTERM or the `shutdown` command (workers, then the
 //! maintenance thread of [`crate::maintain`], are stopped and joined).
 
-use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use mio::net::{TcpListener, UnixListener};
 use mio::{Events, Interest, Poll, Token};
 
-use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::maintain::{self, Maintenance};
-use crate::stats::{bump, Counters, StatsRegistry};
+use crate::context::Context;
+use crate::maintain;
+use crate::net::stream::Stream;
+use crate::net::worker::{Worker, WorkerHandle};
+use crate::stats::{bump, Counters};
 use crate::sys;
-use crate::worker::{Stream, Worker, WorkerHandle};
 
 /// How a server failed to start.
 #[derive(Debug)]
@@ -49,39 +49,6 @@ impl From<io::Error> for ServerError {
     }
 }
 
-/// What `stats conns` shows of one connection.
-pub struct ConnEntry {
-    pub addr: String,
-    pub listen_addr: String,
-    /// Cache time of the last command.
-    pub last_cmd: Arc<AtomicU32>,
-}
-
-/// State every thread shares.
-pub struct Shared {
-    pub config: Config,
-    pub cache: slabcache::Cache,
-    pub clock: Clock,
-    pub stats: StatsRegistry,
-    pub limits: proto::Limits,
-    pub cluster: Cluster,
-    pub curr_connections: AtomicUsize,
-    pub conns: Mutex<BTreeMap<i32, ConnEntry>>,
-    pub verbosity: AtomicU8,
-    pub stopping: AtomicBool,
-    /// The maintenance thread's controls and the settings commands change at run time.
-    pub maintenance: Maintenance,
-    /// Listening sockets for `stats conns`: (fd, "tcp:addr:port").
-    pub listeners: Vec<(i32, String)>,
-}
-
-impl Shared {
-    /// Ask every thread to stop (the `shutdown` command).
-    pub fn request_stop(&self) {
-        self.stopping.store(true, Relaxed);
-    }
-}
-
 enum Listener {
     Tcp(TcpListener, String),
     Unix(UnixListener, String),
@@ -89,7 +56,7 @@ enum Listener {
 
 /// A bound, not yet running server.
 pub struct Server {
-    shared: Arc<Shared>,
+    shared: Arc<Context>,
     listeners: Vec<Listener>,
     poll: Poll,
     accept_counters: Arc<Counters>,
@@ -99,7 +66,7 @@ pub struct Server {
 /// A running server's handle for tests: its address and a way to stop it.
 pub struct RunningServer {
     pub addrs: Vec<SocketAddr>,
-    shared: Arc<Shared>,
+    shared: Arc<Context>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
@@ -128,25 +95,7 @@ impl Server {
     /// Bind every listening socket and build the cache: everything that can fail does so
     /// here, before any thread exists.
     pub fn bind(config: Config) -> Result<Server, ServerError> {
-        let cache = slabcache::Cache::new(slabcache::CacheConfig {
-            memory_limit: config.memory_limit,
-            page_size: crate::config::SLAB_PAGE_SIZE,
-            slab_chunk_max: config.slab_chunk_max,
-            item_size_max: config.item_size_max,
-            min_chunk: config.min_chunk,
-            growth_factor: config.growth_factor,
-            use_cas: config.use_cas,
-            evict: config.evictions,
-        })
-        .map_err(ServerError::Cache)?;
-        cache.set_size_tracking(config.track_sizes);
-        cache.set_automove(config.tunables.slab_automove);
-        cache.set_lru_segmented(config.tunables.lru_segmented);
-        cache.set_warm_pct(config.tunables.warm_lru_pct.clamp(0, 80) as u8);
-        cache.set_automove_tuning(
-            config.tunables.slab_automove_ratio,
-            config.slab_automove_window as usize,
-        );
+        let cache = crate::context::build_cache(&config).map_err(ServerError::Cache)?;
 
         let poll = Poll::new()?;
         let mut listeners = Vec::new();
@@ -205,25 +154,7 @@ impl Server {
             .collect();
         let mut blocks = vec![Arc::clone(&accept_counters)];
         blocks.extend(worker_counters.iter().cloned());
-        let limits = proto::Limits {
-            item_size_max: config.item_size_max,
-            ..proto::Limits::default()
-        };
-        let config_tunables = config.tunables.clone();
-        let shared = Arc::new(Shared {
-            verbosity: AtomicU8::new(config.verbosity),
-            config,
-            cache,
-            clock: Clock::new(),
-            stats: StatsRegistry::new(blocks),
-            limits,
-            cluster,
-            curr_connections: AtomicUsize::new(0),
-            conns: Mutex::new(BTreeMap::new()),
-            stopping: AtomicBool::new(false),
-            maintenance: Maintenance::new(config_tunables),
-            listeners: listener_info,
-        });
+        let shared = Arc::new(Context::new(config, cache, cluster, blocks, listener_info));
         Ok(Server {
             shared,
             listeners,

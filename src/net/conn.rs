@@ -5,17 +5,17 @@
 //! a pipelined burst costs one `write`. Back-pressure: while more than [`WRITE_HIGH_WATER`]
 //! bytes of replies wait for a client that is not reading, no further requests are read
 //! or executed. An `lru_crawler metadump` is written under the same rule, one slab class
-//! per turn ([`crate::exec_admin::Metadump`]), and the requests after it wait for its `END`.
+//! per turn ([`crate::cmd::Metadump`]), and the requests after it wait for its `END`.
 
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::Arc;
 
-use crate::exec::{self, Action};
-use crate::exec_admin::Metadump;
-use crate::server::Shared;
+use crate::cmd::{Action, Metadump};
+use crate::context::Context;
+use crate::net::stream::Stream;
 use crate::stats::{bump, Counters};
-use crate::worker::Stream;
+use crate::wire::{self, Step};
 
 /// Stop executing requests while this many reply bytes are unsent.
 const WRITE_HIGH_WATER: usize = 1 << 20;
@@ -73,7 +73,7 @@ pub struct Conn {
     prefilled: bool,
     /// `prefill`'s read failed (EOF or error, with no request buffered): close.
     read_failed: bool,
-    /// Replies of earlier text commands of this batch are queued (see [`exec::text`]).
+    /// Replies of earlier text commands of this batch are queued (see [`wire::text::step`]).
     stacked: bool,
     /// An `lru_crawler metadump` still listing classes; requests after it wait.
     metadump: Option<Metadump>,
@@ -89,7 +89,7 @@ enum Progress {
 }
 
 impl Conn {
-    pub fn new(stream: Stream, fd: i32, last_cmd: Arc<AtomicU32>, shared: &Shared) -> Conn {
+    pub fn new(stream: Stream, fd: i32, last_cmd: Arc<AtomicU32>, shared: &Context) -> Conn {
         let protocol = match shared.config.binding {
             crate::config::Binding::Ascii => Protocol::Text,
             crate::config::Binding::Binary => Protocol::Binary,
@@ -138,7 +138,7 @@ impl Conn {
     /// driven: read what arrived, and return the key of the first request so its index
     /// entry can be prefetched while the other connections are read. Skipped (None, and
     /// `drive` reads as usual) when the connection has replies or requests left over.
-    pub fn prefill(&mut self, shared: &Shared, counters: &Counters) -> Option<&[u8]> {
+    pub fn prefill(&mut self, shared: &Context, counters: &Counters) -> Option<&[u8]> {
         if self.prefilled || self.closing || self.has_pending_output() || self.rpos != self.rend {
             return None;
         }
@@ -164,7 +164,7 @@ impl Conn {
     }
 
     /// Serve the connection until it would block, must close, or used its budget.
-    pub fn drive(&mut self, shared: &Shared, counters: &Counters) -> Drive {
+    pub fn drive(&mut self, shared: &Context, counters: &Counters) -> Drive {
         let mut budget = shared.config.reqs_per_event;
         if self.read_failed {
             return Drive::Close;
@@ -222,7 +222,7 @@ impl Conn {
     }
 
     /// Read what the socket has. Ok(true): got bytes; Ok(false): would block.
-    fn fill(&mut self, shared: &Shared, counters: &Counters) -> io::Result<bool> {
+    fn fill(&mut self, shared: &Context, counters: &Counters) -> io::Result<bool> {
         if self.rpos == self.rend {
             self.rpos = 0;
             self.rend = 0;
@@ -293,7 +293,7 @@ impl Conn {
     }
 
     /// Execute the complete requests in the read buffer.
-    fn process(&mut self, shared: &Shared, counters: &Counters, budget: &mut usize) -> Progress {
+    fn process(&mut self, shared: &Context, counters: &Counters, budget: &mut usize) -> Progress {
         loop {
             if self.swallow > 0 {
                 let n = self.swallow.min(self.rend - self.rpos);
@@ -333,12 +333,12 @@ impl Conn {
             }
             let input = &self.rbuf[self.rpos..self.rend];
             let step = match self.protocol {
-                Protocol::Binary => exec::binary(input, shared, counters, &mut self.wbuf),
-                _ => exec::text(input, shared, counters, &mut self.wbuf, &mut self.stacked),
+                Protocol::Binary => wire::binary::step(input, shared, counters, &mut self.wbuf),
+                _ => wire::text::step(input, shared, counters, &mut self.wbuf, &mut self.stacked),
             };
             match step {
-                exec::Step::Incomplete => return Progress::NeedInput,
-                exec::Step::Done {
+                Step::Incomplete => return Progress::NeedInput,
+                Step::Done {
                     consumed,
                     swallow,
                     after_swallow,

@@ -17,16 +17,18 @@
 //! [`Maintenance`] also holds the [`Tunables`]: the settings `slabs automove`,
 //! `lru_crawler ...` and `lru ...` change at run time and `stats settings` shows.
 //!
+//! The thread itself is in [`thread`].
+//!
 //! [`Cache::rebalance_step`]: slabcache::Cache::rebalance_step
 //! [`Cache::crawl_step`]: slabcache::Cache::crawl_step
 
-use std::io;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 use crate::config::Tunables;
-use crate::server::Shared;
+
+pub mod thread;
+pub use thread::spawn;
 
 /// Items one crawl slice looks at (memcached's `crawls_persleep`).
 pub const CRAWL_BUDGET: usize = 1000;
@@ -86,7 +88,7 @@ impl Maintenance {
     }
 
     /// Sleep up to `pause`, less if kicked or stopped. Returns (kicked, stop).
-    fn wait(&self, pause: Duration) -> (bool, bool) {
+    pub(crate) fn wait(&self, pause: Duration) -> (bool, bool) {
         let mut state = self.lock();
         if !state.kicked && !state.stop && !pause.is_zero() {
             state = self
@@ -99,52 +101,11 @@ impl Maintenance {
     }
 }
 
-/// Start the maintenance thread; it runs until [`Maintenance::stop`].
-pub fn spawn(shared: Arc<Shared>) -> io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("maintenance".into())
-        .spawn(move || run(&shared))
-}
-
-fn run(shared: &Shared) {
-    let maintenance = &shared.maintenance;
-    let mut next_crawl = Instant::now();
-    loop {
-        let tunables = maintenance.tunables();
-        let now = shared.clock.now();
-        let moving = shared.config.slab_reassign && shared.cache.rebalance_step(now);
-        if tunables.lru_crawler && Instant::now() >= next_crawl {
-            let crawling = shared
-                .cache
-                .crawl_step(now, CRAWL_BUDGET, tunables.lru_crawler_tocrawl);
-            let pause = if crawling {
-                Duration::from_micros(tunables.lru_crawler_sleep.into())
-            } else {
-                IDLE
-            };
-            next_crawl = Instant::now() + pause;
-        }
-        let pause = if moving {
-            std::thread::yield_now();
-            Duration::ZERO
-        } else if tunables.lru_crawler {
-            next_crawl.saturating_duration_since(Instant::now()).min(IDLE)
-        } else {
-            IDLE
-        };
-        let (kicked, stop) = maintenance.wait(pause);
-        if stop {
-            return;
-        }
-        if kicked {
-            next_crawl = Instant::now();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use std::time::Instant;
 
     #[test]
     fn kick_and_stop_end_a_wait_early() {

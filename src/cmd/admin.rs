@@ -1,4 +1,4 @@
-//! Execution of the administrative text commands (`slabs reassign|automove`,
+//! The administrative text commands (`slabs reassign|automove`,
 //! `lru_crawler ...`, `lru ...`): the engine's page mover and crawler, and the run-time
 //! settings kept by [`crate::maintain::Maintenance`]. Replies and the order of memcached
 //! 1.6.18's checks are described on [`proto::text::AdminRequest`].
@@ -7,18 +7,23 @@
 //! for the next class only once its write buffer has drained below its high-water mark,
 //! so a dump takes at most one class's lines of memory beyond that.
 
-use proto::text::{self, AdminRequest, ClassIds, ClassSelection, MetadumpItem, Reply};
+use proto::text::{self, AdminRequest, ClassIds, ClassSelection, MetadumpItem};
 use proto::{AdminError, ClientError, ProtoError};
 use slabcache::{CrawlError, ReassignError};
 
-use crate::exec::Action;
-use crate::server::Shared;
+use super::{Action, Outcome, Reply};
+use crate::context::Context;
 
 /// Execute one administrative command. `stacked`: replies of earlier commands are still
 /// queued in this batch (memcached refuses a metadump after them).
-pub(crate) fn execute(request: AdminRequest, stacked: bool, shared: &Shared, out: &mut Vec<u8>) -> Action {
+pub(super) fn execute<R: Reply>(
+    request: AdminRequest,
+    stacked: bool,
+    shared: &Context,
+    reply: &mut R,
+) -> Action {
     let settings = &shared.maintenance;
-    let reply: Result<(), ProtoError> = match request {
+    let result: Result<(), ProtoError> = match request {
         AdminRequest::SlabsReassign { src, dst } => reassign(src, dst, shared),
         AdminRequest::SlabsAutomove { mode } => {
             settings.update(|t| t.slab_automove = mode);
@@ -87,14 +92,14 @@ pub(crate) fn execute(request: AdminRequest, stacked: bool, shared: &Shared, out
             Ok(())
         }
     };
-    match reply {
-        Ok(()) => Reply::Ok.encode(out),
-        Err(e) => Reply::Proto(e).encode(out),
-    }
+    reply.send(match result {
+        Ok(()) => Outcome::Ok,
+        Err(e) => Outcome::Failed(e),
+    });
     Action::Continue
 }
 
-fn reassign(src: i32, dst: i32, shared: &Shared) -> Result<(), ProtoError> {
+fn reassign(src: i32, dst: i32, shared: &Context) -> Result<(), ProtoError> {
     if !shared.config.slab_reassign {
         return Err(ClientError::SlabReassignDisabled.into());
     }
@@ -118,7 +123,7 @@ fn reassign(src: i32, dst: i32, shared: &Shared) -> Result<(), ProtoError> {
 /// class. `Ok` holds the classes this engine has (`None` = all), possibly none.
 fn crawl_classes(
     classes: Result<ClassSelection, AdminError>,
-    shared: &Shared,
+    shared: &Context,
 ) -> Result<Option<ClassIds>, AdminError> {
     let selection = classes?;
     let busy = shared.cache.crawler_stats().lru_crawler_running;
@@ -140,7 +145,7 @@ fn crawl_classes(
     Ok(None)
 }
 
-fn crawl(classes: Result<ClassSelection, AdminError>, shared: &Shared) -> Result<(), ProtoError> {
+fn crawl(classes: Result<ClassSelection, AdminError>, shared: &Context) -> Result<(), ProtoError> {
     if !shared.maintenance.tunables().lru_crawler {
         return Err(ClientError::LruCrawlerDisabled.into());
     }
@@ -170,7 +175,7 @@ fn crawl(classes: Result<ClassSelection, AdminError>, shared: &Shared) -> Result
 fn metadump_start(
     classes: Result<ClassSelection, AdminError>,
     stacked: bool,
-    shared: &Shared,
+    shared: &Context,
 ) -> Result<Metadump, ProtoError> {
     if !shared.maintenance.tunables().lru_crawler {
         return Err(ClientError::LruCrawlerDisabled.into());
@@ -195,9 +200,9 @@ pub struct Metadump {
 impl Metadump {
     /// Append the lines of the next class to `out`, or `END` after the last one. Returns
     /// false once the dump is complete.
-    pub fn step(&mut self, shared: &Shared, out: &mut Vec<u8>) -> bool {
+    pub fn step(&mut self, shared: &Context, out: &mut Vec<u8>) -> bool {
         let Some(class) = self.remaining.pop_first() else {
-            Reply::End.encode(out);
+            text::write_end(out);
             return false;
         };
         let clock = &shared.clock;

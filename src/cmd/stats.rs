@@ -1,0 +1,73 @@
+//! `stats` and its groups (text), and binary Stat: the figures come from [`crate::stats`]
+//! as rows; the encoders write them.
+
+use proto::text::{StatsDetail, StatsRequest};
+use proto::{ClientError, ProtoError};
+
+use crate::context::Context;
+use crate::stats::{self, Rows};
+
+/// What a `stats` request answers.
+pub enum StatsReply {
+    /// A listing; `end`: followed by its terminator (`stats sizes_enable|disable` have none).
+    Rows { rows: Rows, end: bool },
+    /// `stats reset` (text `RESET`).
+    Reset,
+    /// `stats detail on|off` (text `OK`).
+    DetailToggled,
+    /// `stats detail dump`: no prefixes are tracked, so an empty dump.
+    DetailDump,
+    /// `stats cachedump`: its `ITEM` lines (text only), or why not.
+    Cachedump(Result<Vec<u8>, ProtoError>),
+}
+
+pub(super) fn stats(which: StatsRequest, ctx: &Context) -> StatsReply {
+    let listing = |rows| StatsReply::Rows { rows, end: true };
+    match which {
+        StatsRequest::General => listing(stats::general(ctx)),
+        StatsRequest::Settings => listing(stats::settings(ctx)),
+        StatsRequest::Items => listing(stats::items(ctx)),
+        StatsRequest::Slabs => listing(stats::slabs(ctx)),
+        StatsRequest::Conns => listing(stats::conns(ctx)),
+        StatsRequest::Extstore => listing(Rows::new()),
+        StatsRequest::Sizes => listing(match ctx.cache.size_histogram() {
+            Some(rows) => rows
+                .into_iter()
+                .map(|(size, count)| (size.to_string(), count.to_string()))
+                .collect(),
+            None => vec![("sizes_status".into(), "disabled".into())],
+        }),
+        StatsRequest::SizesEnable | StatsRequest::SizesDisable => {
+            let on = which == StatsRequest::SizesEnable;
+            ctx.cache.set_size_tracking(on);
+            let status = if on { "enabled" } else { "disabled" };
+            StatsReply::Rows {
+                rows: vec![("sizes_status".into(), status.into())],
+                end: false,
+            }
+        }
+        StatsRequest::Reset => {
+            ctx.stats.reset();
+            ctx.cache.reset_stats();
+            StatsReply::Reset
+        }
+        StatsRequest::Detail(StatsDetail::On | StatsDetail::Off) => StatsReply::DetailToggled,
+        StatsRequest::Detail(StatsDetail::Dump) => StatsReply::DetailDump,
+        StatsRequest::Cachedump { class, limit } => {
+            if !ctx.config.dump_enabled {
+                return StatsReply::Cachedump(Err(ClientError::CachedumpNotAllowed.into()));
+            }
+            let mut out = Vec::new();
+            let clock = &ctx.clock;
+            ctx.cache
+                .dump(class as usize, limit as usize, |key, nbytes, exptime| {
+                    out.extend_from_slice(b"ITEM ");
+                    out.extend_from_slice(key);
+                    out.extend_from_slice(
+                        format!(" [{nbytes} b; {} s]\r\n", clock.to_unix(exptime)).as_bytes(),
+                    );
+                });
+            StatsReply::Cachedump(Ok(out))
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! set, add, replace, append, prepend, cas, `ms`, and the binary stores.
+//!
+//! Counted as memcached counts them: `cmd_set` for every attempt (refused ones too),
+//! `cas_hits`/`cas_badval`/`cas_misses` for compare-and-swaps, `store_too_large` and
+//! `store_no_memory` for failures.
+
+use slabcache::{StoreError, StoreOptions};
+
+pub use slabcache::StoreMode;
+
+use super::{expiry, Outcome, Reply};
+use crate::context::Context;
+use crate::stats::{bump, Counters};
+
+pub struct Store<'a> {
+    /// The mode after each protocol's cas rule: a compare cas turns text's `cas`, meta's
+    /// set and replace, and binary's set, add and replace into [`StoreMode::Cas`].
+    pub mode: StoreMode,
+    pub key: &'a [u8],
+    pub flags: u32,
+    /// As sent (relative seconds, a Unix time, or negative).
+    pub exptime: i64,
+    pub value: &'a [u8],
+    /// Append/prepend's compare cas, meta's `I` and `b`.
+    pub opts: StoreOptions,
+}
+
+pub(super) fn store<R: Reply>(s: Store<'_>, ctx: &Context, counters: &Counters, reply: &mut R) {
+    bump(&counters.cmd_set, 1);
+    let now = ctx.clock.now();
+    let exptime = expiry(ctx, s.exptime);
+    let result = ctx
+        .cache
+        .store_with(s.mode, s.key, s.flags, exptime, s.value, now, s.opts);
+    match result {
+        Err(StoreError::TooLarge) => bump(&counters.store_too_large, 1),
+        Err(StoreError::OutOfMemory) => bump(&counters.store_no_memory, 1),
+        _ => {}
+    }
+    if let StoreMode::Cas(_) = s.mode {
+        match result {
+            Ok(_) => bump(&counters.cas_hits, 1),
+            Err(StoreError::Exists) => bump(&counters.cas_badval, 1),
+            Err(StoreError::NotFound) => bump(&counters.cas_misses, 1),
+            Err(_) => {}
+        }
+    }
+    reply.send(Outcome::Stored(s.mode, result));
+}

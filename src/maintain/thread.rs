@@ -1,0 +1,52 @@
+//! The maintenance thread's loop (see the [`crate::maintain`] docs).
+
+use std::io;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::{CRAWL_BUDGET, IDLE};
+use crate::context::Context;
+
+/// Start the maintenance thread; it runs until [`Maintenance::stop`].
+pub fn spawn(shared: Arc<Context>) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("maintenance".into())
+        .spawn(move || run(&shared))
+}
+
+fn run(shared: &Context) {
+    let maintenance = &shared.maintenance;
+    let mut next_crawl = Instant::now();
+    loop {
+        let tunables = maintenance.tunables();
+        let now = shared.clock.now();
+        let moving = shared.config.slab_reassign && shared.cache.rebalance_step(now);
+        if tunables.lru_crawler && Instant::now() >= next_crawl {
+            let crawling = shared
+                .cache
+                .crawl_step(now, CRAWL_BUDGET, tunables.lru_crawler_tocrawl);
+            let pause = if crawling {
+                Duration::from_micros(tunables.lru_crawler_sleep.into())
+            } else {
+                IDLE
+            };
+            next_crawl = Instant::now() + pause;
+        }
+        let pause = if moving {
+            std::thread::yield_now();
+            Duration::ZERO
+        } else if tunables.lru_crawler {
+            next_crawl.saturating_duration_since(Instant::now()).min(IDLE)
+        } else {
+            IDLE
+        };
+        let (kicked, stop) = maintenance.wait(pause);
+        if stop {
+            return;
+        }
+        if kicked {
+            next_crawl = Instant::now();
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! The text protocol: requests from [`proto::text::decode`] become commands; outcomes
+//! become text replies. noreply is this encoder's rule alone: a request in noreply mode
+//! gets nothing at all, whatever its outcome.
+
+use proto::text::{self, Decoded, Reply as Line, Request};
+use proto::{ClientError, ProtoError, ServerError};
+use slabcache::{ArithError, DeleteResult, StoreError, StoreMode, StoreOptions};
+
+use super::Step;
+use crate::cluster::ConfigChangeError;
+use crate::cmd::{self, Command, Keys, Outcome, Reply, StatsReply};
+use crate::context::Context;
+use crate::stats::{bump, Counters};
+
+/// Decode and execute one text request from the front of `input`.
+///
+/// `stacked` tracks what memcached calls its response stack: whether replies of earlier
+/// commands of this batch are still queued. memcached writes them out after each
+/// get-family command and `mn` (and whenever the input runs dry, where the connection
+/// clears the flag); `lru_crawler metadump` is refused while it is set.
+pub fn step(input: &[u8], ctx: &Context, counters: &Counters, out: &mut Vec<u8>, stacked: &mut bool) -> Step {
+    let was_stacked = std::mem::replace(stacked, true);
+    match text::decode(input, &ctx.limits) {
+        Decoded::Incomplete => {
+            *stacked = was_stacked;
+            Step::Incomplete
+        }
+        Decoded::Meta(meta) => super::meta::step(meta, ctx, counters, out),
+        Decoded::Error {
+            error,
+            consumed,
+            swallow,
+            close,
+            noreply,
+            unlink,
+        } => {
+            match error {
+                ProtoError::Server(ServerError::ObjectTooLarge) => bump(&counters.store_too_large, 1),
+                // memcached counts the set before it checks the data block's ending.
+                ProtoError::Client(ClientError::BadDataChunk) => bump(&counters.cmd_set, 1),
+                _ => {}
+            }
+            if let Some(key) = unlink {
+                ctx.cache.delete_with(key, ctx.clock.now(), Default::default());
+            }
+            let reply = if noreply { &b""[..] } else { error.as_wire() };
+            Step::refused(consumed, swallow, reply, close, out)
+        }
+        Decoded::Request { request, consumed } => {
+            if matches!(
+                request,
+                Request::Get { .. } | Request::GetAndTouch { .. } | Request::MetaNoop
+            ) {
+                *stacked = false;
+            }
+            let mut reply = TextReply {
+                out,
+                noreply: request.noreply(),
+                with_cas: matches!(
+                    request,
+                    Request::Get { with_cas: true, .. } | Request::GetAndTouch { with_cas: true, .. }
+                ),
+            };
+            let action = cmd::execute(command(request, was_stacked), ctx, counters, &mut reply);
+            Step::done(consumed, action)
+        }
+    }
+}
+
+/// The command a text request asks for.
+fn command(request: Request<'_>, pipelined: bool) -> Command<'_> {
+    let get = |keys, touch, refused| {
+        Command::Get(cmd::get::Get {
+            keys: Keys::Line(keys),
+            touch,
+            refused,
+            meta: None,
+        })
+    };
+    match request {
+        Request::Get { keys, .. } => get(keys, None, false),
+        Request::GetAndTouch { exptime, keys, .. } => get(keys, Some(exptime), false),
+        Request::GetRefused { keys_before, touch } => get(keys_before, touch, true),
+        Request::Store {
+            mode,
+            key,
+            flags,
+            exptime,
+            value,
+            cas_unique,
+            ..
+        } => Command::Store(cmd::store::Store {
+            mode: match mode {
+                text::StoreMode::Set => StoreMode::Set,
+                text::StoreMode::Add => StoreMode::Add,
+                text::StoreMode::Replace => StoreMode::Replace,
+                text::StoreMode::Append => StoreMode::Append,
+                text::StoreMode::Prepend => StoreMode::Prepend,
+                text::StoreMode::Cas => StoreMode::Cas(cas_unique),
+            },
+            key,
+            flags,
+            exptime,
+            value,
+            opts: StoreOptions::default(),
+        }),
+        Request::Delete { key, .. } => Command::Delete(cmd::delete::Delete::plain(key)),
+        Request::Arith { op, key, delta, .. } => {
+            Command::Arith(cmd::arith::Arith::plain(op == text::ArithOp::Incr, key, delta))
+        }
+        Request::Touch { key, exptime, .. } => Command::Touch { key, exptime },
+        Request::FlushAll { delay, .. } => Command::Flush(cmd::control::Flush {
+            delay,
+            count_refused: true,
+        }),
+        Request::Version => Command::Version,
+        Request::Verbosity { level, .. } => Command::Verbosity { level },
+        Request::Quit => Command::Quit,
+        Request::Stats(which) => Command::Stats(which),
+        Request::CacheMemlimit { megabytes, .. } => Command::CacheMemlimit { megabytes },
+        Request::Shutdown { .. } => Command::Shutdown,
+        Request::ConfigGet { key } => Command::ConfigGet { key },
+        Request::ConfigSet {
+            key, flags, value, ..
+        } => Command::ConfigSet { key, flags, value },
+        Request::ConfigDelete { key, .. } => Command::ConfigDelete { key },
+        Request::MetaNoop => Command::Noop,
+        Request::Admin { request, .. } => Command::Admin { request, pipelined },
+        Request::Refused { gate, error, .. } => Command::Refused { gate, error },
+    }
+}
+
+/// The text encoder for one request.
+pub struct TextReply<'o> {
+    pub out: &'o mut Vec<u8>,
+    /// memcached's noreply mode: send nothing.
+    pub noreply: bool,
+    /// gets, gats: `VALUE` lines carry the cas.
+    pub with_cas: bool,
+}
+
+/// A stored value into a reply: the one place the text protocol copies one.
+fn push_value(out: &mut Vec<u8>, value: slabcache::Value<'_>) {
+    // A chained item's pieces go out one after another, never joined first.
+    out.reserve(value.len());
+    for piece in value.parts() {
+        out.extend_from_slice(piece);
+    }
+}
+
+impl Reply for TextReply<'_> {
+    fn send(&mut self, outcome: Outcome<'_>) {
+        if self.noreply {
+            return;
+        }
+        let out = &mut *self.out;
+        let line = match outcome {
+            Outcome::Hit(hit) => {
+                let cas = self.with_cas.then_some(hit.cas);
+                text::write_value_header(out, hit.key, hit.flags, hit.value.len(), cas);
+                push_value(out, hit.value);
+                out.extend_from_slice(b"\r\n");
+                return;
+            }
+            Outcome::Miss { .. } | Outcome::Quit | Outcome::Debug(_) => return,
+            Outcome::GetEnd => Line::End,
+            Outcome::Touched(found) => {
+                if found.is_some() {
+                    Line::Touched
+                } else {
+                    Line::NotFound
+                }
+            }
+            Outcome::Stored(_, result) => match result {
+                Ok(_) => Line::Stored,
+                Err(StoreError::NotStored) => Line::NotStored,
+                Err(StoreError::Exists) => Line::Exists,
+                Err(StoreError::NotFound) => Line::NotFound,
+                Err(StoreError::TooLarge) => Line::ServerError(ServerError::ObjectTooLarge),
+                Err(StoreError::OutOfMemory) => Line::ServerError(ServerError::OutOfMemoryStoring),
+                Err(StoreError::BadKey) => Line::ClientError(ClientError::BadCommandLineFormat),
+            },
+            Outcome::Deleted(DeleteResult::Deleted) => Line::Deleted,
+            Outcome::Deleted(_) => Line::NotFound,
+            Outcome::Arith(result) => match result {
+                Ok(done) => Line::Number(done.value),
+                // Without a compare cas there is no mismatch.
+                Err(ArithError::NotFound | ArithError::Exists) => Line::NotFound,
+                Err(ArithError::NonNumeric) => Line::ClientError(ClientError::NonNumericValue),
+                Err(ArithError::OutOfMemory | ArithError::CreateFailed) => {
+                    Line::ServerError(ServerError::OutOfMemory)
+                }
+            },
+            Outcome::Ok => Line::Ok,
+            Outcome::FlushDisabled => Line::ClientError(ClientError::FlushAllNotAllowed),
+            Outcome::Failed(e) => Line::Proto(e),
+            Outcome::Version(v) => Line::Version(v),
+            Outcome::Noop => Line::MetaNoop,
+            Outcome::Stats(stats) => return stats_reply(out, stats),
+            Outcome::Config(key, found) => {
+                match found {
+                    Some((flags, body)) => text::write_config(out, key, flags, &body),
+                    None => text::write_end(out),
+                }
+                return;
+            }
+            Outcome::ConfigChanged(set, result) => match result {
+                Ok(()) if set => Line::Stored,
+                Ok(()) => Line::Deleted,
+                Err(ConfigChangeError::Disabled) => Line::Error,
+                Err(ConfigChangeError::NotFound) => Line::NotFound,
+                Err(ConfigChangeError::Invalid) => Line::ClientError(ClientError::BadDataChunk),
+            },
+        };
+        line.encode(out);
+    }
+}
+
+fn stats_reply(out: &mut Vec<u8>, stats: StatsReply) {
+    match stats {
+        StatsReply::Rows { rows, end } => {
+            for (name, value) in rows {
+                text::write_stat(out, name, value);
+            }
+            if end {
+                text::write_end(out);
+            }
+        }
+        StatsReply::Reset => Line::Reset.encode(out),
+        StatsReply::DetailToggled => Line::Ok.encode(out),
+        StatsReply::DetailDump => text::write_end(out),
+        StatsReply::Cachedump(Ok(lines)) => {
+            out.extend_from_slice(&lines);
+            text::write_end(out);
+        }
+        StatsReply::Cachedump(Err(e)) => Line::Proto(e).encode(out),
+    }
+}
