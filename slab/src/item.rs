@@ -113,6 +113,17 @@ impl ItemHeader {
         }
     }
 
+    /// Note a read: the first marks the item FETCHED, later ones ACCESSED, which is what
+    /// eviction promotes (memcached makes an item ACTIVE on its second fetch too), so an
+    /// item read once after it was stored is not kept over items read repeatedly.
+    pub fn mark_read(&self) {
+        if self.has_bit(FETCHED) {
+            self.set_bit(ACCESSED);
+        } else {
+            self.set_bit(FETCHED);
+        }
+    }
+
     pub fn clear_bit(&self, bit: u8) {
         let bits = self.bits.load(Relaxed);
         if bits & bit != 0 {

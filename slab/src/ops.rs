@@ -49,8 +49,7 @@ impl Cache {
             }
         };
         let h = self.header(c);
-        h.set_bit(FETCHED);
-        h.set_bit(ACCESSED);
+        h.mark_read();
         let class = self.class_of(c);
         let counters = self.counters(class);
         counters.get_hits.fetch_add(1, Relaxed);
@@ -122,8 +121,7 @@ impl Cache {
         };
         let r = read(&view);
         if opts.bump {
-            h.set_bit(FETCHED);
-            h.set_bit(ACCESSED);
+            h.mark_read();
         }
         let counters = self.counters(class);
         match opts.counter {
@@ -326,8 +324,7 @@ impl Cache {
             Found::Live(c) => {
                 let h = self.header(c);
                 h.exptime.store(exptime, Relaxed);
-                h.set_bit(FETCHED);
-                h.set_bit(ACCESSED);
+                h.mark_read();
                 self.counters(self.class_of(c)).touch_hits.fetch_add(1, Relaxed);
                 true
             }
