@@ -750,3 +750,21 @@ def test_expired_items_reclaimed_without_traffic(start_server):
             assert conn.get(key) == value, key
         for key, _ in old[:20]:
             assert conn.get(key) is None, key
+
+
+# 9. memory as large as the machine ------------------------------------------------------------
+
+def test_a_terabyte_limit_starts_serves_and_stays_lazy(start_server):
+    """`-m 1048576` (1 TB): the server starts, reports the limit, stores and reads values of
+    every size, and its resident memory follows what is stored, not the limit.
+
+    memcached 1.6.18 does the same (it allocates pages as they are needed)."""
+    from test_memory import proc_status_kb
+
+    srv = start_server(["-m", "1048576", "-t", "2"])
+    with Conn(srv.port, timeout=10) as conn:
+        assert conn.stat("limit_maxbytes") == 1048576 * PAGE
+        values = {b"tb:%d" % size: pattern(size, size) for size in (1, 100, 5000, 300_000, 900_000)}
+        assert set(conn.set_many(list(values.items()))) == {b"STORED"}
+        assert check_miss_or_intact(conn, values) == len(values)
+    assert proc_status_kb(srv.pid, "VmRSS") < 64 * 1024

@@ -16,17 +16,30 @@
 //!   +--------+--------+--------+-- ... --+
 //! ```
 //!
-//! A `ChunkRef` is `offset / 8 + 1` (chunk sizes are multiples of 8), so 0 can mean "none"
-//! in link fields and 32 bits address 32 GiB.
+//! A `ChunkRef` is `offset / unit + 1`, so 0 can mean "none" in link fields. The unit is 8
+//! bytes (chunk sizes are multiples of it) up to a 32 GiB arena, which 32 bits address;
+//! a larger arena doubles the unit as often as it needs, up to [`MAX_ARENA_BYTES`]
+//! (chunk sizes are then rounded to the larger unit), so the 32-byte item header keeps its
+//! 32-bit links whatever `-m` is.
 
 use crate::item::ItemHeader;
 use memmap2::{MmapMut, MmapOptions};
 
-/// Chunk sizes and offsets are multiples of this; it is also the unit of a `ChunkRef`.
+/// The smallest unit of chunk sizes and offsets, and of a `ChunkRef` (the unit grows with
+/// the arena, see the module docs).
 pub const CHUNK_ALIGN: usize = 8;
 
-/// The largest arena a 32-bit `ChunkRef` can address.
-pub const MAX_ARENA_BYTES: usize = (u32::MAX as usize - 1) * CHUNK_ALIGN;
+/// The largest arena: 4 TiB, named with 32-bit `ChunkRef`s in units of 1 KiB.
+pub const MAX_ARENA_BYTES: usize = 1 << 42;
+
+/// The unit of `ChunkRef`s for an arena of `bytes`: the smallest power of two, at least
+/// [`CHUNK_ALIGN`], with which 32 bits (less the null link) name every byte.
+pub fn unit_for(bytes: usize) -> usize {
+    bytes
+        .div_ceil(u32::MAX as usize - 1)
+        .next_power_of_two()
+        .max(CHUNK_ALIGN)
+}
 
 /// Index of a chunk in the arena: `offset / CHUNK_ALIGN + 1`; 0 is the null link.
 pub type ChunkRef = u32;
@@ -43,6 +56,8 @@ pub struct Arena {
     /// Start of the mapping, taken once from a mutable borrow so writes through it are allowed.
     base: *mut u8,
     len: usize,
+    /// log2 of the `ChunkRef` unit.
+    unit_shift: u32,
 }
 
 // SAFETY: Arena is a pointer into a mapping it owns. Headers are atomics; payload access is
@@ -70,23 +85,34 @@ impl Arena {
         let _ = map.advise(memmap2::Advice::HugePage);
         let base = map.as_mut_ptr();
         let len = map.len();
-        Ok(Arena { map, base, len })
+        let unit_shift = unit_for(len).trailing_zeros();
+        Ok(Arena {
+            map,
+            base,
+            len,
+            unit_shift,
+        })
     }
 
-    /// The chunk that starts at byte `offset` (which must be CHUNK_ALIGN-aligned).
-    pub fn chunk_at(offset: usize) -> ChunkRef {
-        debug_assert_eq!(offset % CHUNK_ALIGN, 0);
-        (offset / CHUNK_ALIGN) as ChunkRef + 1
+    /// Chunk sizes and offsets are multiples of this.
+    pub fn unit(&self) -> usize {
+        1 << self.unit_shift
+    }
+
+    /// The chunk that starts at byte `offset` (a multiple of [`Arena::unit`]).
+    pub fn chunk_at(&self, offset: usize) -> ChunkRef {
+        debug_assert_eq!(offset % self.unit(), 0);
+        (offset >> self.unit_shift) as ChunkRef + 1
     }
 
     /// Byte offset of a chunk.
-    pub fn offset_of(chunk: ChunkRef) -> usize {
+    pub fn offset_of(&self, chunk: ChunkRef) -> usize {
         debug_assert_ne!(chunk, NIL);
-        (chunk as usize - 1) * CHUNK_ALIGN
+        (chunk as usize - 1) << self.unit_shift
     }
 
     fn check(&self, chunk: ChunkRef, len: usize) -> usize {
-        let offset = Self::offset_of(chunk);
+        let offset = self.offset_of(chunk);
         assert!(
             chunk != NIL && offset + len <= self.len,
             "chunk {chunk} (+{len} bytes) outside the arena"
@@ -116,10 +142,10 @@ impl Arena {
     /// key and a small value, which a get reads one after the other. A hint only:
     /// out-of-range chunks are ignored.
     pub fn prefetch(&self, chunk: ChunkRef) {
-        if chunk == NIL || Self::offset_of(chunk) >= self.len {
+        if chunk == NIL || self.offset_of(chunk) >= self.len {
             return;
         }
-        let start = self.base.wrapping_add(Self::offset_of(chunk));
+        let start = self.base.wrapping_add(self.offset_of(chunk));
         for line in (0..PREFETCH_BYTES).step_by(64) {
             prefetch_line(start.wrapping_add(line));
         }

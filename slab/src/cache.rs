@@ -441,6 +441,7 @@ impl Cache {
         if chunk_max > config.page_size
             || !config.page_size.is_multiple_of(chunk_max)
             || !chunk_max.is_multiple_of(CHUNK_ALIGN)
+            || !chunk_max.is_multiple_of(crate::arena::unit_for(config.memory_limit))
             || chunk_max < 1024
         {
             return Err(CacheError::InvalidConfig(
@@ -451,14 +452,17 @@ impl Cache {
             return Err(CacheError::InvalidConfig("growth factor must be greater than 1"));
         }
         if config.memory_limit > MAX_ARENA_BYTES {
-            return Err(CacheError::InvalidConfig("memory limit above 32 GiB"));
+            return Err(CacheError::InvalidConfig("memory limit above 4 TiB"));
         }
         let pages = (config.memory_limit / config.page_size).max(1);
+        // Chunk sizes are multiples of the arena's unit, which grows past 32 GiB.
+        let unit = crate::arena::unit_for((pages + MAX_CLASSES) * config.page_size);
         let classes = ClassTable::new(
             config.min_chunk,
             config.growth_factor,
             chunk_max,
             config.page_size,
+            unit,
         );
         // One spare page per class: a class's first page may go over the limit.
         let total_pages = pages + classes.len().min(MAX_CLASSES);
@@ -542,7 +546,7 @@ impl Cache {
     }
 
     pub(crate) fn page_of(&self, c: ChunkRef) -> usize {
-        Arena::offset_of(c) / self.config.page_size
+        self.arena.offset_of(c) / self.config.page_size
     }
 
     pub(crate) fn class_of(&self, c: ChunkRef) -> usize {
@@ -688,7 +692,7 @@ impl Cache {
         let (page, next) = cs.carve.as_mut()?;
         let offset = *page * self.config.page_size + *next * self.classes.chunk_size(class);
         *next += 1;
-        let c = Arena::chunk_at(offset);
+        let c = self.arena.chunk_at(offset);
         // A page that served another class holds its old bytes: a header read by the
         // crawler or mover before the writer fills it must not look like an item.
         self.header(c).bits.store(0, Relaxed);

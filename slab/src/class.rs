@@ -13,8 +13,6 @@
 //! memcached's items per MB at 30-byte values against 1.25x now, but 1.20x at 100 bytes
 //! against 1.26x now, and it named different sizes by the same class id.)
 
-use crate::arena::CHUNK_ALIGN;
-
 /// memcached's item header (with CAS) on 64-bit builds: where its class ladder starts.
 const MEMCACHED_ITEM_HEADER: usize = 48;
 
@@ -29,7 +27,14 @@ pub struct ClassTable {
 }
 
 impl ClassTable {
-    pub fn new(min_chunk: usize, growth_factor: f64, chunk_max: usize, page_size: usize) -> ClassTable {
+    /// The ladder for chunks aligned to `align` bytes (the arena's unit, 8 below 32 GiB).
+    pub fn new(
+        min_chunk: usize,
+        growth_factor: f64,
+        chunk_max: usize,
+        page_size: usize,
+        align: usize,
+    ) -> ClassTable {
         // memcached's ladder, to the byte: it starts at its own 48-byte item header plus
         // `-n`, multiplies the previous (rounded) size by the factor, truncates, and rounds
         // up to 8. Our items are 16 bytes smaller, so each class holds items a little larger
@@ -40,10 +45,10 @@ impl ClassTable {
             if f64::from(size) >= chunk_max as f64 / growth_factor {
                 break;
             }
-            size = size.div_ceil(CHUNK_ALIGN as u32) * CHUNK_ALIGN as u32;
+            size = size.div_ceil(align as u32) * align as u32;
             if let Some(&last) = sizes.last() {
                 // A factor close to 1 must still make progress.
-                size = size.max((last + CHUNK_ALIGN) as u32);
+                size = size.max((last + align) as u32);
             }
             sizes.push(size as usize);
             size = (f64::from(size) * growth_factor) as u32;
@@ -83,7 +88,7 @@ mod tests {
 
     #[test]
     fn ladder_grows_by_factor_and_ends_at_page() {
-        let t = ClassTable::new(48, 1.25, 1 << 19, 1 << 20);
+        let t = ClassTable::new(48, 1.25, 1 << 19, 1 << 20, 8);
         // memcached 1.6.18's `-vv` ladder with -n 48 -f 1.25.
         assert_eq!(t.chunk_size(1), 96);
         assert_eq!(t.chunk_size(2), 120);
@@ -102,7 +107,7 @@ mod tests {
 
     #[test]
     fn class_for_picks_smallest_fit() {
-        let t = ClassTable::new(48, 1.25, 1 << 19, 1 << 20);
+        let t = ClassTable::new(48, 1.25, 1 << 19, 1 << 20, 8);
         assert_eq!(t.class_for(1), Some(1));
         assert_eq!(t.class_for(96), Some(1));
         assert_eq!(t.class_for(97), Some(2));
@@ -112,7 +117,17 @@ mod tests {
 
     #[test]
     fn tiny_factor_is_capped() {
-        let t = ClassTable::new(48, 1.01, 1 << 20, 1 << 20);
+        let t = ClassTable::new(48, 1.01, 1 << 20, 1 << 20, 8);
         assert_eq!(t.len(), MAX_CLASSES);
+    }
+
+    #[test]
+    fn a_larger_unit_rounds_every_class_to_it() {
+        let t = ClassTable::new(48, 1.25, 1 << 19, 1 << 20, 256);
+        assert_eq!(t.chunk_size(1), 256);
+        for id in 2..=t.len() {
+            assert!(t.chunk_size(id) > t.chunk_size(id - 1));
+            assert_eq!(t.chunk_size(id) % 256, 0);
+        }
     }
 }

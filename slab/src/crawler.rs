@@ -15,7 +15,6 @@
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::arena::Arena;
 use crate::cache::{lock, Cache, ClassState};
 use crate::item::{ItemHeader, FETCHED, LINKED};
 
@@ -188,7 +187,9 @@ impl Cache {
                     return false;
                 }
                 *left -= 1;
-                let c = Arena::chunk_at(page * self.config.page_size + cr.slot * chunk_size);
+                let c = self
+                    .arena
+                    .chunk_at(page * self.config.page_size + cr.slot * chunk_size);
                 cr.slot += 1;
                 let h = self.header(c);
                 if !h.has_bit(LINKED) {
@@ -261,7 +262,9 @@ impl Cache {
                         _ => per_page,
                     };
                     for slot in 0..slots {
-                        let c = Arena::chunk_at(page * self.config.page_size + slot * chunk_size);
+                        let c = self
+                            .arena
+                            .chunk_at(page * self.config.page_size + slot * chunk_size);
                         let h = self.header(c);
                         if !h.has_bit(LINKED) || h.is_expired(now) || self.is_flushed(c) {
                             continue;

@@ -22,7 +22,7 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::arena::{Arena, ChunkRef, NIL};
+use crate::arena::{ChunkRef, NIL};
 use crate::balancer::Balancer;
 use crate::cache::{lock, Cache, ClassState};
 use crate::item::{CHAINED, FETCHED, LINKED};
@@ -285,7 +285,7 @@ impl Cache {
         let end = (mv.next_slot + MOVE_BATCH).min(mv.slots);
         for slot in mv.next_slot..end {
             let offset = mv.page * self.config.page_size + slot * chunk_size;
-            let c = Arena::chunk_at(offset);
+            let c = self.arena.chunk_at(offset);
             let h = self.header(c);
             if h.has_bit(LINKED) {
                 self.move_item(m, &mut cs, mv.src, c, now);
@@ -416,7 +416,7 @@ impl Cache {
         let (page, next) = cs.carve.as_mut().filter(|(_, next)| *next < per_page)?;
         let offset = *page * self.config.page_size + *next * self.classes.chunk_size(class);
         *next += 1;
-        Some(Arena::chunk_at(offset))
+        Some(self.arena.chunk_at(offset))
     }
 
     /// Copy chunk `from` (an item or a data chunk; its item's stripe lock held) into the

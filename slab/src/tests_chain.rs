@@ -223,6 +223,32 @@ fn readers_never_see_torn_chains_during_moves() {
     assert!(c.mover_stats().slabs_moved > 5);
 }
 
+/// Memory beyond what 32-bit links in 8-byte units address (32 GiB): the unit grows, the
+/// map is only reserved, and items of every size store and read back. (64 GiB of address
+/// space; nothing near that is touched.)
+#[test]
+fn an_arena_larger_than_32_gib_works_and_stays_lazy() {
+    let c = Cache::new(CacheConfig {
+        memory_limit: 64 << 30,
+        ..CacheConfig::default()
+    })
+    .unwrap();
+    assert_eq!(c.chunk_size(1), 96, "memcached's first class, a multiple of 16");
+    for (i, len) in [1usize, 100, 5000, 600_000].into_iter().enumerate() {
+        let v = pattern(i as u32, len);
+        c.store(StoreMode::Set, format!("k{i}").as_bytes(), 0, 0, &v, 1)
+            .unwrap();
+        assert_eq!(get(&c, format!("k{i}").as_bytes()), Some(v));
+    }
+    assert_eq!(c.stats().limit_maxbytes, 64 << 30);
+    assert!(c.stats().total_malloced <= 8 << 20, "pages are taken as needed");
+    assert!(Cache::new(CacheConfig {
+        memory_limit: (4 << 40) + 1,
+        ..CacheConfig::default()
+    })
+    .is_err());
+}
+
 proptest! {
     /// Small and chained values mixed, with page moves: a read is a miss or the last value
     /// written; chunk counts add up.
