@@ -11,7 +11,7 @@ use proto::text::{self, AdminRequest, ClassIds, ClassSelection, MetadumpItem};
 use proto::{AdminError, ClientError, ProtoError};
 use slabcache::{CrawlError, ReassignError};
 
-use super::{Action, Outcome, Reply};
+use super::outcome::{Action, Outcome, Reply};
 use crate::context::Context;
 
 /// Execute one administrative command. `stacked`: replies of earlier commands are still

@@ -6,7 +6,7 @@
 
 use slabcache::{ArithError, ArithOptions};
 
-use super::{expiry, ttl_left, Outcome, Reply};
+use super::outcome::{expiry, ttl_left, Outcome, Reply};
 use crate::context::Context;
 use crate::stats::{bump, Counters};
 

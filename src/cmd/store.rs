@@ -8,7 +8,7 @@ use slabcache::{StoreError, StoreOptions};
 
 pub use slabcache::StoreMode;
 
-use super::{expiry, Outcome, Reply};
+use super::outcome::{expiry, Outcome, Reply};
 use crate::context::Context;
 use crate::stats::{bump, Counters};
 

@@ -19,7 +19,7 @@ use proto::binary::{
 use proto::text::{StatsDetail, StatsRequest};
 use slabcache::{ArithError, DeleteResult, StoreError, StoreMode, StoreOptions};
 
-use super::Step;
+use super::step::Step;
 use crate::cluster::ConfigChangeError;
 use crate::cmd::{self, Action, Command, Keys, Outcome, Reply, StatsReply};
 use crate::context::Context;

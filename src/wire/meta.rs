@@ -12,7 +12,7 @@ use proto::meta::{
 };
 use slabcache::{ArithError, DeleteResult, StoreError, StoreMode, StoreOptions};
 
-use super::Step;
+use super::step::Step;
 use crate::cmd::{self, Action, Command, Keys, Outcome, Reply};
 use crate::context::Context;
 use crate::stats::{bump, Counters};

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-use super::{binary, text, Step};
+use super::step::Step;
+use super::{binary, text};
 use crate::cluster::Cluster;
 use crate::cmd::Action;
 use crate::config::{Args, Config};

@@ -6,7 +6,7 @@ use proto::text::{self, Decoded, Reply as Line, Request};
 use proto::{ClientError, ProtoError, ServerError};
 use slabcache::{ArithError, DeleteResult, StoreError, StoreMode, StoreOptions};
 
-use super::Step;
+use super::step::Step;
 use crate::cluster::ConfigChangeError;
 use crate::cmd::{self, Command, Keys, Outcome, Reply, StatsReply};
 use crate::context::Context;
