@@ -91,6 +91,7 @@
 //! consuming only header + extras + key for these opcodes.
 
 use crate::Limits;
+pub use crate::StoreMode;
 
 mod decoder;
 mod encoder;
@@ -440,21 +441,6 @@ impl Header {
             cas: u64::from_be_bytes([h[16], h[17], h[18], h[19], h[20], h[21], h[22], h[23]]),
         })
     }
-}
-
-/// Which store operation a `Store` command is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StoreMode {
-    /// Store unconditionally.
-    Set,
-    /// Store only if absent.
-    Add,
-    /// Store only if present.
-    Replace,
-    /// Append to an existing value.
-    Append,
-    /// Prepend to an existing value.
-    Prepend,
 }
 
 /// The operation of a request, with its parsed extras and borrowed key and value.

@@ -39,6 +39,24 @@ pub fn peek_key(buf: &[u8]) -> Option<&[u8]> {
     Some(&rest[..key_len]).filter(|k| !k.is_empty())
 }
 
+/// The storage commands, whichever protocol sent them (text's verbs, meta's `M` modes,
+/// binary's opcodes; only text has a `cas` verb, the others compare a cas given alongside).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StoreMode {
+    /// `set`, meta `MS`, binary Set: store unconditionally.
+    Set,
+    /// `add`, `ME`, Add: store only if the key is absent.
+    Add,
+    /// `replace`, `MR`, Replace: store only if the key is present.
+    Replace,
+    /// `append`, `MA`, Append: add the data after the existing value (flags and exptime are ignored).
+    Append,
+    /// `prepend`, `MP`, Prepend: add the data before the existing value.
+    Prepend,
+    /// text `cas`: store only if the item's CAS unique is still the one given.
+    Cas,
+}
+
 /// Size limits the decoders enforce, from the server's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {

@@ -84,6 +84,7 @@ use crate::error::{ClientError, ProtoError, ServerError};
 use crate::format::{push_i64, push_u64};
 use crate::token::{parse_i64, parse_u64, Tokens};
 use crate::Limits;
+pub use crate::StoreMode;
 
 mod decoder;
 mod encoder;
@@ -164,21 +165,6 @@ pub fn peek_command(buf: &[u8]) -> Option<MetaCommand> {
     MetaCommand::from_verb(&rest[..end])
 }
 
-/// `ms` mode (`M` flag).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SetMode {
-    /// `MS` or no `M`: set.
-    Set,
-    /// `ME`: add.
-    Add,
-    /// `MA`: append.
-    Append,
-    /// `MP`: prepend.
-    Prepend,
-    /// `MR`: replace.
-    Replace,
-}
-
 /// `ma` mode (`M` flag).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ArithMode {
@@ -196,7 +182,7 @@ pub enum MetaOp<'a> {
     /// `ms`: the data block, without its `\r\n`.
     Set {
         /// `M` mode, `Set` by default.
-        mode: SetMode,
+        mode: StoreMode,
         /// The value.
         data: &'a [u8],
     },
@@ -828,7 +814,7 @@ mod tests {
         assert_eq!(
             r.op,
             MetaOp::Set {
-                mode: SetMode::Set,
+                mode: StoreMode::Set,
                 data: b"hello"
             }
         );
@@ -859,7 +845,7 @@ mod tests {
         assert_eq!(
             r.op,
             MetaOp::Set {
-                mode: SetMode::Append,
+                mode: StoreMode::Append,
                 data: b"hi"
             }
         );
@@ -970,7 +956,7 @@ mod tests {
             assert_eq!(
                 r.op,
                 MetaOp::Set {
-                    mode: SetMode::Set,
+                    mode: StoreMode::Set,
                     data: b"hi"
                 }
             );
@@ -980,7 +966,7 @@ mod tests {
         assert_eq!(
             r.op,
             MetaOp::Set {
-                mode: SetMode::Set,
+                mode: StoreMode::Set,
                 data: b""
             }
         );

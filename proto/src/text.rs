@@ -69,6 +69,7 @@ mod reply;
 pub use decoder::decode;
 use decoder::Line;
 
+pub use crate::StoreMode;
 pub use admin::{
     parse_class_list, AdminRequest, ClassIds, ClassSelection, Double, LruTuning, MAX_CRAWLER_SLEEP_US,
 };
@@ -346,23 +347,6 @@ impl Request<'_> {
             | Request::GetRefused { .. } => false,
         }
     }
-}
-
-/// The storage commands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum StoreMode {
-    /// `set`: store unconditionally.
-    Set,
-    /// `add`: store only if the key is absent.
-    Add,
-    /// `replace`: store only if the key is present.
-    Replace,
-    /// `append`: add the data after the existing value (flags and exptime are ignored).
-    Append,
-    /// `prepend`: add the data before the existing value.
-    Prepend,
-    /// `cas`: store only if the item's CAS unique is still the one given.
-    Cas,
 }
 
 /// `incr` or `decr`.

@@ -25,6 +25,23 @@ pub struct Store<'a> {
     pub opts: StoreOptions,
 }
 
+/// The engine's mode for a decoded store. `compare` is the cas that makes a set, add or
+/// replace a compare-and-swap (each protocol decides when its cas does: text's `cas` verb,
+/// meta's `C` on set and replace, binary's header cas on set, add and replace); append and
+/// prepend compare it themselves ([`StoreOptions::compare_cas`]).
+pub fn engine_mode(mode: proto::StoreMode, compare: Option<u64>) -> StoreMode {
+    use proto::StoreMode as Wire;
+    match (mode, compare) {
+        (Wire::Cas, cas) => StoreMode::Cas(cas.unwrap_or(0)),
+        (Wire::Set | Wire::Add | Wire::Replace, Some(cas)) => StoreMode::Cas(cas),
+        (Wire::Set, None) => StoreMode::Set,
+        (Wire::Add, None) => StoreMode::Add,
+        (Wire::Replace, None) => StoreMode::Replace,
+        (Wire::Append, _) => StoreMode::Append,
+        (Wire::Prepend, _) => StoreMode::Prepend,
+    }
+}
+
 pub(super) fn store<R: Reply>(s: Store<'_>, ctx: &Context, counters: &Counters, reply: &mut R) {
     bump(&counters.cmd_set, 1);
     let now = ctx.clock.now();

@@ -13,9 +13,7 @@
 //! 1.6.18 does without SASL (slabcached has none), but the frame is skipped exactly, where
 //! memcached skips the body length once more from the end of the key and loses sync.
 
-use proto::binary::{
-    self, BinCommand, BinDecoded, BinRequest, Opcode, Status, StoreMode as BinStoreMode, ARITH_NO_CREATE,
-};
+use proto::binary::{self, BinCommand, BinDecoded, BinRequest, Opcode, Status, ARITH_NO_CREATE};
 use proto::text::{StatsDetail, StatsRequest};
 use slabcache::{ArithError, DeleteResult, StoreError, StoreMode, StoreOptions};
 
@@ -92,16 +90,7 @@ fn command<'a>(req: &BinRequest<'a>, ctx: &Context) -> Result<Command<'a>, Statu
             // is ignored.
             let cas = header_cas.filter(|_| ctx.config.use_cas);
             Command::Store(cmd::store::Store {
-                mode: match (mode, cas) {
-                    (BinStoreMode::Set | BinStoreMode::Add | BinStoreMode::Replace, Some(cas)) => {
-                        StoreMode::Cas(cas)
-                    }
-                    (BinStoreMode::Set, None) => StoreMode::Set,
-                    (BinStoreMode::Add, None) => StoreMode::Add,
-                    (BinStoreMode::Replace, None) => StoreMode::Replace,
-                    (BinStoreMode::Append, _) => StoreMode::Append,
-                    (BinStoreMode::Prepend, _) => StoreMode::Prepend,
-                },
+                mode: cmd::store::engine_mode(mode, cas),
                 key,
                 flags,
                 exptime: i64::from(exptime),

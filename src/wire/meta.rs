@@ -8,9 +8,9 @@
 
 use proto::meta::{
     self, ArithMode, ArithOutcome, DeleteOutcome, ItemMeta, MetaCommand, MetaDecoded, MetaError, MetaOp,
-    MetaRequest, SetMode, SetOutcome,
+    MetaRequest, SetOutcome, StoreMode,
 };
-use slabcache::{ArithError, DeleteResult, StoreError, StoreMode, StoreOptions};
+use slabcache::{ArithError, DeleteResult, StoreError, StoreOptions};
 
 use super::step::Step;
 use crate::cmd::{self, Action, Command, Keys, Outcome, Reply};
@@ -82,14 +82,11 @@ fn command<'r>(req: &'r MetaRequest<'_>) -> Command<'r> {
         MetaOp::Set { mode, data } => Command::Store(cmd::store::Store {
             // A compare cas turns set and replace into cas; add ignores it; append and
             // prepend check it themselves (StoreOptions::compare_cas).
-            mode: match (mode, f.compare_cas) {
-                (SetMode::Set | SetMode::Replace, Some(cas)) => StoreMode::Cas(cas),
-                (SetMode::Set, None) => StoreMode::Set,
-                (SetMode::Replace, None) => StoreMode::Replace,
-                (SetMode::Add, _) => StoreMode::Add,
-                (SetMode::Append, _) => StoreMode::Append,
-                (SetMode::Prepend, _) => StoreMode::Prepend,
-            },
+            mode: cmd::store::engine_mode(
+                mode,
+                f.compare_cas
+                    .filter(|_| matches!(mode, StoreMode::Set | StoreMode::Replace)),
+            ),
             key,
             flags: f.client_flags.unwrap_or(0),
             exptime: ttl.unwrap_or(0),

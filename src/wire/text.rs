@@ -4,7 +4,7 @@
 
 use proto::text::{self, Decoded, Reply as Line, Request};
 use proto::{ClientError, ProtoError, ServerError};
-use slabcache::{ArithError, DeleteResult, StoreError, StoreMode, StoreOptions};
+use slabcache::{ArithError, DeleteResult, StoreError, StoreOptions};
 
 use super::step::Step;
 use crate::cluster::ConfigChangeError;
@@ -90,14 +90,7 @@ fn command(request: Request<'_>, pipelined: bool) -> Command<'_> {
             cas_unique,
             ..
         } => Command::Store(cmd::store::Store {
-            mode: match mode {
-                text::StoreMode::Set => StoreMode::Set,
-                text::StoreMode::Add => StoreMode::Add,
-                text::StoreMode::Replace => StoreMode::Replace,
-                text::StoreMode::Append => StoreMode::Append,
-                text::StoreMode::Prepend => StoreMode::Prepend,
-                text::StoreMode::Cas => StoreMode::Cas(cas_unique),
-            },
+            mode: cmd::store::engine_mode(mode, (mode == text::StoreMode::Cas).then_some(cas_unique)),
             key,
             flags,
             exptime,

@@ -172,11 +172,11 @@ fn decode_set<'a>(buf: &'a [u8], words: &Tokens<'a>, line_len: usize, limits: &L
         Err(e) => return fail(e, line_len, swallow),
     };
     let mode = match flags.mode {
-        None | Some(b'S') => SetMode::Set,
-        Some(b'E') => SetMode::Add,
-        Some(b'A') => SetMode::Append,
-        Some(b'P') => SetMode::Prepend,
-        Some(b'R') => SetMode::Replace,
+        None | Some(b'S') => StoreMode::Set,
+        Some(b'E') => StoreMode::Add,
+        Some(b'A') => StoreMode::Append,
+        Some(b'P') => StoreMode::Prepend,
+        Some(b'R') => StoreMode::Replace,
         Some(_) => return fail(MetaError::InvalidSetMode, line_len, swallow),
     };
     if opaque_too_long(&flags) {
