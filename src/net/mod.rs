@@ -7,3 +7,6 @@ pub mod conn;
 pub mod listener;
 pub mod stream;
 pub mod worker;
+
+#[cfg(test)]
+mod tests;
