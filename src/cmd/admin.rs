@@ -7,7 +7,7 @@
 //! for the next class only once its write buffer has drained below its high-water mark,
 //! so a dump takes at most one class's lines of memory beyond that.
 
-use proto::text::{self, AdminRequest, ClassIds, ClassSelection, MetadumpItem};
+use proto::text::{AdminRequest, ClassIds, ClassSelection, MetadumpItem};
 use proto::{AdminError, ClientError, ProtoError};
 use slabcache::{CrawlError, ReassignError};
 
@@ -196,16 +196,15 @@ pub struct Metadump {
 }
 
 impl Metadump {
-    /// Append the lines of the next class to `out`, or `END` after the last one. Returns
-    /// false once the dump is complete.
-    pub fn step(&mut self, shared: &Context, out: &mut Vec<u8>) -> bool {
+    /// Hand the items of the next class to `item`. Returns false, having listed nothing,
+    /// once every class has been listed.
+    pub fn step(&mut self, ctx: &Context, mut item: impl FnMut(&MetadumpItem<'_>)) -> bool {
         let Some(class) = self.remaining.pop_first() else {
-            text::write_end(out);
             return false;
         };
-        let clock = &shared.clock;
-        shared.cache.metadump(Some(&[class]), clock.now(), |entry| {
-            let item = MetadumpItem {
+        let clock = &ctx.clock;
+        ctx.cache.metadump(Some(&[class]), clock.now(), |entry| {
+            item(&MetadumpItem {
                 key: entry.key,
                 exptime: (entry.exptime != 0).then(|| clock.to_unix(entry.exptime)),
                 last_access: clock.started_unix() + u64::from(entry.last_access),
@@ -213,8 +212,7 @@ impl Metadump {
                 fetched: entry.fetched,
                 class: entry.class,
                 size: entry.total_size,
-            };
-            text::write_metadump_item(out, &item);
+            });
         });
         true
     }

@@ -8,7 +8,7 @@ use slabcache::{ArithError, DeleteResult, StoreError, StoreOptions};
 
 use super::step::Step;
 use crate::cluster::ConfigChangeError;
-use crate::cmd::{self, Command, Keys, Outcome, Reply, StatsReply};
+use crate::cmd::{self, Command, Keys, Metadump, Outcome, Reply, StatsReply};
 use crate::context::Context;
 use crate::stats::{bump, Counters};
 
@@ -65,6 +65,16 @@ pub fn step(input: &[u8], ctx: &Context, counters: &Counters, out: &mut Vec<u8>,
             Step::done(consumed, action)
         }
     }
+}
+
+/// The next class of an `lru_crawler metadump` in progress, or its `END`. Returns false once
+/// the dump is complete.
+pub fn metadump(dump: &mut Metadump, ctx: &Context, out: &mut Vec<u8>) -> bool {
+    let more = dump.step(ctx, |item| text::write_metadump_item(out, item));
+    if !more {
+        text::write_end(out);
+    }
+    more
 }
 
 /// The command a text request asks for.
