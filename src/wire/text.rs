@@ -228,8 +228,12 @@ fn stats_reply(out: &mut Vec<u8>, stats: StatsReply) {
         StatsReply::Reset => Line::Reset.encode(out),
         StatsReply::DetailToggled => Line::Ok.encode(out),
         StatsReply::DetailDump => text::write_end(out),
-        StatsReply::Cachedump(Ok(lines)) => {
-            out.extend_from_slice(&lines);
+        StatsReply::Cachedump(Ok(items)) => {
+            for (key, size, exptime) in items {
+                out.extend_from_slice(b"ITEM ");
+                out.extend_from_slice(&key);
+                out.extend_from_slice(format!(" [{size} b; {exptime} s]\r\n").as_bytes());
+            }
             text::write_end(out);
         }
         StatsReply::Cachedump(Err(e)) => Line::Proto(e).encode(out),
