@@ -64,3 +64,28 @@ pub(super) fn store<R: Reply>(s: Store<'_>, ctx: &Context, counters: &Counters, 
     }
     reply.send(Outcome::Stored(s.mode, result));
 }
+
+/// Why a decoder refused a request, as far as the counters care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The item would not fit (`store_too_large`).
+    TooLarge,
+    /// The data block did not end in `\r\n` (memcached counts the set before it checks).
+    BadDataChunk,
+    /// Anything else, and every binary refusal (memcached's binary side counts none).
+    Uncounted,
+}
+
+/// A request the decoder refused: counted as memcached counts it, and the old item under
+/// `unlink` dropped (memcached unlinks it when a set is refused as too large, so it cannot
+/// be read stale).
+pub fn refused(ctx: &Context, counters: &Counters, refusal: Refusal, unlink: Option<&[u8]>) {
+    match refusal {
+        Refusal::TooLarge => bump(&counters.store_too_large, 1),
+        Refusal::BadDataChunk => bump(&counters.cmd_set, 1),
+        Refusal::Uncounted => {}
+    }
+    if let Some(key) = unlink {
+        ctx.cache.delete_with(key, ctx.clock.now(), Default::default());
+    }
+}

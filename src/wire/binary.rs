@@ -19,6 +19,7 @@ use slabcache::{ArithError, DeleteResult, StoreError, StoreMode, StoreOptions};
 
 use super::step::Step;
 use crate::cluster::ConfigChangeError;
+use crate::cmd::store::Refusal;
 use crate::cmd::{self, Action, Command, Keys, Outcome, Reply, StatsReply};
 use crate::context::Context;
 use crate::stats::Counters;
@@ -43,9 +44,7 @@ pub fn step(input: &[u8], ctx: &Context, counters: &Counters, out: &mut Vec<u8>)
             Step::done(consumed, action)
         }
         BinDecoded::Error(e) => {
-            if let Some(key) = e.unlink {
-                ctx.cache.delete_with(key, ctx.clock.now(), Default::default());
-            }
+            cmd::store::refused(ctx, counters, Refusal::Uncounted, e.unlink);
             // memcached answers before it swallows the rest of a refused frame; nothing
             // else can be written in between, so the reply goes out now.
             e.write_reply(out);

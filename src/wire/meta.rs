@@ -13,9 +13,10 @@ use proto::meta::{
 use slabcache::{ArithError, DeleteResult, StoreError, StoreOptions};
 
 use super::step::Step;
+use crate::cmd::store::Refusal;
 use crate::cmd::{self, Action, Command, Keys, Outcome, Reply};
 use crate::context::Context;
-use crate::stats::{bump, Counters};
+use crate::stats::Counters;
 
 /// memcached's reply when `ma` cannot allocate the item `N` asked it to create.
 const CREATE_OUT_OF_MEMORY: &[u8] = b"SERVER_ERROR Out of memory allocating new item\r\n";
@@ -40,17 +41,13 @@ pub fn step(decoded: MetaDecoded<'_>, ctx: &Context, counters: &Counters, out: &
             close,
             unlink,
         } => {
-            if error == MetaError::TOO_LARGE {
-                bump(&counters.store_too_large, 1);
-            }
-            // memcached counts an `ms` whose data block it read before checking its end.
-            if error == MetaError::BAD_DATA_CHUNK {
-                bump(&counters.cmd_set, 1);
-            }
-            if let Some(key) = unlink {
-                ctx.cache
-                    .delete_with(key.bytes(), ctx.clock.now(), Default::default());
-            }
+            let refusal = match error {
+                MetaError::TOO_LARGE => Refusal::TooLarge,
+                // memcached counts an `ms` whose data block it read before checking its end.
+                MetaError::BAD_DATA_CHUNK => Refusal::BadDataChunk,
+                _ => Refusal::Uncounted,
+            };
+            cmd::store::refused(ctx, counters, refusal, unlink.as_ref().map(|k| k.bytes()));
             Step::refused(consumed, swallow, error.line(), close, out)
         }
     }

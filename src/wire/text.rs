@@ -8,9 +8,10 @@ use slabcache::{ArithError, DeleteResult, StoreError, StoreOptions};
 
 use super::step::Step;
 use crate::cluster::ConfigChangeError;
+use crate::cmd::store::Refusal;
 use crate::cmd::{self, Command, Keys, Metadump, Outcome, Reply, StatsReply};
 use crate::context::Context;
-use crate::stats::{bump, Counters};
+use crate::stats::Counters;
 
 /// Decode and execute one text request from the front of `input`.
 ///
@@ -34,15 +35,12 @@ pub fn step(input: &[u8], ctx: &Context, counters: &Counters, out: &mut Vec<u8>,
             noreply,
             unlink,
         } => {
-            match error {
-                ProtoError::Server(ServerError::ObjectTooLarge) => bump(&counters.store_too_large, 1),
-                // memcached counts the set before it checks the data block's ending.
-                ProtoError::Client(ClientError::BadDataChunk) => bump(&counters.cmd_set, 1),
-                _ => {}
-            }
-            if let Some(key) = unlink {
-                ctx.cache.delete_with(key, ctx.clock.now(), Default::default());
-            }
+            let refusal = match error {
+                ProtoError::Server(ServerError::ObjectTooLarge) => Refusal::TooLarge,
+                ProtoError::Client(ClientError::BadDataChunk) => Refusal::BadDataChunk,
+                _ => Refusal::Uncounted,
+            };
+            cmd::store::refused(ctx, counters, refusal, unlink);
             let reply = if noreply { &b""[..] } else { error.as_wire() };
             Step::refused(consumed, swallow, reply, close, out)
         }
