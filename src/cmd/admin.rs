@@ -7,10 +7,11 @@
 //! for the next class only once its write buffer has drained below its high-water mark,
 //! so a dump takes at most one class's lines of memory beyond that.
 
-use proto::text::{AdminRequest, ClassIds, ClassSelection, MetadumpItem};
+use proto::text::{AdminRequest, ClassIds, ClassSelection};
 use proto::{AdminError, ClientError, ProtoError};
 use slabcache::{CrawlError, ReassignError};
 
+use super::metadump::Metadump;
 use super::outcome::{Action, Outcome, Reply};
 use crate::context::Context;
 
@@ -187,33 +188,4 @@ fn metadump_start(
     let all = ClassIds::first(shared.cache.class_count());
     let remaining = crawl_classes(classes, shared)?.unwrap_or(all);
     Ok(Metadump { remaining })
-}
-
-/// An `lru_crawler metadump` in progress: the classes still to list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Metadump {
-    remaining: ClassIds,
-}
-
-impl Metadump {
-    /// Hand the items of the next class to `item`. Returns false, having listed nothing,
-    /// once every class has been listed.
-    pub fn step(&mut self, ctx: &Context, mut item: impl FnMut(&MetadumpItem<'_>)) -> bool {
-        let Some(class) = self.remaining.pop_first() else {
-            return false;
-        };
-        let clock = &ctx.clock;
-        ctx.cache.metadump(Some(&[class]), clock.now(), |entry| {
-            item(&MetadumpItem {
-                key: entry.key,
-                exptime: (entry.exptime != 0).then(|| clock.to_unix(entry.exptime)),
-                last_access: clock.started_unix() + u64::from(entry.last_access),
-                cas: entry.cas,
-                fetched: entry.fetched,
-                class: entry.class,
-                size: entry.total_size,
-            });
-        });
-        true
-    }
 }

@@ -16,6 +16,7 @@ pub mod config;
 pub mod control;
 pub mod delete;
 pub mod get;
+pub mod metadump;
 pub mod outcome;
 pub mod stats;
 pub mod store;
@@ -26,9 +27,8 @@ use proto::ProtoError;
 use crate::context::Context;
 use crate::stats::Counters;
 
-pub use admin::Metadump;
-pub use arith::ArithReply;
-pub use outcome::{Action, Hit, Keys, Outcome, Reply};
+pub use metadump::Metadump;
+pub use outcome::{Action, ArithReply, Hit, Keys, Outcome, Reply};
 pub use stats::StatsReply;
 pub use store::StoreMode;
 

@@ -4,12 +4,10 @@
 
 use proto::meta::{DebugInfo, ItemMeta};
 use proto::ProtoError;
-use slabcache::{ArithError, DeleteResult, StoreError};
+use slabcache::{ArithError, DeleteResult, StoreError, StoreMode};
 
-use super::admin::Metadump;
-use super::arith::ArithReply;
+use super::metadump::Metadump;
 use super::stats::StatsReply;
-use super::store::StoreMode;
 use crate::cluster::ConfigChangeError;
 use crate::context::Context;
 
@@ -41,6 +39,18 @@ impl<'a> Iterator for Keys<'a> {
             Keys::Line(keys) => keys.next(),
         }
     }
+}
+
+/// A changed (or created) number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArithReply {
+    pub value: u64,
+    pub cas: u64,
+    pub created: bool,
+    /// TTL left before the change (-1: none, and for a created item).
+    pub ttl: i64,
+    /// TTL after a touch or a creation.
+    pub new_ttl: Option<i64>,
 }
 
 /// An item found by a get, under its lock for as long as the encoder looks at it.
