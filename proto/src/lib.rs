@@ -7,6 +7,11 @@
 //! or an error with memcached's exact reply); an encoder appends a reply to a `Vec<u8>`.
 //! The server owns all I/O and state, which keeps these modules testable byte for byte
 //! against memcached itself.
+//!
+//! Shared by the three protocols, once each: [`token`] (memcached's tokenizer and its
+//! `strtol`-family number parsing; the meta decoder works on the tokens the text decoder
+//! split), [`format`] (decimal numbers), [`base64`] (meta's binary keys), [`StoreMode`],
+//! [`Limits`] and the error lines of [`error`].
 #![forbid(unsafe_code)]
 
 pub mod base64;
