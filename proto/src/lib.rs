@@ -10,7 +10,7 @@
 //!
 //! Shared by the three protocols, once each: [`token`] (memcached's tokenizer and its
 //! `strtol`-family number parsing; the meta decoder works on the tokens the text decoder
-//! split), [`format`] (decimal numbers), [`base64`] (meta's binary keys), [`StoreMode`],
+//! split), [`format`](mod@format) (decimal numbers), [`base64`] (meta's binary keys), [`StoreMode`],
 //! [`Limits`] and the error lines of [`error`].
 #![forbid(unsafe_code)]
 
