@@ -52,7 +52,8 @@ impl Context {
 pub fn build_cache(config: &Config) -> Result<slabcache::Cache, slabcache::CacheError> {
     let cache = slabcache::Cache::new(slabcache::CacheConfig {
         memory_limit: config.memory_limit,
-        page_size: config.item_size_max.max(1 << 20),
+        page_size: crate::config::SLAB_PAGE_SIZE,
+        slab_chunk_max: config.slab_chunk_max,
         item_size_max: config.item_size_max,
         min_chunk: config.min_chunk,
         growth_factor: config.growth_factor,
@@ -61,6 +62,8 @@ pub fn build_cache(config: &Config) -> Result<slabcache::Cache, slabcache::Cache
     })?;
     cache.set_size_tracking(config.track_sizes);
     cache.set_automove(config.tunables.slab_automove);
+    cache.set_lru_segmented(config.tunables.lru_segmented);
+    cache.set_warm_pct(config.tunables.warm_lru_pct.clamp(0, 80) as u8);
     cache.set_automove_tuning(
         config.tunables.slab_automove_ratio,
         config.slab_automove_window as usize,

@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import pytest
 
-from slabtest import TARGET, RawConn
+from slabtest import RawConn
 
 PAGE = 1024 * 1024
 CHUNK_MAX = PAGE // 2  # slab_chunk_max: larger values are stored across chunks
@@ -284,9 +284,6 @@ def test_growing_values_up_to_1m(start_server):
     (["-m", "64", "-I", "2m"], 2 * PAGE, 1_500_000),
     (["-m", "128", "-I", "4m"], 4 * PAGE, 3_900_000),
 ])
-# Not built yet in slabcached (issue 11, part 2): its large values are stored whole, in one
-# page-sized chunk, so no class of slab_chunk_max exists. The value itself round-trips.
-@pytest.mark.xfail(TARGET == "slabcached", reason="chained large items not built yet", strict=True)
 def test_large_values_span_chunks(start_server, args, item_max, size):
     """Values larger than slab_chunk_max (512 KB) with -I 2m / -I 4m.
 

@@ -60,6 +60,9 @@ pub(crate) struct Balancer {
     before: Vec<ClassFigures>,
     /// Per class id: the last `window` samples, newest last.
     window: Vec<VecDeque<Sample>>,
+    /// Per class id: quiet for a whole window at the last check, so its free pages may go
+    /// to the pool one after another without waiting for the next second.
+    quiet: Vec<bool>,
 }
 
 impl Cache {
@@ -68,8 +71,14 @@ impl Cache {
         if let Some(src) = self.over_limit_source() {
             return Some((src, 0));
         }
-        if m.automove == 0 || now == m.balancer.last_check {
+        if m.automove == 0 {
             return None;
+        }
+        if now == m.balancer.last_check {
+            // Between checks, only more free pages of quiet classes go to the pool.
+            return (1..m.balancer.quiet.len())
+                .find(|&id| m.balancer.quiet[id] && self.has_free_pages(id))
+                .map(|id| (id, 0));
         }
         m.balancer.last_check = now;
         let figures: Vec<ClassFigures> = (0..=self.classes.len())
@@ -85,6 +94,7 @@ impl Cache {
         if b.before.len() != figures.len() {
             b.before = figures.clone();
             b.window = vec![VecDeque::new(); figures.len()];
+            b.quiet = vec![false; figures.len()];
             return None;
         }
         let delta = |id: usize| figures[id].evicted.saturating_sub(b.before[id].evicted);
@@ -124,13 +134,9 @@ impl Cache {
             let dirty = w.iter().any(|s| s.dirty);
             let evicted_seen = w.iter().filter(|s| s.evicted).count() as f64;
             let evicted_ratio = w.iter().map(|s| s.evicted_ratio).sum::<f64>();
-            if f.free_chunks as f64 > f.per_page as f64 * FREE_PAGES_FOR_RECLAIM
-                && !dirty
-                && w.len() >= window
-                && f.pages >= MIN_PAGES_FOR_SOURCE
-            {
+            b.quiet[id] = !dirty && w.len() >= window;
+            if b.quiet[id] && to_pool.is_none() && Self::free_pages(&f) {
                 to_pool = Some(id);
-                break;
             }
             if age > oldest_age && f.pages > MIN_PAGES_FOR_SOURCE {
                 (oldest, oldest_age) = (Some(id), age);
@@ -164,6 +170,15 @@ impl Cache {
             .filter(|(_, f)| f.pages >= MIN_PAGES_FOR_SOURCE)
             .max_by_key(|(_, f)| (f.age, f.pages))
             .map(|(id, _)| id)
+    }
+
+    /// More than 2.5 pages of free chunks, and a page to spare.
+    fn free_pages(f: &ClassFigures) -> bool {
+        f.free_chunks as f64 > f.per_page as f64 * FREE_PAGES_FOR_RECLAIM && f.pages >= MIN_PAGES_FOR_SOURCE
+    }
+
+    fn has_free_pages(&self, id: usize) -> bool {
+        Self::free_pages(&self.figures(id, 0))
     }
 
     /// A class's figures at cache time `now`.

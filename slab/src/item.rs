@@ -13,7 +13,7 @@
 //!  24      4   cas_lo       stripe lock           CAS unique, low 32 bits
 //!  28      2   cas_hi       stripe lock           CAS unique, high 16 bits (48 bits in all)
 //!  30      1   key_len      fixed while linked    1..=250
-//!  31      1   bits         stripe lock           FETCHED ACCESSED STALE WIN_TOKEN KEY_BINARY LINKED
+//!  31      1   bits         stripe lock           FETCHED ACCESSED STALE WIN_TOKEN KEY_BINARY LINKED CHAINED WARM
 //!  32      key_len bytes of key, then value_len bytes of value (no trailing "\r\n")
 //! ```
 //!
@@ -42,6 +42,11 @@ pub const KEY_BINARY: u8 = 16;
 /// and cleared only with both the stripe and the class lock held, so the page mover, which
 /// holds the class lock, can tell a linked item from a free or in-flight chunk.
 pub const LINKED: u8 = 32;
+/// Header bit: the item's value continues in data chunks (see the `chain` module).
+pub const CHAINED: u8 = 64;
+/// Header bit: the item is on its class's protected (warm) LRU list, having been read
+/// again after it was stored (segmented LRU; see the cache's eviction).
+pub const WARM: u8 = 128;
 
 /// See the module docs for the layout.
 #[repr(C)]
@@ -113,6 +118,12 @@ impl ItemHeader {
         if bits & bit != 0 {
             self.bits.store(bits & !bit, Relaxed);
         }
+    }
+
+    /// A data chunk of a chained item (see the `chain` module): CHAINED with no key.
+    /// Items, in flight or linked, always have a key.
+    pub fn is_data_chunk(&self) -> bool {
+        self.has_bit(CHAINED) && self.key_len() == 0
     }
 
     /// True when the item's time is up at cache time `now`.

@@ -16,6 +16,8 @@
 //! class or to the global pool ([`pool`]), on `slabs reassign`, when the [`balancer`]
 //! sees a class evicting younger items than another keeps, or to give memory back under
 //! a lowered limit. The [`crawler`] reclaims expired and flushed items in the background.
+//! Items larger than `slab_chunk_max` (half a page by default) are chains of chunks of the
+//! largest class ([`chain`]), read as pieces ([`Value`]) without being joined.
 //! Each chunk holds an [`item::ItemHeader`], the key and the value. Items are named by
 //! 32-bit chunk indices, never pointers: hash chains, LRU lists and free lists are indices
 //! stored in the headers themselves, so the index costs 4 bytes of bucket per 1.5 items.
@@ -56,37 +58,46 @@
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-// Pointers into the map live in `arena`; `cache` and `mover` call its unsafe payload
+// Pointers into the map live in `arena`; `cache`, `chain` and `mover` call its unsafe payload
 // accessors, each call with the `SAFETY:` argument of the lock protocol.
 #[allow(unsafe_code)]
 mod arena;
 mod balancer;
 #[allow(unsafe_code)]
 mod cache;
+#[allow(unsafe_code)]
+mod chain;
 mod class;
 mod crawler;
+mod index;
 mod item;
+mod lru;
 mod marks;
 #[allow(unsafe_code)]
 mod mover;
+mod ops;
 mod pool;
+mod stats;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_chain;
 #[cfg(test)]
 mod tests_crawler;
 #[cfg(test)]
 mod tests_mover;
 
 pub use cache::{
-    ArithDone, ArithError, ArithOptions, Cache, CacheConfig, CacheError, CacheStats, ClassStats,
-    DeleteOptions, DeleteResult, GetOptions, HitCounter, ItemRef, ItemView, StoreError, StoreMode,
-    StoreOptions, MAX_KEY_LEN,
+    ArithDone, ArithError, ArithOptions, Cache, CacheConfig, CacheError, DeleteOptions, DeleteResult,
+    GetOptions, HitCounter, ItemRef, ItemView, StoreError, StoreMode, StoreOptions, MAX_KEY_LEN,
 };
+pub use chain::{Parts, Value};
 pub use crawler::{CrawlError, CrawlerStats, MetaEntry};
 
 /// The largest memory limit the engine accepts (its chunk indices are 32-bit).
 pub const MAX_MEMORY_LIMIT: usize = arena::MAX_ARENA_BYTES;
 pub use mover::{MoverStats, ReassignError};
+pub use stats::{CacheStats, ClassStats};
 
 /// Size of the per-item header in bytes (key and value come on top).
 pub const ITEM_HEADER_SIZE: usize = item::ItemHeader::SIZE;

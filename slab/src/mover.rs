@@ -25,7 +25,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use crate::arena::{Arena, ChunkRef, NIL};
 use crate::balancer::Balancer;
 use crate::cache::{lock, Cache, ClassState};
-use crate::item::{ItemHeader, FETCHED, LINKED};
+use crate::item::{CHAINED, FETCHED, LINKED};
 
 /// Why `slabs reassign` refused (memcached 1.6's `REASSIGN_*` results).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,8 +286,11 @@ impl Cache {
         for slot in mv.next_slot..end {
             let offset = mv.page * self.config.page_size + slot * chunk_size;
             let c = Arena::chunk_at(offset);
-            if self.header(c).has_bit(LINKED) {
+            let h = self.header(c);
+            if h.has_bit(LINKED) {
                 self.move_item(m, &mut cs, mv.src, c, now);
+            } else if h.is_data_chunk() {
+                self.move_data(m, &mut cs, mv.src, c);
             }
         }
         mv.next_slot = end;
@@ -341,12 +344,12 @@ impl Cache {
             return;
         };
         let h = self.header(c);
-        let size = ItemHeader::SIZE + h.payload_len();
         let dead = h.is_expired(now) || self.is_flushed(c);
         if !dead {
             if let Some(n) = self.rescue_chunk(cs, class) {
-                self.copy_item(c, n, size);
+                self.copy_chunk(c, n);
                 self.replace_links(&mut st, cs, hash, c, n);
+                self.repoint_data_chunks(n);
                 h.bits.store(0, Relaxed);
                 if let Some(p) = cs.moving.as_mut() {
                     p.used -= 1;
@@ -366,10 +369,39 @@ impl Cache {
         } else {
             m.stats.slab_reassign_evictions_nomem += 1;
         }
-        cs.used_chunks -= 1;
-        if let Some(p) = cs.moving.as_mut() {
-            p.used -= 1;
+        // On the moving page: counted off, not put on the free list.
+        self.free_chunk(cs, c);
+    }
+
+    /// Rescue data chunk `c` of a chained item into another chunk of the class, or evict
+    /// the whole item (class lock held as `cs`). A chain still being written, or a busy
+    /// stripe, leaves it for the next pass.
+    fn move_data(&self, m: &mut MoverState, cs: &mut ClassState, class: usize, c: ChunkRef) {
+        let head = self.header(c).lru_prev.load(Relaxed);
+        let hh = self.header(head);
+        if !hh.has_bit(LINKED) || !hh.has_bit(CHAINED) {
+            m.stats.slab_reassign_busy_items += 1;
+            return;
         }
+        let hash = self.hash(self.key_of(head));
+        let Ok(mut st) = self.stripes[Cache::stripe_of(hash)].try_lock() else {
+            m.stats.slab_reassign_busy_items += 1;
+            return;
+        };
+        if let Some(n) = self.rescue_chunk(cs, class) {
+            self.copy_chunk(c, n);
+            self.relink_data_chunk(head, c, n);
+            self.header(c).bits.store(0, Relaxed);
+            if let Some(p) = cs.moving.as_mut() {
+                p.used -= 1;
+            }
+            m.stats.slab_reassign_chunk_rescues += 1;
+            return;
+        }
+        // Frees every data chunk, `c` included (counted off the moving page).
+        self.remove_linked(&mut st, cs, hash, head);
+        self.free_chunk(cs, head);
+        m.stats.slab_reassign_evictions_nomem += 1;
     }
 
     /// A free chunk of `class` off the moving page, without taking a new page.
@@ -387,21 +419,26 @@ impl Cache {
         Some(Arena::chunk_at(offset))
     }
 
-    /// Copy item `from` (linked, its stripe lock held) into the free chunk `to`.
-    fn copy_item(&self, from: ChunkRef, to: ChunkRef, size: usize) {
+    /// Copy chunk `from` (an item or a data chunk; its item's stripe lock held) into the
+    /// free chunk `to`: header fields and the payload bytes in use. Hash and LRU links of
+    /// an item are the caller's to set; a data chunk's chain links are copied.
+    fn copy_chunk(&self, from: ChunkRef, to: ChunkRef) {
         let (a, b) = (self.header(from), self.header(to));
         b.exptime.store(a.exptime.load(Relaxed), Relaxed);
         b.client_flags.store(a.client_flags.load(Relaxed), Relaxed);
         b.value_len.store(a.value_len.load(Relaxed), Relaxed);
         b.key_len.store(a.key_len.load(Relaxed), Relaxed);
         b.set_cas(a.cas());
+        b.lru_prev.store(a.lru_prev.load(Relaxed), Relaxed);
+        b.lru_next.store(a.lru_next.load(Relaxed), Relaxed);
         b.bits.store(a.bits.load(Relaxed), Relaxed);
-        let len = size - ItemHeader::SIZE;
-        let (k, v) = self.key_value(from);
+        let len = self.stored_len(from);
+        // SAFETY: `from`'s bytes change only under its item's stripe lock, which is held;
+        // a different chunk than `to`.
+        let src = unsafe { self.arena.payload(from, len) };
         // SAFETY: `to` was just taken off the free list or the carve under the class lock:
-        // no index, LRU or other writer reaches it. `from` is a different chunk.
+        // no index, LRU or other writer reaches it.
         let dst = unsafe { self.arena.payload_mut(to, len) };
-        dst[..k.len()].copy_from_slice(k);
-        dst[k.len()..].copy_from_slice(v);
+        dst.copy_from_slice(src);
     }
 }

@@ -46,20 +46,26 @@ impl PagePool {
     /// A page for a class. `limit` is the page limit in force; `first` says the class has
     /// no page yet, which may go over the limit (memcached's rule).
     pub fn take(&mut self, limit: usize, first: bool) -> Option<usize> {
-        let over = self.malloced() >= limit + self.granted;
         let page = match self.free.pop() {
             Some(page) => page,
-            None if !over || first => self.released.pop().or_else(|| {
-                (self.next_fresh < self.total).then(|| {
-                    self.next_fresh += 1;
-                    self.next_fresh - 1
-                })
-            })?,
-            None => return None,
+            None => {
+                // Only memory beyond the limit is a grant; a pooled page is already counted.
+                let over = self.malloced() >= limit + self.granted;
+                if over && !first {
+                    return None;
+                }
+                let page = self.released.pop().or_else(|| {
+                    (self.next_fresh < self.total).then(|| {
+                        self.next_fresh += 1;
+                        self.next_fresh - 1
+                    })
+                })?;
+                if over {
+                    self.granted += 1;
+                }
+                page
+            }
         };
-        if over && first {
-            self.granted += 1;
-        }
         self.in_classes += 1;
         Some(page)
     }
@@ -94,5 +100,27 @@ impl PagePool {
             arena.release(page * page_size, page_size);
             self.released.push(page);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PagePool;
+
+    #[test]
+    fn a_first_page_from_the_pool_is_no_grant() {
+        let mut p = PagePool::new(10);
+        for _ in 0..4 {
+            p.take(4, false).unwrap();
+        }
+        assert_eq!(p.take(4, false), None, "at the limit");
+        // A class with no page may go over: a grant.
+        let granted = p.take(4, true).unwrap();
+        assert_eq!((p.granted, p.malloced()), (1, 5));
+        // A page back in the pool and taken again as a first page: no new grant.
+        p.in_classes -= 1;
+        p.free.push(granted);
+        p.take(4, true).unwrap();
+        assert_eq!((p.granted, p.malloced()), (1, 5));
     }
 }

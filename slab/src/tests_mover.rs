@@ -395,3 +395,45 @@ proptest! {
         prop_assert!(c.stats().total_malloced <= (6 * PAGE as u64).max(classes * PAGE as u64) + classes * PAGE as u64);
     }
 }
+
+/// The segmented LRU keeps keys that were read again through a one-time scan of new
+/// keys; the flat CLOCK list lets the scan push most of them out.
+#[test]
+fn segmented_lru_keeps_reread_keys_through_a_scan() {
+    let survivors = |segmented: bool| {
+        let c = cache(8);
+        c.set_automove(0);
+        c.set_lru_segmented(segmented);
+        // 1000 hot keys, read twice while other keys come and go.
+        for round in 0..4 {
+            for i in 0..1000 {
+                let k = format!("hot{i}");
+                if c.get(k.as_bytes(), 1, |_| ()).is_none() {
+                    c.store(StoreMode::Set, k.as_bytes(), 0, 0, &value(1, 100), 1)
+                        .unwrap();
+                }
+                let filler = format!("fill{round}-{i}");
+                c.store(StoreMode::Set, filler.as_bytes(), 0, 0, &value(2, 100), 1)
+                    .unwrap();
+            }
+        }
+        // A scan: 6000 keys stored once and never read.
+        for i in 0..6000 {
+            c.store(
+                StoreMode::Set,
+                format!("scan{i}").as_bytes(),
+                0,
+                0,
+                &value(3, 100),
+                1,
+            )
+            .unwrap();
+        }
+        (0..1000)
+            .filter(|i| c.get(format!("hot{i}").as_bytes(), 1, |_| ()).is_some())
+            .count()
+    };
+    let (segmented, flat) = (survivors(true), survivors(false));
+    assert!(segmented > 900, "segmented kept {segmented} of 1000");
+    assert!(segmented > flat, "segmented {segmented}, flat {flat}");
+}

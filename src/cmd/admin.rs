@@ -70,6 +70,7 @@ pub(super) fn execute<R: Reply>(
                 t.hot_max_factor = tuning.hot_factor.0;
                 t.warm_max_factor = tuning.warm_factor.0;
             });
+            shared.cache.set_warm_pct(tuning.warm_pct.clamp(0, 80) as u8);
             Ok(())
         }
         // memcached has these two only while its LRU maintainer runs.
@@ -78,6 +79,7 @@ pub(super) fn execute<R: Reply>(
         }
         AdminRequest::LruMode { segmented } => {
             settings.update(|t| t.lru_segmented = segmented);
+            shared.cache.set_lru_segmented(segmented);
             Ok(())
         }
         AdminRequest::LruTempTtl { ttl } => {

@@ -113,7 +113,7 @@ fn one<R: Reply>(
         let body = ctx.cluster.body();
         reply.send(Outcome::Hit(&Hit {
             key,
-            value: &body,
+            value: slabcache::Value::from_slice(&body),
             flags: 0,
             cas: 0,
             meta: ItemMeta::default(),

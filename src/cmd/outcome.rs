@@ -56,7 +56,8 @@ pub struct ArithReply {
 /// An item found by a get, under its lock for as long as the encoder looks at it.
 pub struct Hit<'a> {
     pub key: &'a [u8],
-    pub value: &'a [u8],
+    /// One slice, or the pieces of a large item stored as a chain of chunks.
+    pub value: slabcache::Value<'a>,
     pub flags: u32,
     pub cas: u64,
     /// What a meta get reports (only computed for a command with meta options).

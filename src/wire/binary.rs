@@ -164,8 +164,12 @@ pub struct BinaryReply<'o> {
 }
 
 /// A stored value into a reply: the one place the binary protocol copies one.
-fn push_value(out: &mut Vec<u8>, value: &[u8]) {
-    out.extend_from_slice(value);
+fn push_value(out: &mut Vec<u8>, value: slabcache::Value<'_>) {
+    // A chained item's pieces go out one after another, never joined first.
+    out.reserve(value.len());
+    for piece in value.parts() {
+        out.extend_from_slice(piece);
+    }
 }
 
 impl BinaryReply<'_> {
