@@ -101,3 +101,18 @@ impl Context {
         }
     }
 }
+
+/// A context with no sockets for in-process tests: `args` are slabcached's flags on top of
+/// `-m 8`; the one counters block is returned for the test to drive requests with.
+#[cfg(test)]
+pub(crate) fn for_tests(args: &[&str]) -> (Context, Arc<Counters>) {
+    use clap::Parser;
+    let mut argv = vec!["slabcached", "-m", "8"];
+    argv.extend_from_slice(args);
+    let config = Config::from_args(&crate::config::Args::try_parse_from(argv).unwrap()).unwrap();
+    let cache = build_cache(&config).unwrap();
+    let cluster = Cluster::from_config(&config, 11211).unwrap();
+    let counters = Arc::new(Counters::default());
+    let ctx = Context::new(config, cache, cluster, vec![Arc::clone(&counters)], Vec::new());
+    (ctx, counters)
+}

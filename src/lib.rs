@@ -9,7 +9,7 @@
 //!          v                v                v
 //!   +------------+   +------------+   +------------+
 //!   | worker 0   |   | worker 1   |   | worker t-1 |   one mio Poll each (-t)
-//!   |  Conn ...  |   |  Conn ...  |   |  Conn ...  |   read -> proto::decode -> exec -> write
+//!   |  Conn ...  |   |  Conn ...  |   |  Conn ...  |   read -> wire -> cmd -> wire -> write
 //!   +-----+------+   +-----+------+   +-----+------+
 //!         |                |                |
 //!         +----------------+----------------+
@@ -18,12 +18,34 @@
 //!                          ^
 //!                          |  rebalance_step / crawl_step, in bounded slices
 //!                 +--------+----------+
-//!                 | maintenance thread|  page mover, automove, LRU crawler (maintain.rs)
+//!                 | maintenance thread|  page mover, automove, LRU crawler (maintain/)
 //!                 +-------------------+
 //! ```
 //!
-//! The server glues two crates: `proto` (pure wire decoding/encoding) and `slabcache`
-//! (memory and items). It parses no bytes itself and does not reach into the engine.
+//! Inside a worker, a request takes one path whatever its protocol:
+//!
+//! ```text
+//!   net::conn ──bytes──> wire::{text,meta,binary}::step ──proto decode──> cmd::Command
+//!                                                                            │
+//!                          cmd::execute (one file per command family) <──────┘
+//!                                 │ cache calls, counters
+//!                                 v
+//!   net::conn <──bytes── the protocol's Reply encoder <── cmd::Outcome
+//! ```
+//!
+//! - [`net`]: the listener, the worker event loops and the connections (buffers, back-pressure);
+//!   they know nothing of a protocol beyond the first byte that picks one.
+//! - [`wire`]: per protocol, the mapping of `proto`'s decoded request onto a [`cmd::Command`]
+//!   and the encoder that owns its quiet, noreply and opaque rules.
+//! - [`cmd`]: the request model and the executor; the only code that calls the cache for a
+//!   request and counts it.
+//! - [`stats`]: the counters, and the `stats` figures as rows every protocol encodes.
+//! - [`context`]: what every thread shares (config, cache, clock, counters, cluster state).
+//! - [`maintain`]: the background thread (page mover, automove, LRU crawler) and its settings.
+//!
+//! Bytes are parsed by the `proto` crate and memory is managed by the `slabcache` crate; the
+//! server does not reach into the engine. `unsafe` is denied here and allowed only in
+//! [`sys`] (signals, setuid, daemon, rusage).
 #![deny(unsafe_code)]
 
 pub mod clock;

@@ -1,5 +1,7 @@
 //! The `slabcached` binary: parse memcached's flags, validate, bind, serve.
 
+#![deny(unsafe_code)]
+
 use clap::Parser;
 use slabcached::{sys, Args, Config, Server};
 

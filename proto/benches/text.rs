@@ -3,6 +3,8 @@
 //! half a second and reports nanoseconds per operation. Run with
 //! `cargo bench -p slabcached-proto`; pass a substring to run only matching cases.
 
+#![forbid(unsafe_code)]
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 

@@ -7,6 +7,11 @@
 //! or an error with memcached's exact reply); an encoder appends a reply to a `Vec<u8>`.
 //! The server owns all I/O and state, which keeps these modules testable byte for byte
 //! against memcached itself.
+//!
+//! Shared by the three protocols, once each: [`token`] (memcached's tokenizer and its
+//! `strtol`-family number parsing; the meta decoder works on the tokens the text decoder
+//! split), [`format`](mod@format) (decimal numbers), [`base64`] (meta's binary keys), [`StoreMode`],
+//! [`Limits`] and the error lines of [`error`].
 #![forbid(unsafe_code)]
 
 pub mod base64;
@@ -37,6 +42,24 @@ pub fn peek_key(buf: &[u8]) -> Option<&[u8]> {
     let rest = &window[command_end + 1..];
     let key_len = rest.iter().position(|&b| matches!(b, b' ' | b'\r' | b'\n'))?;
     Some(&rest[..key_len]).filter(|k| !k.is_empty())
+}
+
+/// The storage commands, whichever protocol sent them (text's verbs, meta's `M` modes,
+/// binary's opcodes; only text has a `cas` verb, the others compare a cas given alongside).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StoreMode {
+    /// `set`, meta `MS`, binary Set: store unconditionally.
+    Set,
+    /// `add`, `ME`, Add: store only if the key is absent.
+    Add,
+    /// `replace`, `MR`, Replace: store only if the key is present.
+    Replace,
+    /// `append`, `MA`, Append: add the data after the existing value (flags and exptime are ignored).
+    Append,
+    /// `prepend`, `MP`, Prepend: add the data before the existing value.
+    Prepend,
+    /// text `cas`: store only if the item's CAS unique is still the one given.
+    Cas,
 }
 
 /// Size limits the decoders enforce, from the server's configuration.

@@ -7,11 +7,12 @@
 //! for the next class only once its write buffer has drained below its high-water mark,
 //! so a dump takes at most one class's lines of memory beyond that.
 
-use proto::text::{self, AdminRequest, ClassIds, ClassSelection, MetadumpItem};
+use proto::text::{AdminRequest, ClassIds, ClassSelection};
 use proto::{AdminError, ClientError, ProtoError};
 use slabcache::{CrawlError, ReassignError};
 
-use super::{Action, Outcome, Reply};
+use super::metadump::Metadump;
+use super::outcome::{Action, Outcome, Reply};
 use crate::context::Context;
 
 /// Execute one administrative command. `stacked`: replies of earlier commands are still
@@ -189,35 +190,4 @@ fn metadump_start(
     let all = ClassIds::first(shared.cache.class_count());
     let remaining = crawl_classes(classes, shared)?.unwrap_or(all);
     Ok(Metadump { remaining })
-}
-
-/// An `lru_crawler metadump` in progress: the classes still to list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Metadump {
-    remaining: ClassIds,
-}
-
-impl Metadump {
-    /// Append the lines of the next class to `out`, or `END` after the last one. Returns
-    /// false once the dump is complete.
-    pub fn step(&mut self, shared: &Context, out: &mut Vec<u8>) -> bool {
-        let Some(class) = self.remaining.pop_first() else {
-            text::write_end(out);
-            return false;
-        };
-        let clock = &shared.clock;
-        shared.cache.metadump(Some(&[class]), clock.now(), |entry| {
-            let item = MetadumpItem {
-                key: entry.key,
-                exptime: (entry.exptime != 0).then(|| clock.to_unix(entry.exptime)),
-                last_access: clock.started_unix() + u64::from(entry.last_access),
-                cas: entry.cas,
-                fetched: entry.fetched,
-                class: entry.class,
-                size: entry.total_size,
-            };
-            text::write_metadump_item(out, &item);
-        });
-        true
-    }
 }

@@ -6,7 +6,7 @@
 
 use slabcache::{ArithError, ArithOptions};
 
-use super::{expiry, ttl_left, Outcome, Reply};
+use super::outcome::{expiry, ttl_left, ArithReply, Outcome, Reply};
 use crate::context::Context;
 use crate::stats::{bump, Counters};
 
@@ -32,18 +32,6 @@ impl<'a> Arith<'a> {
             touch: None,
         }
     }
-}
-
-/// A changed (or created) number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ArithReply {
-    pub value: u64,
-    pub cas: u64,
-    pub created: bool,
-    /// TTL left before the change (-1: none, and for a created item).
-    pub ttl: i64,
-    /// TTL after a touch or a creation.
-    pub new_ttl: Option<i64>,
 }
 
 pub(super) fn arith<R: Reply>(a: Arith<'_>, ctx: &Context, counters: &Counters, reply: &mut R) {

@@ -1,7 +1,7 @@
 //! The ElastiCache cluster configuration: text `config get|set|delete` and the binary
 //! Config opcodes, served from [`crate::cluster`].
 
-use super::{Outcome, Reply};
+use super::outcome::{Outcome, Reply};
 use crate::context::Context;
 
 pub(super) fn get<R: Reply>(key: &[u8], ctx: &Context, reply: &mut R) {

@@ -4,7 +4,7 @@
 use proto::text::Gate;
 use proto::ProtoError;
 
-use super::{Action, Outcome, Reply};
+use super::outcome::{Action, Outcome, Reply};
 use crate::context::Context;
 use crate::stats::{bump, Counters};
 

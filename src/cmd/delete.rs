@@ -6,7 +6,7 @@
 
 use slabcache::{DeleteOptions, DeleteResult};
 
-use super::{expiry, Outcome, Reply};
+use super::outcome::{expiry, Outcome, Reply};
 use crate::context::Context;
 use crate::stats::{bump, Counters};
 

@@ -19,7 +19,7 @@ use proto::meta::{DebugInfo, ItemMeta, MetaFlags};
 use proto::ClientError;
 use slabcache::{GetOptions, HitCounter, ItemView};
 
-use super::{expiry, ttl_left, Hit, Keys, Outcome, Reply};
+use super::outcome::{expiry, ttl_left, Hit, Keys, Outcome, Reply};
 use crate::context::Context;
 use crate::stats::{bump, Counters};
 

@@ -17,8 +17,9 @@ pub enum StatsReply {
     DetailToggled,
     /// `stats detail dump`: no prefixes are tracked, so an empty dump.
     DetailDump,
-    /// `stats cachedump`: its `ITEM` lines (text only), or why not.
-    Cachedump(Result<Vec<u8>, ProtoError>),
+    /// `stats cachedump` (text only): each item's key, value size and Unix expiry time, or
+    /// why not.
+    Cachedump(Result<Vec<(Vec<u8>, usize, u64)>, ProtoError>),
 }
 
 pub(super) fn stats(which: StatsRequest, ctx: &Context) -> StatsReply {
@@ -57,17 +58,13 @@ pub(super) fn stats(which: StatsRequest, ctx: &Context) -> StatsReply {
             if !ctx.config.dump_enabled {
                 return StatsReply::Cachedump(Err(ClientError::CachedumpNotAllowed.into()));
             }
-            let mut out = Vec::new();
+            let mut items = Vec::new();
             let clock = &ctx.clock;
             ctx.cache
                 .dump(class as usize, limit as usize, |key, nbytes, exptime| {
-                    out.extend_from_slice(b"ITEM ");
-                    out.extend_from_slice(key);
-                    out.extend_from_slice(
-                        format!(" [{nbytes} b; {} s]\r\n", clock.to_unix(exptime)).as_bytes(),
-                    );
+                    items.push((key.to_vec(), nbytes, clock.to_unix(exptime)));
                 });
-            StatsReply::Cachedump(Ok(out))
+            StatsReply::Cachedump(Ok(items))
         }
     }
 }

@@ -8,7 +8,7 @@ use slabcache::{StoreError, StoreOptions};
 
 pub use slabcache::StoreMode;
 
-use super::{expiry, Outcome, Reply};
+use super::outcome::{expiry, Outcome, Reply};
 use crate::context::Context;
 use crate::stats::{bump, Counters};
 
@@ -23,6 +23,23 @@ pub struct Store<'a> {
     pub value: &'a [u8],
     /// Append/prepend's compare cas, meta's `I` and `b`.
     pub opts: StoreOptions,
+}
+
+/// The engine's mode for a decoded store. `compare` is the cas that makes a set, add or
+/// replace a compare-and-swap (each protocol decides when its cas does: text's `cas` verb,
+/// meta's `C` on set and replace, binary's header cas on set, add and replace); append and
+/// prepend compare it themselves ([`StoreOptions::compare_cas`]).
+pub fn engine_mode(mode: proto::StoreMode, compare: Option<u64>) -> StoreMode {
+    use proto::StoreMode as Wire;
+    match (mode, compare) {
+        (Wire::Cas, cas) => StoreMode::Cas(cas.unwrap_or(0)),
+        (Wire::Set | Wire::Add | Wire::Replace, Some(cas)) => StoreMode::Cas(cas),
+        (Wire::Set, None) => StoreMode::Set,
+        (Wire::Add, None) => StoreMode::Add,
+        (Wire::Replace, None) => StoreMode::Replace,
+        (Wire::Append, _) => StoreMode::Append,
+        (Wire::Prepend, _) => StoreMode::Prepend,
+    }
 }
 
 pub(super) fn store<R: Reply>(s: Store<'_>, ctx: &Context, counters: &Counters, reply: &mut R) {
@@ -46,4 +63,29 @@ pub(super) fn store<R: Reply>(s: Store<'_>, ctx: &Context, counters: &Counters, 
         }
     }
     reply.send(Outcome::Stored(s.mode, result));
+}
+
+/// Why a decoder refused a request, as far as the counters care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The item would not fit (`store_too_large`).
+    TooLarge,
+    /// The data block did not end in `\r\n` (memcached counts the set before it checks).
+    BadDataChunk,
+    /// Anything else, and every binary refusal (memcached's binary side counts none).
+    Uncounted,
+}
+
+/// A request the decoder refused: counted as memcached counts it, and the old item under
+/// `unlink` dropped (memcached unlinks it when a set is refused as too large, so it cannot
+/// be read stale).
+pub fn refused(ctx: &Context, counters: &Counters, refusal: Refusal, unlink: Option<&[u8]>) {
+    match refusal {
+        Refusal::TooLarge => bump(&counters.store_too_large, 1),
+        Refusal::BadDataChunk => bump(&counters.cmd_set, 1),
+        Refusal::Uncounted => {}
+    }
+    if let Some(key) = unlink {
+        ctx.cache.delete_with(key, ctx.clock.now(), Default::default());
+    }
 }

@@ -6,10 +6,10 @@
 //!   advances a page move, or lets the automove balancer pick one; while a move is in
 //!   progress it is called again at once (the thread yields between slices);
 //! - while the LRU crawler is enabled, [`Cache::crawl_step`] looks at up to
-//!   [`CRAWL_BUDGET`] items, then the thread pauses `lru_crawler_sleep` microseconds
+//!   [`thread::CRAWL_BUDGET`] items, then the thread pauses `lru_crawler_sleep` microseconds
 //!   before the next slice, as memcached's crawler does between batches.
 //!
-//! When neither has work it sleeps [`IDLE`] (the engine starts periodic crawls and
+//! When neither has work it sleeps [`thread::IDLE`] (the engine starts periodic crawls and
 //! automove decisions itself when called). Commands that give it work (`slabs reassign`,
 //! `lru_crawler crawl|enable`) wake it at once through [`Maintenance::kick`], and
 //! shutdown through [`Maintenance::stop`].
@@ -28,13 +28,6 @@ use std::time::Duration;
 use crate::config::Tunables;
 
 pub mod thread;
-pub use thread::spawn;
-
-/// Items one crawl slice looks at (memcached's `crawls_persleep`).
-pub const CRAWL_BUDGET: usize = 1000;
-
-/// How long the thread sleeps when it has nothing to do.
-pub const IDLE: Duration = Duration::from_secs(1);
 
 /// The maintenance thread's controls and the run-time settings.
 pub struct Maintenance {
@@ -81,7 +74,7 @@ impl Maintenance {
         self.wake.notify_one();
     }
 
-    /// Make the thread return; [`spawn`]'s handle can then be joined.
+    /// Make the thread return; [`thread::spawn`]'s handle can then be joined.
     pub fn stop(&self) {
         self.lock().stop = true;
         self.wake.notify_one();

@@ -5,10 +5,15 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{CRAWL_BUDGET, IDLE};
 use crate::context::Context;
 
-/// Start the maintenance thread; it runs until [`Maintenance::stop`].
+/// Items one crawl slice looks at (memcached's `crawls_persleep`).
+pub const CRAWL_BUDGET: usize = 1000;
+
+/// How long the thread sleeps when it has nothing to do.
+pub const IDLE: Duration = Duration::from_secs(1);
+
+/// Start the maintenance thread; it runs until [`crate::maintain::Maintenance::stop`].
 pub fn spawn(shared: Arc<Context>) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("maintenance".into())

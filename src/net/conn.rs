@@ -315,7 +315,7 @@ impl Conn {
             if let Some(dump) = &mut self.metadump {
                 // One class per turn, each counted as a request.
                 *budget -= 1;
-                if !dump.step(shared, &mut self.wbuf) {
+                if !wire::text::metadump(dump, shared, &mut self.wbuf) {
                     self.metadump = None;
                     self.stacked = false;
                 }

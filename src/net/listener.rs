@@ -191,7 +191,7 @@ impl Server {
 
     /// Start the workers and the maintenance thread, and serve until a stop is requested.
     pub fn run(mut self) -> io::Result<()> {
-        let maintenance = maintain::spawn(Arc::clone(&self.shared))?;
+        let maintenance = maintain::thread::spawn(Arc::clone(&self.shared))?;
         let mut workers: Vec<WorkerHandle> = Vec::new();
         let mut joins = Vec::new();
         for (i, counters) in self.worker_counters.iter().enumerate() {

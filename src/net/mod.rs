@@ -1,9 +1,12 @@
 //! The network side: the listener thread ([`listener`]), the worker threads and their event
 //! loops ([`worker`]), and one client connection's buffers and read → execute → write cycle
-//! ([`conn`]). Requests are turned into replies by [`crate::exec`]; nothing here knows a
+//! ([`conn`]). Requests are turned into replies by [`crate::wire`] and [`crate::cmd`]; nothing here knows a
 //! protocol beyond the first byte that picks one.
 
 pub mod conn;
 pub mod listener;
 pub mod stream;
 pub mod worker;
+
+#[cfg(test)]
+mod tests;

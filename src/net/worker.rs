@@ -28,8 +28,7 @@ const WAKER: Token = Token(usize::MAX);
 /// empty yields the CPU once. When threads outnumber cores (other workers, the clients on
 /// the same box), a worker that always has work would otherwise keep the core for a whole
 /// scheduler slice (milliseconds) while the connections of the thread waiting for that core
-/// starve: measured here with 2 workers on 2 shared cores, p99 fell from ~1.8 ms to ~0.65 ms
-/// for a few percent of throughput.
+/// starve. What it fixed and what it costs: docs/performance.md, "The fairness yield".
 const FAIRNESS_SLICE: Duration = Duration::from_micros(300);
 
 /// A socket handed from the listener to a worker.
@@ -138,9 +137,9 @@ impl Worker {
 
     /// Serve the connections of this poll round in three passes: read every socket and
     /// prefetch the index bucket of each first request's key; prefetch the item that bucket
-    /// names; then execute and reply. A lookup's two cache misses (bucket, item), about half
-    /// of the user time per request before this, are then loaded while the other sockets
-    /// are read instead of stalling the request that needs them.
+    /// names; then execute and reply. A lookup's two cache misses (bucket, item) are then
+    /// loaded while the other sockets are read instead of stalling the request that needs
+    /// them (measurements: docs/performance.md, "Where the CPU goes without pipelining").
     fn serve_ready(&mut self) {
         for &i in &self.ready {
             if let Some(conn) = self.conns.get_mut(i).and_then(Option::as_mut) {

@@ -13,14 +13,13 @@
 //! 1.6.18 does without SASL (slabcached has none), but the frame is skipped exactly, where
 //! memcached skips the body length once more from the end of the key and loses sync.
 
-use proto::binary::{
-    self, BinCommand, BinDecoded, BinRequest, Opcode, Status, StoreMode as BinStoreMode, ARITH_NO_CREATE,
-};
+use proto::binary::{self, BinCommand, BinDecoded, BinRequest, Opcode, Status, ARITH_NO_CREATE};
 use proto::text::{StatsDetail, StatsRequest};
 use slabcache::{ArithError, DeleteResult, StoreError, StoreMode, StoreOptions};
 
-use super::Step;
+use super::step::Step;
 use crate::cluster::ConfigChangeError;
+use crate::cmd::store::Refusal;
 use crate::cmd::{self, Action, Command, Keys, Outcome, Reply, StatsReply};
 use crate::context::Context;
 use crate::stats::Counters;
@@ -45,9 +44,7 @@ pub fn step(input: &[u8], ctx: &Context, counters: &Counters, out: &mut Vec<u8>)
             Step::done(consumed, action)
         }
         BinDecoded::Error(e) => {
-            if let Some(key) = e.unlink {
-                ctx.cache.delete_with(key, ctx.clock.now(), Default::default());
-            }
+            cmd::store::refused(ctx, counters, Refusal::Uncounted, e.unlink);
             // memcached answers before it swallows the rest of a refused frame; nothing
             // else can be written in between, so the reply goes out now.
             e.write_reply(out);
@@ -92,16 +89,7 @@ fn command<'a>(req: &BinRequest<'a>, ctx: &Context) -> Result<Command<'a>, Statu
             // is ignored.
             let cas = header_cas.filter(|_| ctx.config.use_cas);
             Command::Store(cmd::store::Store {
-                mode: match (mode, cas) {
-                    (BinStoreMode::Set | BinStoreMode::Add | BinStoreMode::Replace, Some(cas)) => {
-                        StoreMode::Cas(cas)
-                    }
-                    (BinStoreMode::Set, None) => StoreMode::Set,
-                    (BinStoreMode::Add, None) => StoreMode::Add,
-                    (BinStoreMode::Replace, None) => StoreMode::Replace,
-                    (BinStoreMode::Append, _) => StoreMode::Append,
-                    (BinStoreMode::Prepend, _) => StoreMode::Prepend,
-                },
+                mode: cmd::store::engine_mode(mode, cas),
                 key,
                 flags,
                 exptime: i64::from(exptime),

@@ -8,14 +8,15 @@
 
 use proto::meta::{
     self, ArithMode, ArithOutcome, DeleteOutcome, ItemMeta, MetaCommand, MetaDecoded, MetaError, MetaOp,
-    MetaRequest, SetMode, SetOutcome,
+    MetaRequest, SetOutcome, StoreMode,
 };
-use slabcache::{ArithError, DeleteResult, StoreError, StoreMode, StoreOptions};
+use slabcache::{ArithError, DeleteResult, StoreError, StoreOptions};
 
-use super::Step;
+use super::step::Step;
+use crate::cmd::store::Refusal;
 use crate::cmd::{self, Action, Command, Keys, Outcome, Reply};
 use crate::context::Context;
-use crate::stats::{bump, Counters};
+use crate::stats::Counters;
 
 /// memcached's reply when `ma` cannot allocate the item `N` asked it to create.
 const CREATE_OUT_OF_MEMORY: &[u8] = b"SERVER_ERROR Out of memory allocating new item\r\n";
@@ -40,17 +41,13 @@ pub fn step(decoded: MetaDecoded<'_>, ctx: &Context, counters: &Counters, out: &
             close,
             unlink,
         } => {
-            if error == MetaError::TOO_LARGE {
-                bump(&counters.store_too_large, 1);
-            }
-            // memcached counts an `ms` whose data block it read before checking its end.
-            if error == MetaError::BAD_DATA_CHUNK {
-                bump(&counters.cmd_set, 1);
-            }
-            if let Some(key) = unlink {
-                ctx.cache
-                    .delete_with(key.bytes(), ctx.clock.now(), Default::default());
-            }
+            let refusal = match error {
+                MetaError::TOO_LARGE => Refusal::TooLarge,
+                // memcached counts an `ms` whose data block it read before checking its end.
+                MetaError::BAD_DATA_CHUNK => Refusal::BadDataChunk,
+                _ => Refusal::Uncounted,
+            };
+            cmd::store::refused(ctx, counters, refusal, unlink.as_ref().map(|k| k.bytes()));
             Step::refused(consumed, swallow, error.line(), close, out)
         }
     }
@@ -82,14 +79,11 @@ fn command<'r>(req: &'r MetaRequest<'_>) -> Command<'r> {
         MetaOp::Set { mode, data } => Command::Store(cmd::store::Store {
             // A compare cas turns set and replace into cas; add ignores it; append and
             // prepend check it themselves (StoreOptions::compare_cas).
-            mode: match (mode, f.compare_cas) {
-                (SetMode::Set | SetMode::Replace, Some(cas)) => StoreMode::Cas(cas),
-                (SetMode::Set, None) => StoreMode::Set,
-                (SetMode::Replace, None) => StoreMode::Replace,
-                (SetMode::Add, _) => StoreMode::Add,
-                (SetMode::Append, _) => StoreMode::Append,
-                (SetMode::Prepend, _) => StoreMode::Prepend,
-            },
+            mode: cmd::store::engine_mode(
+                mode,
+                f.compare_cas
+                    .filter(|_| matches!(mode, StoreMode::Set | StoreMode::Replace)),
+            ),
             key,
             flags: f.client_flags.unwrap_or(0),
             exptime: ttl.unwrap_or(0),

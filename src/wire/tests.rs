@@ -4,13 +4,10 @@
 
 use std::sync::Arc;
 
-use clap::Parser;
-
-use super::{binary, text, Step};
-use crate::cluster::Cluster;
+use super::step::Step;
+use super::{binary, text};
 use crate::cmd::Action;
-use crate::config::{Args, Config};
-use crate::context::{build_cache, Context};
+use crate::context::Context;
 use crate::stats::Counters;
 
 struct Server {
@@ -19,13 +16,7 @@ struct Server {
 }
 
 fn server(args: &[&str]) -> Server {
-    let mut argv = vec!["slabcached", "-m", "8"];
-    argv.extend_from_slice(args);
-    let config = Config::from_args(&Args::try_parse_from(argv).unwrap()).unwrap();
-    let cache = build_cache(&config).unwrap();
-    let cluster = Cluster::from_config(&config, 11211).unwrap();
-    let counters = Arc::new(Counters::default());
-    let ctx = Context::new(config, cache, cluster, vec![Arc::clone(&counters)], Vec::new());
+    let (ctx, counters) = crate::context::for_tests(args);
     Server { ctx, counters }
 }
 

@@ -4,13 +4,14 @@
 
 use proto::text::{self, Decoded, Reply as Line, Request};
 use proto::{ClientError, ProtoError, ServerError};
-use slabcache::{ArithError, DeleteResult, StoreError, StoreMode, StoreOptions};
+use slabcache::{ArithError, DeleteResult, StoreError, StoreOptions};
 
-use super::Step;
+use super::step::Step;
 use crate::cluster::ConfigChangeError;
-use crate::cmd::{self, Command, Keys, Outcome, Reply, StatsReply};
+use crate::cmd::store::Refusal;
+use crate::cmd::{self, Command, Keys, Metadump, Outcome, Reply, StatsReply};
 use crate::context::Context;
-use crate::stats::{bump, Counters};
+use crate::stats::Counters;
 
 /// Decode and execute one text request from the front of `input`.
 ///
@@ -34,15 +35,12 @@ pub fn step(input: &[u8], ctx: &Context, counters: &Counters, out: &mut Vec<u8>,
             noreply,
             unlink,
         } => {
-            match error {
-                ProtoError::Server(ServerError::ObjectTooLarge) => bump(&counters.store_too_large, 1),
-                // memcached counts the set before it checks the data block's ending.
-                ProtoError::Client(ClientError::BadDataChunk) => bump(&counters.cmd_set, 1),
-                _ => {}
-            }
-            if let Some(key) = unlink {
-                ctx.cache.delete_with(key, ctx.clock.now(), Default::default());
-            }
+            let refusal = match error {
+                ProtoError::Server(ServerError::ObjectTooLarge) => Refusal::TooLarge,
+                ProtoError::Client(ClientError::BadDataChunk) => Refusal::BadDataChunk,
+                _ => Refusal::Uncounted,
+            };
+            cmd::store::refused(ctx, counters, refusal, unlink);
             let reply = if noreply { &b""[..] } else { error.as_wire() };
             Step::refused(consumed, swallow, reply, close, out)
         }
@@ -65,6 +63,16 @@ pub fn step(input: &[u8], ctx: &Context, counters: &Counters, out: &mut Vec<u8>,
             Step::done(consumed, action)
         }
     }
+}
+
+/// The next class of an `lru_crawler metadump` in progress, or its `END`. Returns false once
+/// the dump is complete.
+pub fn metadump(dump: &mut Metadump, ctx: &Context, out: &mut Vec<u8>) -> bool {
+    let more = dump.step(ctx, |item| text::write_metadump_item(out, item));
+    if !more {
+        text::write_end(out);
+    }
+    more
 }
 
 /// The command a text request asks for.
@@ -90,14 +98,7 @@ fn command(request: Request<'_>, pipelined: bool) -> Command<'_> {
             cas_unique,
             ..
         } => Command::Store(cmd::store::Store {
-            mode: match mode {
-                text::StoreMode::Set => StoreMode::Set,
-                text::StoreMode::Add => StoreMode::Add,
-                text::StoreMode::Replace => StoreMode::Replace,
-                text::StoreMode::Append => StoreMode::Append,
-                text::StoreMode::Prepend => StoreMode::Prepend,
-                text::StoreMode::Cas => StoreMode::Cas(cas_unique),
-            },
+            mode: cmd::store::engine_mode(mode, (mode == text::StoreMode::Cas).then_some(cas_unique)),
             key,
             flags,
             exptime,
@@ -229,8 +230,12 @@ fn stats_reply(out: &mut Vec<u8>, stats: StatsReply) {
         StatsReply::Reset => Line::Reset.encode(out),
         StatsReply::DetailToggled => Line::Ok.encode(out),
         StatsReply::DetailDump => text::write_end(out),
-        StatsReply::Cachedump(Ok(lines)) => {
-            out.extend_from_slice(&lines);
+        StatsReply::Cachedump(Ok(items)) => {
+            for (key, size, exptime) in items {
+                out.extend_from_slice(b"ITEM ");
+                out.extend_from_slice(&key);
+                out.extend_from_slice(format!(" [{size} b; {exptime} s]\r\n").as_bytes());
+            }
             text::write_end(out);
         }
         StatsReply::Cachedump(Err(e)) => Line::Proto(e).encode(out),

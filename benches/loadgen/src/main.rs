@@ -7,8 +7,12 @@
 //! (error ratio above `--max-error-ratio`, no reply in the measured window, preload timeout),
 //! 2 when it could not start (bad options, server unreachable).
 
+#![deny(unsafe_code)]
+
 mod config;
 mod parse;
+// One `sysconf` call for the clock tick rate.
+#[allow(unsafe_code)]
 mod procstat;
 mod rng;
 mod worker;

@@ -3,6 +3,7 @@
 //! that keys of decoded requests are 1..=250 bytes, that length fields are honoured, and
 //! that the reply encoders round-trip through the header parser.
 #![no_main]
+#![deny(unsafe_code)]
 
 use libfuzzer_sys::fuzz_target;
 use proto::binary::{self, BinCommand, BinDecoded, Header, HEADER_LEN};

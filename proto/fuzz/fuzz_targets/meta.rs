@@ -3,6 +3,7 @@
 //! no step claims bytes it was not given or makes no progress, that accepted keys are
 //! 1..=250 bytes, and that every reply writer copes with every accepted request.
 #![no_main]
+#![deny(unsafe_code)]
 
 use libfuzzer_sys::fuzz_target;
 use proto::meta::{self, ArithOutcome, DeleteOutcome, ItemMeta, MetaCommand, MetaDecoded, SetOutcome};

@@ -1,0 +1,52 @@
+//! What one decode-and-execute step did, for the connection.
+
+use crate::cmd::Action;
+
+/// The result of decoding and executing (at most) one request.
+pub enum Step {
+    /// No complete request buffered.
+    Incomplete,
+    Done {
+        /// Input bytes used.
+        consumed: usize,
+        /// Further input bytes to discard as they arrive.
+        swallow: usize,
+        /// Reply to send once they have been discarded.
+        after_swallow: &'static [u8],
+        action: Action,
+    },
+}
+
+impl Step {
+    /// A refused request: `reply` goes out now, or, when `swallow` bytes of its data
+    /// block are still to be discarded, once they have been (memcached answers after the
+    /// swallow).
+    pub fn refused(
+        consumed: usize,
+        swallow: usize,
+        reply: &'static [u8],
+        close: bool,
+        out: &mut Vec<u8>,
+    ) -> Step {
+        let action = if close { Action::Close } else { Action::Continue };
+        if swallow > 0 {
+            return Step::Done {
+                consumed,
+                swallow,
+                after_swallow: reply,
+                action,
+            };
+        }
+        out.extend_from_slice(reply);
+        Step::done(consumed, action)
+    }
+
+    pub fn done(consumed: usize, action: Action) -> Step {
+        Step::Done {
+            consumed,
+            swallow: 0,
+            after_swallow: b"",
+            action,
+        }
+    }
+}
