@@ -460,6 +460,10 @@ impl Cache {
                 // uniques clients see after it stay equal to memcached's.
                 self.flush_below_cas
                     .store(self.next_cas.fetch_add(1, Relaxed), Relaxed);
+                if !self.config.use_cas {
+                    self.flush_clear_cas.store(u64::MAX, Relaxed);
+                    self.flush_second.store(now.max(1), Relaxed);
+                }
             }
         }
         // The crawler gives the flushed items' memory back on a pass from then on.

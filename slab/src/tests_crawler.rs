@@ -74,6 +74,29 @@ fn flushed_items_are_reclaimed_too() {
     assert_eq!(c.stats().curr_items, 0);
 }
 
+/// With CAS disabled a flush is dated to the second, as memcached's is: an item stored in
+/// the flush's second is flushed too, one stored a second later is not.
+#[test]
+fn without_cas_a_flush_hides_items_of_its_own_second() {
+    let c = Cache::new(CacheConfig {
+        use_cas: false,
+        ..CacheConfig::default()
+    })
+    .unwrap();
+    c.store(StoreMode::Set, b"a", 0, 0, b"1", 5).unwrap();
+    c.flush_all(None, 5);
+    c.store(StoreMode::Set, b"b", 0, 0, b"2", 5).unwrap();
+    assert_eq!(c.get(b"b", 5, |_| ()), None);
+    c.store(StoreMode::Set, b"b", 0, 0, b"3", 6).unwrap();
+    assert_eq!(c.get(b"b", 6, |it| it.value.to_vec()), Some(b"3".to_vec()));
+    assert_eq!(c.get(b"a", 6, |_| ()), None);
+    // With CAS on, the unique alone decides: a store right after the flush is kept.
+    let c = cache();
+    c.flush_all(None, 5);
+    c.store(StoreMode::Set, b"b", 0, 0, b"2", 5).unwrap();
+    assert!(c.get(b"b", 5, |_| ()).is_some());
+}
+
 #[test]
 fn crawl_results_and_automatic_passes() {
     let c = cache();
