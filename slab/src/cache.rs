@@ -219,20 +219,6 @@ pub struct GetOptions {
     pub counter: HitCounter,
 }
 
-/// A stored item as seen by a reader, borrowed for the duration of the read callback.
-#[derive(Debug, Clone, Copy)]
-pub struct ItemRef<'a> {
-    pub key: &'a [u8],
-    pub value: Value<'a>,
-    pub flags: u32,
-    /// 0 when CAS is disabled.
-    pub cas: u64,
-    /// Cache time of expiry, 0 = never.
-    pub exptime: u32,
-    /// Slab class id.
-    pub class: usize,
-}
-
 /// An item as a meta read sees it, under its stripe lock: the fields `mg` and `me` can
 /// report, and the changes they may make (expiry, recache token).
 pub struct ItemView<'a> {

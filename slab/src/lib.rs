@@ -86,10 +86,14 @@ mod tests_chain;
 mod tests_crawler;
 #[cfg(test)]
 mod tests_mover;
+#[cfg(test)]
+mod tests_util;
+#[cfg(test)]
+pub(crate) use tests_util::Simple;
 
 pub use cache::{
     ArithDone, ArithError, ArithOptions, Cache, CacheConfig, CacheError, DeleteOptions, DeleteResult,
-    GetOptions, HitCounter, ItemRef, ItemView, StoreError, StoreMode, StoreOptions, MAX_KEY_LEN,
+    GetOptions, HitCounter, ItemView, StoreError, StoreMode, StoreOptions, MAX_KEY_LEN,
 };
 pub use chain::{Parts, Value};
 pub use crawler::{CrawlError, CrawlerStats, MetaEntry};

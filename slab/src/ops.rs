@@ -1,5 +1,6 @@
-//! The operations clients ask for: get, meta get, the stores, delete, touch, incr/decr,
-//! flush_all, the memory limit and cachedump, each starting from the key's stripe lock.
+//! The operations clients ask for, one entry each: `meta_get` (every read, touch included),
+//! `store_with`, `delete_with`, `arith`, then flush_all, the memory limit and cachedump.
+//! Each keyed one starts from the key's stripe lock.
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -8,65 +9,6 @@ use crate::cache::*;
 use crate::item::{ItemHeader, ACCESSED, FETCHED, KEY_BINARY, STALE, WIN_TOKEN_SENT};
 
 impl Cache {
-    /// Look `key` up at cache time `now`; on a hit, call `read` with the item (under the
-    /// key's stripe lock, so keep it short: copy the value out) and mark the item used.
-    pub fn get<R>(&self, key: &[u8], now: u32, read: impl FnOnce(ItemRef<'_>) -> R) -> Option<R> {
-        self.get_inner(key, now, None, read)
-    }
-
-    /// get-and-touch: as `get`, and set the item's expiry to `exptime` first.
-    pub fn get_and_touch<R>(
-        &self,
-        key: &[u8],
-        exptime: u32,
-        now: u32,
-        read: impl FnOnce(ItemRef<'_>) -> R,
-    ) -> Option<R> {
-        self.get_inner(key, now, Some(exptime), read)
-    }
-
-    pub(crate) fn get_inner<R>(
-        &self,
-        key: &[u8],
-        now: u32,
-        touch: Option<u32>,
-        read: impl FnOnce(ItemRef<'_>) -> R,
-    ) -> Option<R> {
-        // `_locked` keeps the stripe locked while the item is read below.
-        let Slot {
-            st: _locked, found, ..
-        } = self.lock_key(key, now)?;
-        let c = match found {
-            Found::Live(c) => c,
-            Found::Missing => return None,
-            Found::Expired => {
-                self.get_expired.fetch_add(1, Relaxed);
-                return None;
-            }
-            Found::Flushed => {
-                self.get_flushed.fetch_add(1, Relaxed);
-                return None;
-            }
-        };
-        let h = self.header(c);
-        h.mark_read();
-        let class = self.class_of(c);
-        let counters = self.counters(class);
-        counters.get_hits.fetch_add(1, Relaxed);
-        if let Some(exptime) = touch {
-            h.exptime.store(exptime, Relaxed);
-            counters.touch_hits.fetch_add(1, Relaxed);
-        }
-        Some(read(ItemRef {
-            key: self.key_of(c),
-            value: self.value_of(c),
-            flags: h.client_flags.load(Relaxed),
-            cas: self.visible_cas(h.cas()),
-            exptime: h.exptime.load(Relaxed),
-            class,
-        }))
-    }
-
     /// The meta protocol's read: look `key` up (or create it, see [`GetOptions::vivify`])
     /// and call `read` with the item under its stripe lock. `read` may change the expiry
     /// and token marks; the hit is counted and the item marked read afterwards, so `read`
@@ -130,20 +72,6 @@ impl Cache {
             HitCounter::None => 0,
         };
         Some(r)
-    }
-
-    /// set / add / replace / append / prepend / cas. Returns the new item's CAS unique.
-    /// append/prepend keep the old item's flags and expiry, as memcached does.
-    pub fn store(
-        &self,
-        mode: StoreMode,
-        key: &[u8],
-        flags: u32,
-        exptime: u32,
-        value: &[u8],
-        now: u32,
-    ) -> Result<u64, StoreError> {
-        self.store_with(mode, key, flags, exptime, value, now, StoreOptions::default())
     }
 
     /// [`Cache::store`] with the meta and binary protocols' extra conditions and marks
@@ -263,11 +191,6 @@ impl Cache {
         Ok(self.visible_cas(h.cas()))
     }
 
-    /// Remove `key`. True if a live item was removed.
-    pub fn delete(&self, key: &[u8], now: u32) -> bool {
-        self.delete_with(key, now, DeleteOptions::default()) == DeleteResult::Deleted
-    }
-
     /// Delete with the meta and binary protocols' options: a cas that must match, or
     /// invalidation (mark stale, optionally re-expire) instead of removal.
     pub fn delete_with(&self, key: &[u8], now: u32, opts: DeleteOptions) -> DeleteResult {
@@ -308,37 +231,6 @@ impl Cache {
         self.counters(self.class_of(c)).delete_hits.fetch_add(1, Relaxed);
         self.unlink(&mut st, hash, c, Unlink::Deleted);
         DeleteResult::Deleted
-    }
-
-    /// Set a live item's expiry. True if the item exists. Like memcached, a touch counts
-    /// as a fetch (meta `h`, `me fetch=`).
-    pub fn touch(&self, key: &[u8], exptime: u32, now: u32) -> bool {
-        // `_locked` keeps the stripe locked while the item is changed below.
-        let Some(Slot {
-            st: _locked, found, ..
-        }) = self.lock_key(key, now)
-        else {
-            return false;
-        };
-        match found {
-            Found::Live(c) => {
-                let h = self.header(c);
-                h.exptime.store(exptime, Relaxed);
-                h.mark_read();
-                self.counters(self.class_of(c)).touch_hits.fetch_add(1, Relaxed);
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// incr (wrapping at 2^64) or decr (stopping at 0) a decimal value; returns the new
-    /// value. As in memcached, a result shorter than the stored text is padded with
-    /// spaces to the old length; a longer one grows the item. Never returns
-    /// [`ArithError::Exists`] or [`ArithError::CreateFailed`] (see [`Cache::arith`]).
-    pub fn incr_decr(&self, key: &[u8], incr: bool, delta: u64, now: u32) -> Result<u64, ArithError> {
-        self.arith(key, incr, delta, now, ArithOptions::default())
-            .map(|done| done.value)
     }
 
     /// incr/decr with the meta and binary protocols' options: a cas that must match,
