@@ -302,6 +302,9 @@ pub(crate) struct ClassState {
     pub pending: Vec<usize>,
     /// Every page of the class, oldest first (pending ones included).
     pub pages: Vec<usize>,
+    /// Bumped whenever `pages` changes, so a walk by index (the crawler) can tell that
+    /// pages moved under it.
+    pub page_gen: u64,
     /// The page the mover is emptying, if it is one of this class's.
     pub moving: Option<MovingPage>,
     /// The probation list (new items), newest first; see `lru`.
@@ -698,6 +701,7 @@ impl Cache {
                 None => {
                     let page = self.take_page(class, cs.pages.is_empty())?;
                     cs.pages.push(page);
+                    cs.page_gen += 1;
                     page
                 }
             };

@@ -18,6 +18,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use crate::cache::{lock, Cache, ClassState};
 use crate::item::{ItemHeader, FETCHED, LINKED};
 
+/// Walks of one class a pass may restart because its pages moved meanwhile.
+const MAX_RESTARTS: u32 = 3;
+
 /// Seconds between automatic passes over every class.
 pub const AUTO_CRAWL_SECS: u32 = 60;
 
@@ -67,6 +70,10 @@ pub(crate) struct CrawlerState {
     slot: usize,
     /// Items checked in the current class (for `tocrawl`).
     checked_in_class: u32,
+    /// The class's page generation when its walk began, and how often the walk restarted
+    /// because pages moved in or out meanwhile (the index would have skipped some).
+    class_gen: u64,
+    restarts: u32,
     starts: u64,
     reclaimed: u64,
     checked: u64,
@@ -109,7 +116,7 @@ impl Cache {
 
     fn begin_pass(&self, cr: &mut CrawlerState, classes: Vec<usize>) {
         cr.queue = classes.into();
-        (cr.page_index, cr.slot, cr.checked_in_class) = (0, 0, 0);
+        (cr.page_index, cr.slot, cr.checked_in_class, cr.restarts) = (0, 0, 0, 0);
         cr.starts += 1;
     }
 
@@ -148,7 +155,7 @@ impl Cache {
             let done = self.crawl_class(&mut cr, class, now, &mut left, tocrawl);
             if done {
                 cr.queue.pop_front();
-                (cr.page_index, cr.slot, cr.checked_in_class) = (0, 0, 0);
+                (cr.page_index, cr.slot, cr.checked_in_class, cr.restarts) = (0, 0, 0, 0);
             }
         }
         !cr.queue.is_empty()
@@ -169,12 +176,20 @@ impl Cache {
         if cr.page_index == 0 && cr.slot == 0 {
             // Recomputed from the items this visit finds alive.
             cs.soonest_expiry = 0;
+            cr.class_gen = cs.page_gen;
         }
         loop {
             if tocrawl != 0 && cr.checked_in_class >= tocrawl {
                 return true;
             }
             let Some(&page) = cs.pages.get(cr.page_index) else {
+                if cs.page_gen != cr.class_gen && cr.restarts < MAX_RESTARTS {
+                    // Pages moved during the walk: walk the class once more.
+                    cr.restarts += 1;
+                    (cr.page_index, cr.slot) = (0, 0);
+                    cr.class_gen = cs.page_gen;
+                    continue;
+                }
                 return true;
             };
             let slots = match cs.carve {

@@ -221,6 +221,7 @@ impl Cache {
         // memcached does, unless that is the page being carved.
         if let Some(page) = cs.pending.pop() {
             cs.pages.retain(|&p| p != page);
+            cs.page_gen += 1;
             drop(cs);
             self.finish_move(m, dst, page);
             return None;
@@ -304,6 +305,7 @@ impl Cache {
         }
         cs.moving = None;
         cs.pages.retain(|&p| p != mv.page);
+        cs.page_gen += 1;
         drop(cs);
         self.finish_move(m, mv.dst, mv.page);
         None
@@ -325,6 +327,7 @@ impl Cache {
             self.page_class[page].store(dst as u8, Relaxed);
             let mut cs = lock(&self.class_state[dst]);
             cs.pages.push(page);
+            cs.page_gen += 1;
             let per_page = self.classes.chunks_per_page(dst);
             if cs.carve.is_none_or(|(_, next)| next >= per_page) {
                 cs.carve = Some((page, 0));

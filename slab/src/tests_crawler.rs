@@ -178,3 +178,29 @@ fn metadump_lists_live_items() {
     c.metadump(Some(&[small]), 5, |_| n += 1);
     assert!((1..3).contains(&n));
 }
+
+/// Pages that leave a class while the crawler walks it must not make it skip the pages
+/// that stay: the walk restarts when the class's pages changed.
+#[test]
+fn a_crawl_finds_every_flushed_item_while_pages_move() {
+    let c = Cache::new(CacheConfig {
+        memory_limit: 16 << 16,
+        page_size: 1 << 16,
+        item_size_max: 1 << 16,
+        ..CacheConfig::default()
+    })
+    .unwrap();
+    c.set_automove(0);
+    for i in 0..3000 {
+        c.store(StoreMode::Set, format!("k{i}").as_bytes(), 0, 0, &[b'v'; 200], 1)
+            .unwrap();
+    }
+    c.flush_all(None, 2);
+    c.crawl_step(2, 50, 0);
+    let class = c.class_stats().into_iter().find(|s| s.items > 0).unwrap().id;
+    // The first page goes while the walk is on it.
+    assert_eq!(c.reassign(class as i32, 0), Ok(()));
+    while c.rebalance_step(2) {}
+    crawl_to_end(&c, 2, 0);
+    assert_eq!(c.stats().curr_items, 0, "{:?}", c.crawler_stats());
+}
