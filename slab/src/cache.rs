@@ -24,6 +24,10 @@ use crate::mover::{MoverState, MovingPage};
 use crate::pool::PagePool;
 use crate::stats::{ClassCounters, SizeHistogram, COUNTER_SHARDS};
 
+/// The smallest `slab_chunk_max`: a chained item's head must hold a header, the longest
+/// key, its link and some value (memcached accepts 512 too).
+const MIN_CHUNK_MAX: usize = 512;
+
 /// Longest key memcached accepts.
 pub const MAX_KEY_LEN: usize = 250;
 
@@ -435,10 +439,10 @@ impl Cache {
             || !config.page_size.is_multiple_of(chunk_max)
             || !chunk_max.is_multiple_of(CHUNK_ALIGN)
             || !chunk_max.is_multiple_of(crate::arena::unit_for(config.memory_limit))
-            || chunk_max < 1024
+            || chunk_max < MIN_CHUNK_MAX
         {
             return Err(CacheError::InvalidConfig(
-                "slab chunk max must divide the page size, be a multiple of 8 and >= 1024",
+                "slab chunk max must divide the page size, be a multiple of 8 and >= 512",
             ));
         }
         if config.growth_factor <= 1.0 || !config.growth_factor.is_finite() {

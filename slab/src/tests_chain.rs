@@ -249,6 +249,23 @@ fn an_arena_larger_than_32_gib_works_and_stays_lazy() {
     .is_err());
 }
 
+/// The smallest chunk max memcached runs with: 512-byte chunks, values of every size.
+#[test]
+fn a_512_byte_chunk_max_chains_long_keys_and_large_values() {
+    let c = Cache::new(CacheConfig {
+        slab_chunk_max: 512,
+        ..CacheConfig::default()
+    })
+    .unwrap();
+    assert_eq!(c.chunk_size(c.class_count()), 512);
+    let key = vec![b'k'; 250];
+    for (i, len) in [1usize, 200, 300, 5000, 1_000_000 - 400].into_iter().enumerate() {
+        let v = pattern(i as u32, len);
+        c.store(StoreMode::Set, &key, 0, 0, &v, 1).unwrap();
+        assert_eq!(get(&c, &key), Some(v));
+    }
+}
+
 proptest! {
     /// Small and chained values mixed, with page moves: a read is a miss or the last value
     /// written; chunk counts add up.
