@@ -81,12 +81,18 @@ impl<'a> Value<'a> {
         }
     }
 
+    /// Append the value to `out`, piece by piece (a chained item is never joined first).
+    pub fn append_to(&self, out: &mut Vec<u8>) {
+        out.reserve(self.len);
+        for piece in self.parts() {
+            out.extend_from_slice(piece);
+        }
+    }
+
     /// A copy of the whole value.
     pub fn to_vec(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(self.len);
-        for p in self.parts() {
-            v.extend_from_slice(p);
-        }
+        let mut v = Vec::new();
+        self.append_to(&mut v);
         v
     }
 }

@@ -163,15 +163,6 @@ pub struct BinaryReply<'o> {
     pub opaque: u32,
 }
 
-/// A stored value into a reply: the one place the binary protocol copies one.
-fn push_value(out: &mut Vec<u8>, value: slabcache::Value<'_>) {
-    // A chained item's pieces go out one after another, never joined first.
-    out.reserve(value.len());
-    for piece in value.parts() {
-        out.extend_from_slice(piece);
-    }
-}
-
 impl BinaryReply<'_> {
     /// Send `status` (with `cas` on success) unless the opcode is quiet about it.
     fn status(&mut self, status: Status, cas: u64) {
@@ -212,7 +203,7 @@ impl Reply for BinaryReply<'_> {
                     hit.key,
                     hit.value.len(),
                 );
-                push_value(self.out, hit.value);
+                hit.value.append_to(self.out);
             }
             Outcome::Miss { key } => self.miss(key),
             Outcome::Touched(Some((cas, flags))) => {

@@ -129,15 +129,6 @@ pub struct MetaReply<'o, 'r> {
     pub req: &'r MetaRequest<'r>,
 }
 
-/// A stored value into a reply: the one place the meta protocol copies one.
-fn push_value(out: &mut Vec<u8>, value: slabcache::Value<'_>) {
-    // A chained item's pieces go out one after another, never joined first.
-    out.reserve(value.len());
-    for piece in value.parts() {
-        out.extend_from_slice(piece);
-    }
-}
-
 impl Reply for MetaReply<'_, '_> {
     fn send(&mut self, outcome: Outcome<'_>) {
         let (out, req) = (&mut *self.out, self.req);
@@ -145,7 +136,7 @@ impl Reply for MetaReply<'_, '_> {
             Outcome::Hit(hit) => {
                 meta::write_mg_hit_head(out, req, &hit.meta, hit.value.len());
                 if req.flags.return_value {
-                    push_value(out, hit.value);
+                    hit.value.append_to(out);
                     out.extend_from_slice(b"\r\n");
                 }
             }

@@ -140,15 +140,6 @@ pub struct TextReply<'o> {
     pub with_cas: bool,
 }
 
-/// A stored value into a reply: the one place the text protocol copies one.
-fn push_value(out: &mut Vec<u8>, value: slabcache::Value<'_>) {
-    // A chained item's pieces go out one after another, never joined first.
-    out.reserve(value.len());
-    for piece in value.parts() {
-        out.extend_from_slice(piece);
-    }
-}
-
 impl Reply for TextReply<'_> {
     fn send(&mut self, outcome: Outcome<'_>) {
         if self.noreply {
@@ -159,7 +150,7 @@ impl Reply for TextReply<'_> {
             Outcome::Hit(hit) => {
                 let cas = self.with_cas.then_some(hit.cas);
                 text::write_value_header(out, hit.key, hit.flags, hit.value.len(), cas);
-                push_value(out, hit.value);
+                hit.value.append_to(out);
                 out.extend_from_slice(b"\r\n");
                 return;
             }
