@@ -272,8 +272,6 @@ impl Cache {
         for d in self.data_chunks(head) {
             self.free_chunk(cs, d);
         }
-        let h = self.header(head);
-        h.bits.store(h.bits.load(Relaxed) & !CHAINED, Relaxed);
     }
 
     /// Point whatever links to data chunk `old` of `head`'s chain at `new` instead (the

@@ -88,8 +88,6 @@ mod tests_crawler;
 mod tests_mover;
 #[cfg(test)]
 mod tests_util;
-#[cfg(test)]
-pub(crate) use tests_util::Simple;
 
 pub use cache::{
     ArithDone, ArithError, ArithOptions, Cache, CacheConfig, CacheError, DeleteOptions, DeleteResult,

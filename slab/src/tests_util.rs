@@ -1,6 +1,6 @@
-//! Test shorthands: a plain get, store, delete, touch and incr/decr, written over the
-//! engine's single entry per operation (`meta_get`, `store_with`, `delete_with`, `arith`),
-//! as the engine's tests use them.
+//! Test shorthands: a plain get, store, delete, touch and incr/decr, in an `impl Cache`
+//! that only tests compile, written over the engine's single entry per operation
+//! (`meta_get`, `store_with`, `delete_with`, `arith`).
 
 use crate::*;
 
@@ -12,29 +12,6 @@ pub struct ItemRef<'a> {
     pub cas: u64,
     pub exptime: u32,
     pub class: usize,
-}
-
-pub trait Simple {
-    fn get<R>(&self, key: &[u8], now: u32, read: impl FnOnce(ItemRef<'_>) -> R) -> Option<R>;
-    fn get_and_touch<R>(
-        &self,
-        key: &[u8],
-        exptime: u32,
-        now: u32,
-        read: impl FnOnce(ItemRef<'_>) -> R,
-    ) -> Option<R>;
-    fn store(
-        &self,
-        mode: StoreMode,
-        key: &[u8],
-        flags: u32,
-        exptime: u32,
-        value: &[u8],
-        now: u32,
-    ) -> Result<u64, StoreError>;
-    fn delete(&self, key: &[u8], now: u32) -> bool;
-    fn touch(&self, key: &[u8], exptime: u32, now: u32) -> bool;
-    fn incr_decr(&self, key: &[u8], incr: bool, delta: u64, now: u32) -> Result<u64, ArithError>;
 }
 
 fn read_opts(counter: HitCounter) -> GetOptions {
@@ -55,12 +32,12 @@ fn item<'a>(v: &ItemView<'a>) -> ItemRef<'a> {
     }
 }
 
-impl Simple for Cache {
-    fn get<R>(&self, key: &[u8], now: u32, read: impl FnOnce(ItemRef<'_>) -> R) -> Option<R> {
+impl Cache {
+    pub(crate) fn get<R>(&self, key: &[u8], now: u32, read: impl FnOnce(ItemRef<'_>) -> R) -> Option<R> {
         self.meta_get(key, now, read_opts(HitCounter::Get), |v| read(item(v)))
     }
 
-    fn get_and_touch<R>(
+    pub(crate) fn get_and_touch<R>(
         &self,
         key: &[u8],
         exptime: u32,
@@ -73,7 +50,7 @@ impl Simple for Cache {
         })
     }
 
-    fn store(
+    pub(crate) fn store(
         &self,
         mode: StoreMode,
         key: &[u8],
@@ -85,16 +62,16 @@ impl Simple for Cache {
         self.store_with(mode, key, flags, exptime, value, now, StoreOptions::default())
     }
 
-    fn delete(&self, key: &[u8], now: u32) -> bool {
+    pub(crate) fn delete(&self, key: &[u8], now: u32) -> bool {
         self.delete_with(key, now, DeleteOptions::default()) == DeleteResult::Deleted
     }
 
-    fn touch(&self, key: &[u8], exptime: u32, now: u32) -> bool {
+    pub(crate) fn touch(&self, key: &[u8], exptime: u32, now: u32) -> bool {
         self.meta_get(key, now, read_opts(HitCounter::Touch), |v| v.set_exptime(exptime))
             .is_some()
     }
 
-    fn incr_decr(&self, key: &[u8], incr: bool, delta: u64, now: u32) -> Result<u64, ArithError> {
+    pub(crate) fn incr_decr(&self, key: &[u8], incr: bool, delta: u64, now: u32) -> Result<u64, ArithError> {
         self.arith(key, incr, delta, now, ArithOptions::default())
             .map(|done| done.value)
     }
