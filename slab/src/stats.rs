@@ -132,14 +132,14 @@ impl Cache {
     pub fn stats(&self) -> CacheStats {
         let (malloced, pooled) = {
             let pool = lock(&self.pool);
-            (pool.malloced(), pool.free.len())
+            (pool.malloced() - pool.phantom, pool.free.len())
         };
         let mut s = CacheStats {
             total_items: self.total_items.load(Relaxed),
             get_expired: self.get_expired.load(Relaxed),
             get_flushed: self.get_flushed.load(Relaxed),
             limit_maxbytes: self.memory_limit() as u64,
-            total_malloced: (malloced * self.config.page_size) as u64,
+            total_malloced: (malloced * self.config.page_size + self.config.preaccounted) as u64,
             slab_global_page_pool: pooled as u64,
             ..CacheStats::default()
         };
