@@ -104,6 +104,7 @@ fn command(request: Request<'_>, pipelined: bool) -> Command<'_> {
             exptime,
             value,
             opts: StoreOptions::default(),
+            detail: true,
         }),
         Request::Delete { key, .. } => Command::Delete(cmd::delete::Delete::plain(key)),
         Request::Arith { op, key, delta, .. } => {
@@ -220,7 +221,8 @@ fn stats_reply(out: &mut Vec<u8>, stats: StatsReply) {
         }
         StatsReply::Reset => Line::Reset.encode(out),
         StatsReply::DetailToggled => Line::Ok.encode(out),
-        StatsReply::DetailDump => text::write_end(out),
+        // The `PREFIX ...` lines and their `END`.
+        StatsReply::DetailDump(dump) => out.extend_from_slice(&dump),
         StatsReply::Cachedump(Ok(items)) => {
             for (key, size, exptime) in items {
                 out.extend_from_slice(b"ITEM ");
