@@ -112,6 +112,9 @@ def detail_session(conn: RawConn) -> list[list[bytes]]:
     cmd(b"stats detail on\r\n")
     cmd(b"set user:1 0 0 2\r\nab\r\nadd user:1 0 0 1\r\nx\r\nset sess:9 0 0 1\r\nx\r\n", 3)
     cmd(b"set plain 0 0 1\r\nx\r\nappend user:1 0 0 1\r\nc\r\n", 2)
+    # refused as too large: counted all the same
+    conn.send(b"set user:big 0 0 2000000\r\n" + b"x" * 2_000_000 + b"\r\n")
+    assert conn.line() == b"SERVER_ERROR object too large for cache"
     dumps.append(detail_dump(conn))
     cmd(b"get user:1 user:2 sess:9 plain :odd\r\n")
     cmd(b"gets user:1\r\ngat 100 user:3\r\n", 2)
@@ -147,7 +150,7 @@ def test_stats_detail_matches_memcached(start_server):
     assert results["slabcached"][3] == sorted([
         b"PREFIX  get 1 hit 0 set 0 del 0",
         b"PREFIX sess get 1 hit 1 set 1 del 0",
-        b"PREFIX user get 4 hit 2 set 3 del 2",
+        b"PREFIX user get 4 hit 2 set 4 del 2",
     ])
 
 
@@ -277,3 +280,23 @@ def test_stats_conns_unix_socket(tmp_path):
                      r"conn_listening\r\n", text), text
     assert f":listen_addr unix:{path}\r\n" in text
     assert ":state conn_parse_cmd\r\n" in text
+
+
+def test_items_age_is_the_oldest_items_seconds(start_server):
+    """`age` (memcached-tool's Max_age): seconds since the item at the probation tail was
+    written; 0 for a list that is empty."""
+    srv = start_server([])
+    with RawConn(srv.port) as conn:
+        conn.send(b"set old 0 0 1\r\nx\r\n")
+        assert conn.line() == b"STORED"
+        time.sleep(2.2)
+        conn.send(b"set new 0 0 1\r\ny\r\n")
+        assert conn.line() == b"STORED"
+        conn.send(b"stats items\r\n")
+        items = {}
+        while (line := conn.line()) != b"END":
+            _, name, value = line.decode().split(" ", 2)
+            items[name.split(":", 2)[2]] = int(value)
+    assert items["number"] == 2
+    assert 2 <= items["age"] <= 3, items
+    assert items["age_warm"] == 0 and items["age_hot"] == 0

@@ -2,8 +2,9 @@
 //! `stats items` (items and LRU figures of each class that holds items).
 //!
 //! slabcached's LRU has two segments (probation and warm) where memcached's has hot, warm,
-//! cold and temp: `number_cold` counts the probation items, `number_hot` and the ages of
-//! segments it does not keep are 0, and every read hit is a `hits_to_cold`.
+//! cold and temp: `number_cold` and `age` are the probation list's, `number_hot` and
+//! `age_hot` are 0, and every read hit is a `hits_to_cold`. An age is the seconds since the
+//! tail item was last written (memcached: last accessed, refreshed on its second fetch).
 
 use super::{write_stat, Rows};
 use crate::context::Context;
@@ -45,6 +46,8 @@ pub fn items(shared: &Context) -> Rows {
     // As memcached, the segment fields only while its LRU maintainer runs.
     let segmented = shared.config.lru_maintainer;
     let temp_lru = segmented && shared.maintenance.tunables().temp_lru;
+    let now = shared.clock.now();
+    let age = |written: Option<u32>| written.map_or(0, |t| u64::from(now.saturating_sub(t)));
     for c in shared.cache.class_stats().iter().filter(|c| c.items > 0) {
         let id = c.id;
         let mut put = |name: &str, value: u64| {
@@ -59,9 +62,9 @@ pub fn items(shared: &Context) -> Rows {
                 put("number_temp", 0);
             }
             put("age_hot", 0);
-            put("age_warm", 0);
+            put("age_warm", age(c.warm_tail_written));
         }
-        put("age", 0);
+        put("age", age(c.cold_tail_written));
         put("mem_requested", c.mem_requested);
         put("evicted", c.evicted);
         put("evicted_nonzero", c.evicted_nonzero);

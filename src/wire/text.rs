@@ -40,6 +40,10 @@ pub fn step(input: &[u8], ctx: &Context, counters: &Counters, out: &mut Vec<u8>,
                 ProtoError::Client(ClientError::BadDataChunk) => Refusal::BadDataChunk,
                 _ => Refusal::Uncounted,
             };
+            if let (Refusal::TooLarge, Some(key)) = (refusal, unlink) {
+                // memcached counts a set by prefix before it finds the item too large.
+                ctx.detail.record(key, crate::stats::detail::PrefixOp::Set);
+            }
             cmd::store::refused(ctx, counters, refusal, unlink);
             let reply = if noreply { &b""[..] } else { error.as_wire() };
             Step::refused(consumed, swallow, reply, close, out)
