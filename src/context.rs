@@ -14,6 +14,8 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::maintain::Maintenance;
 use crate::stats::counters::{Counters, StatsRegistry};
+use crate::stats::detail::PrefixStats;
+use crate::stats::ConnState;
 
 /// What `stats conns` shows of one connection.
 pub struct ConnEntry {
@@ -21,6 +23,14 @@ pub struct ConnEntry {
     pub listen_addr: String,
     /// Cache time of the last command.
     pub last_cmd: Arc<AtomicU32>,
+    /// Where the connection is in its cycle ([`ConnState`] as a byte), set by its worker.
+    pub state: Arc<AtomicU8>,
+}
+
+impl ConnEntry {
+    pub fn state(&self) -> ConnState {
+        ConnState::from_u8(self.state.load(Relaxed))
+    }
 }
 
 /// State every thread shares.
@@ -39,6 +49,8 @@ pub struct Context {
     pub maintenance: Maintenance,
     /// Listening sockets for `stats conns`: (fd, "tcp:addr:port").
     pub listeners: Vec<(i32, String)>,
+    /// `stats detail`'s per-prefix counters.
+    pub detail: PrefixStats,
 }
 
 impl Context {
@@ -88,6 +100,7 @@ impl Context {
         };
         Context {
             verbosity: AtomicU8::new(config.verbosity),
+            detail: PrefixStats::new(config.prefix_delimiter, config.detail_enabled),
             maintenance: Maintenance::new(config.tunables.clone()),
             config,
             cache,
