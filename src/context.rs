@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
+use crate::auth::Auth;
 use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::config::Config;
@@ -39,6 +40,8 @@ pub struct Context {
     pub maintenance: Maintenance,
     /// Listening sockets for `stats conns`: (fd, "tcp:addr:port").
     pub listeners: Vec<(i32, String)>,
+    /// Credentials for `-S` / `-Y` (set by `Server::bind` once loaded; none in tests).
+    pub auth: Auth,
 }
 
 impl Context {
@@ -98,6 +101,7 @@ impl Context {
             conns: Mutex::new(BTreeMap::new()),
             stopping: AtomicBool::new(false),
             listeners,
+            auth: Auth::default(),
         }
     }
 }
