@@ -14,7 +14,8 @@
 //! - log messages, forwarded to `log` by severity;
 //! - with `MEMCACHED_SASL_PWDB` set, a plain-password check against that file of
 //!   `user:password` lines, re-read at each check ([`pwdb_matches`]); when it fails the
-//!   library goes on to its own password check (sasldb).
+//!   library goes on to its own password check (sasldb). A user in the default realm (the
+//!   host name) may be written without it.
 #![allow(unsafe_code)]
 
 use std::ffi::{c_char, c_int, c_uint, c_ulong, c_void, CStr, CString};
@@ -342,11 +343,23 @@ extern "C" fn pwdb_checkpass(
             std::slice::from_raw_parts(pass.cast::<u8>(), pass_len as usize),
         )
     };
+    log::debug!(
+        "SASL: checking <{}> against MEMCACHED_SASL_PWDB",
+        String::from_utf8_lossy(user)
+    );
     let Ok(contents) = std::fs::read(file) else {
         log::info!("SASL: cannot read MEMCACHED_SASL_PWDB {}", file.display());
         return SASL_NOAUTHZ;
     };
-    if pwdb_matches(&contents, user, pass) {
+    // The library hands over `user@realm`, the realm being the host name unless the client
+    // named one. memcached compares that whole name, so its `user:password` lines match
+    // only when written `user@host:password`; both forms are accepted here.
+    let bare = REALM
+        .get()
+        .and_then(|r| r.as_ref())
+        .and_then(|realm| user.strip_suffix(realm.to_bytes()))
+        .and_then(|u| u.strip_suffix(b"@"));
+    if pwdb_matches(&contents, user, pass) || bare.is_some_and(|u| pwdb_matches(&contents, u, pass)) {
         SASL_OK
     } else {
         log::info!(
