@@ -108,7 +108,7 @@ pub struct Args {
     /// Disable the flush_all command
     #[arg(short = 'F', long = "disable-flush-all")]
     pub disable_flush_all: bool,
-    /// Disable stats cachedump and lru_crawler metadump
+    /// Disable stats cachedump, stats detail dump and lru_crawler metadump
     #[arg(short = 'X', long = "disable-dumping")]
     pub disable_dumping: bool,
     /// Disable watch commands (accepted)

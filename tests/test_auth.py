@@ -381,3 +381,17 @@ def test_no_warning_on_loopback_and_with_auth(start_server, sasl_files):
     time.sleep(0.2)
     for srv in (plain_server, sasl):
         assert "neither authentication nor TLS" not in srv.stderr()
+
+
+def test_disable_dumping_covers_every_dump(start_server):
+    """-X: no command lists the cache's keys (cachedump, metadump; on slabcached also
+    `stats detail dump`, which memcached 1.6.18 still serves)."""
+    server = start_server(["-X", "-m", "16"])
+    c = Text(server.port)
+    assert c.ask(b"set secret 0 0 1\r\nx\r\n") == b"STORED"
+    assert c.ask(b"stats cachedump 1 0\r\n") == b"CLIENT_ERROR stats cachedump not allowed"
+    assert c.ask(b"lru_crawler metadump all\r\n") == b"ERROR metadump not allowed"
+    if TARGET != "memcached":
+        assert c.ask(b"stats detail dump\r\n") == b"CLIENT_ERROR stats detail dump not allowed"
+        # slabcached serves no `watch` at all.
+        assert c.ask(b"watch\r\n") == b"ERROR"

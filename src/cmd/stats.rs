@@ -17,6 +17,9 @@ pub enum StatsReply {
     DetailToggled,
     /// `stats detail dump`: no prefixes are tracked, so an empty dump.
     DetailDump,
+    /// A group `-X` turns off (`stats detail dump`): text gets the error, binary an empty
+    /// listing.
+    Refused(ProtoError),
     /// `stats cachedump` (text only): each item's key, value size and Unix expiry time, or
     /// why not.
     Cachedump(Result<Vec<(Vec<u8>, usize, u64)>, ProtoError>),
@@ -53,6 +56,9 @@ pub(super) fn stats(which: StatsRequest, ctx: &Context) -> StatsReply {
             StatsReply::Reset
         }
         StatsRequest::Detail(StatsDetail::On | StatsDetail::Off) => StatsReply::DetailToggled,
+        StatsRequest::Detail(StatsDetail::Dump) if !ctx.config.dump_enabled => {
+            StatsReply::Refused(ClientError::DetailDumpNotAllowed.into())
+        }
         StatsRequest::Detail(StatsDetail::Dump) => StatsReply::DetailDump,
         StatsRequest::Cachedump { class, limit } => {
             if !ctx.config.dump_enabled {

@@ -344,7 +344,7 @@ fn stats_reply(out: &mut Vec<u8>, opaque: u32, stats: StatsReply) {
             binary::write_stat(out, opaque, b"detailed", b"END\r\n");
             binary::write_stat_end(out, opaque);
         }
-        StatsReply::Reset | StatsReply::DetailToggled | StatsReply::Cachedump(_) => {
+        StatsReply::Reset | StatsReply::DetailToggled | StatsReply::Cachedump(_) | StatsReply::Refused(_) => {
             binary::write_stat_end(out, opaque)
         }
     }

@@ -270,6 +270,6 @@ fn stats_reply(out: &mut Vec<u8>, stats: StatsReply) {
             }
             text::write_end(out);
         }
-        StatsReply::Cachedump(Err(e)) => Line::Proto(e).encode(out),
+        StatsReply::Cachedump(Err(e)) | StatsReply::Refused(e) => Line::Proto(e).encode(out),
     }
 }
