@@ -395,3 +395,21 @@ def test_disable_dumping_covers_every_dump(start_server):
         assert c.ask(b"stats detail dump\r\n") == b"CLIENT_ERROR stats detail dump not allowed"
         # slabcached serves no `watch` at all.
         assert c.ask(b"watch\r\n") == b"ERROR"
+
+
+def test_warning_when_open_to_the_network():
+    """Asked to listen on every interface without authentication, slabcached warns at the
+    default verbosity, naming the fixes. The port is held on 127.0.0.1 by this test, so the
+    server's bind fails right after the warning and nothing ever listens publicly."""
+    if TARGET == "memcached":
+        pytest.skip("slabcached's warning")
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        done = subprocess.run([server_binary(TARGET), "-l", "0.0.0.0", "-p", str(port)],
+                              capture_output=True, timeout=10)
+    err = done.stderr.decode()
+    assert "neither authentication nor TLS" in err
+    for fix in ("-l 127.0.0.1", "-S", "-Y", "-Z"):
+        assert fix in err
