@@ -413,3 +413,34 @@ def test_warning_when_open_to_the_network():
     assert "neither authentication nor TLS" in err
     for fix in ("-l 127.0.0.1", "-S", "-Y", "-Z"):
         assert fix in err
+
+
+def test_cram_md5_takes_two_steps(tmp_path, monkeypatch, start_server):
+    """A challenge-response mechanism: AUTH answers 0x21 (continue) with the server's
+    challenge, STEP with the HMAC-MD5 of it completes the login."""
+    import hashlib
+    import hmac
+
+    if not os.path.exists(SASLPASSWD2):
+        pytest.skip("saslpasswd2 (sasl2-bin) is not installed")
+    db = tmp_path / "sasldb"
+    (tmp_path / "memcached.conf").write_text(f"mech_list: cram-md5 plain\nsasldb_path: {db}\n")
+    subprocess.run([SASLPASSWD2, "-a", "memcached", "-c", "-p", "-f", str(db), USER],
+                   input=PASSWORD.encode(), check=True, timeout=30)
+    monkeypatch.setenv("SASL_CONF_PATH", str(tmp_path))
+    server = start_server(["-S", "-m", "16"])
+    c = Binary(server.port)
+    assert sorted(c.request(SASL_LIST)[3].split()) == [b"CRAM-MD5", b"PLAIN"]
+    op, status, _, challenge = c.request(SASL_AUTH, b"CRAM-MD5")
+    assert (op, status) == (SASL_AUTH, AUTH_CONTINUE) and challenge.startswith(b"<")
+    wrong = hmac.new(b"nope", challenge, hashlib.md5).hexdigest().encode()
+    assert c.request(SASL_STEP, b"CRAM-MD5", value=USER.encode() + b" " + wrong)[1] == AUTH_ERROR
+    _, status, _, challenge = c.request(SASL_AUTH, b"CRAM-MD5")
+    assert status == AUTH_CONTINUE
+    digest = hmac.new(PASSWORD.encode(), challenge, hashlib.md5).hexdigest().encode()
+    assert c.request(SASL_STEP, b"CRAM-MD5", value=USER.encode() + b" " + digest) \
+        == (SASL_STEP, OK, b"", b"Authenticated")
+    assert c.set(b"k", b"v") == OK
+    stats = c.stats()
+    # An exchange counts once, when it ends.
+    assert (stats["auth_cmds"], stats["auth_errors"]) == ("2", "1")
