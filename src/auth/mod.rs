@@ -121,6 +121,38 @@ mod tests {
         Config::from_args(&Args::try_parse_from(argv).unwrap()).unwrap()
     }
 
+    fn refused(args: &[&str]) -> String {
+        let mut argv = vec!["slabcached"];
+        argv.extend_from_slice(args);
+        let err = Config::from_args(&Args::try_parse_from(argv).unwrap()).unwrap_err();
+        assert_eq!(err.exit_code(), 64);
+        err.to_string()
+    }
+
+    #[test]
+    fn auth_picks_its_protocol_and_refuses_the_others() {
+        use crate::config::Binding;
+        assert_eq!(config(&["-S"]).binding, Binding::Binary);
+        assert_eq!(config(&["-S", "-B", "binary"]).binding, Binding::Binary);
+        assert_eq!(config(&["-Y", "/f"]).binding, Binding::Ascii);
+        assert_eq!(config(&["-B", "auto"]).binding, Binding::Auto);
+        for args in [
+            &["-S", "-B", "auto"][..],
+            &["-S", "-B", "ascii"],
+            &["-S", "-B", "binary", "-B", "ascii"],
+        ] {
+            assert!(
+                refused(args).contains("ASCII protocol while using SASL"),
+                "{args:?}"
+            );
+        }
+        assert!(refused(&["-S", "-U", "11211"]).contains("UDP"));
+        assert!(refused(&["-Y", "/f", "-B", "binary"]).contains("BINARY protocol"));
+        assert!(refused(&["-Y", "/f", "-U", "11211"]).contains("UDP"));
+        // Both at once: as with memcached, the authfile's text protocol wins.
+        assert_eq!(config(&["-S", "-Y", "/f"]).binding, Binding::Ascii);
+    }
+
     #[test]
     fn public_only_without_auth_on_a_network_address() {
         assert!(is_private(&config(&[])));
