@@ -96,24 +96,28 @@ pub struct Args {
     /// Listen backlog
     #[arg(short = 'b', long = "listen-backlog", default_value_t = 1024)]
     pub backlog: i32,
-    /// Protocol: ascii, binary or auto
-    #[arg(short = 'B', long = "protocol", default_value = "auto")]
-    pub protocol: String,
+    /// Protocol: ascii, binary or auto (default auto; binary with -S, ascii with -Y)
+    #[arg(short = 'B', long = "protocol")]
+    pub protocol: Option<String>,
     /// Largest item: bytes, or with a k/m suffix (1m default, 1k..1024m)
     #[arg(short = 'I', long = "max-item-size", default_value = "1m")]
     pub max_item_size: String,
-    /// Turn on SASL authentication (not supported: refused)
+    /// Turn on SASL authentication (binary protocol; Cyrus SASL's SASL_CONF_PATH
+    /// memcached.conf, or the MEMCACHED_SASL_PWDB user:password file)
     #[arg(short = 'S', long = "enable-sasl")]
     pub enable_sasl: bool,
     /// Disable the flush_all command
     #[arg(short = 'F', long = "disable-flush-all")]
     pub disable_flush_all: bool,
-    /// Disable stats cachedump and lru_crawler metadump
+    /// Disable stats cachedump, stats detail dump and lru_crawler metadump
     #[arg(short = 'X', long = "disable-dumping")]
     pub disable_dumping: bool,
     /// Disable watch commands (accepted)
     #[arg(short = 'W', long = "disable-watch")]
     pub disable_watch: bool,
+    /// Enable ASCII protocol authentication: a file of user:password lines (re-read on SIGHUP)
+    #[arg(short = 'Y', long = "auth-file")]
+    pub auth_file: Option<PathBuf>,
     /// Extended options, comma separated (memcached's names)
     #[arg(short = 'o', long = "extended", value_delimiter = ',', action = ArgAction::Append)]
     pub extended: Vec<String>,
@@ -252,6 +256,47 @@ pub struct Config {
     pub cluster_config: Option<PathBuf>,
     pub cluster_nodes: Vec<String>,
     pub enable_config_set: bool,
+    /// `-S`: binary connections authenticate with SASL before anything else.
+    pub sasl: bool,
+    /// `-Y`: text connections authenticate with a `user:password` line of this file.
+    pub auth_file: Option<PathBuf>,
+}
+
+/// The protocol binding authentication imposes, with memcached's rules and messages: SASL
+/// exists only in the binary protocol and the authfile only in the text one, so each
+/// forces its protocol when `-B` is not given and refuses any other `-B`.
+fn auth_binding(args: &Args, binding: Binding) -> Result<Binding, ConfigError> {
+    let protocol_given = args.protocol.is_some();
+    let mut binding = binding;
+    if args.enable_sasl {
+        if !protocol_given {
+            binding = Binding::Binary;
+        } else if binding != Binding::Binary {
+            return Err(usage(
+                "ERROR: You cannot allow the ASCII protocol while using SASL.",
+            ));
+        }
+        if args.udp_port != 0 {
+            return Err(usage(
+                "ERROR: Cannot enable UDP while using binary SASL authentication.",
+            ));
+        }
+    }
+    if args.auth_file.is_some() {
+        if !protocol_given {
+            binding = Binding::Ascii;
+        } else if binding != Binding::Ascii {
+            return Err(usage(
+                "ERROR: You cannot allow the BINARY protocol while using ascii authentication tokens.",
+            ));
+        }
+        if args.udp_port != 0 {
+            return Err(usage(
+                "Cannot use UDP with ascii authentication enabled (-U 0 to disable)",
+            ));
+        }
+    }
+    Ok(binding)
 }
 
 /// Why the command line was refused; printed and the process exits with
@@ -395,10 +440,7 @@ impl Config {
         if args.backlog <= 0 {
             return Err(invalid("Listen backlog must be greater than 0"));
         }
-        if args.enable_sasl {
-            return Err(invalid("This server is not built with SASL support."));
-        }
-        let binding = match args.protocol.as_str() {
+        let binding = match args.protocol.as_deref().unwrap_or("auto") {
             "auto" => Binding::Auto,
             "binary" => Binding::Binary,
             "ascii" => Binding::Ascii,
@@ -408,6 +450,7 @@ impl Config {
                 )))
             }
         };
+        let binding = auth_binding(args, binding)?;
         let item_size_max = parse_size(&args.max_item_size)
             .ok_or_else(|| invalid(format!("Invalid -I value: {}", args.max_item_size)))?;
         let memory_limit = usize::try_from(args.memory_limit)
@@ -475,6 +518,8 @@ impl Config {
             cluster_config: args.cluster_config.clone(),
             cluster_nodes: args.cluster_node.clone(),
             enable_config_set: args.enable_config_set,
+            sasl: args.enable_sasl,
+            auth_file: args.auth_file.clone(),
         };
         for opt in &args.extended {
             config.apply_extended(opt)?;

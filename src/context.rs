@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
+use crate::auth::Auth;
 use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::config::Config;
@@ -51,6 +52,8 @@ pub struct Context {
     pub listeners: Vec<(i32, String)>,
     /// `stats detail`'s per-prefix counters.
     pub detail: PrefixStats,
+    /// Credentials for `-S` / `-Y` (set by `Server::bind` once loaded; none in tests).
+    pub auth: Auth,
 }
 
 impl Context {
@@ -112,6 +115,7 @@ impl Context {
             conns: Mutex::new(BTreeMap::new()),
             stopping: AtomicBool::new(false),
             listeners,
+            auth: Auth::default(),
         }
     }
 }

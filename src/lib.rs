@@ -45,9 +45,10 @@
 //!
 //! Bytes are parsed by the `proto` crate and memory is managed by the `slabcache` crate; the
 //! server does not reach into the engine. `unsafe` is denied here and allowed only in
-//! [`sys`] (signals, setuid, daemon, rusage).
+//! [`sys`] (signals, setuid, daemon, rusage) and [`auth::sasl`] (the libsasl2 bindings).
 #![deny(unsafe_code)]
 
+pub mod auth;
 pub mod clock;
 pub mod cluster;
 pub mod cmd;

@@ -20,6 +20,7 @@ pub mod error;
 pub mod format;
 pub mod meta;
 pub mod text;
+pub mod text_auth;
 pub mod token;
 
 pub use error::{AdminError, ClientError, ProtoError, ServerError};

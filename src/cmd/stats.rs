@@ -18,6 +18,9 @@ pub enum StatsReply {
     /// `stats detail dump`: the `PREFIX ...` lines and `END`, as text sends them (binary
     /// sends them as the value of one `detailed` stat).
     DetailDump(Vec<u8>),
+    /// A group `-X` turns off (`stats detail dump`): text gets the error, binary an empty
+    /// listing.
+    Refused(ProtoError),
     /// `stats cachedump` (text only): each item's key, value size and Unix expiry time, or
     /// why not.
     Cachedump(Result<Vec<(Vec<u8>, usize, u64)>, ProtoError>),
@@ -61,6 +64,9 @@ pub(super) fn stats(which: StatsRequest, ctx: &Context) -> StatsReply {
         StatsRequest::Detail(StatsDetail::Off) => {
             ctx.detail.set_enabled(false);
             StatsReply::DetailToggled
+        }
+        StatsRequest::Detail(StatsDetail::Dump) if !ctx.config.dump_enabled => {
+            StatsReply::Refused(ClientError::DetailDumpNotAllowed.into())
         }
         StatsRequest::Detail(StatsDetail::Dump) => StatsReply::DetailDump(ctx.detail.dump()),
         StatsRequest::Cachedump { class, limit } => {

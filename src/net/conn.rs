@@ -11,6 +11,7 @@ use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 
+use crate::auth::Session;
 use crate::cmd::{Action, Metadump};
 use crate::context::Context;
 use crate::net::stream::Stream;
@@ -82,6 +83,8 @@ pub struct Conn {
     stacked: bool,
     /// An `lru_crawler metadump` still listing classes; requests after it wait.
     metadump: Option<Metadump>,
+    /// Authentication state (`-S`, `-Y`).
+    session: Session,
 }
 
 enum Progress {
@@ -127,6 +130,7 @@ impl Conn {
             read_failed: false,
             stacked: false,
             metadump: None,
+            session: Session::default(),
         }
     }
 
@@ -380,8 +384,17 @@ impl Conn {
             }
             let input = &self.rbuf[self.rpos..self.rend];
             let step = match self.protocol {
-                Protocol::Binary => wire::binary::step(input, shared, counters, &mut self.wbuf),
-                _ => wire::text::step(input, shared, counters, &mut self.wbuf, &mut self.stacked),
+                Protocol::Binary => {
+                    wire::binary::step(input, shared, counters, &mut self.wbuf, &mut self.session)
+                }
+                _ => wire::text::step(
+                    input,
+                    shared,
+                    counters,
+                    &mut self.wbuf,
+                    &mut self.stacked,
+                    &mut self.session,
+                ),
             };
             match step {
                 Step::Incomplete => return Progress::NeedInput,

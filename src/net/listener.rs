@@ -96,6 +96,8 @@ impl Server {
     /// here, before any thread exists.
     pub fn bind(config: Config) -> Result<Server, ServerError> {
         let cache = crate::context::build_cache(&config).map_err(ServerError::Cache)?;
+        let auth = crate::auth::Auth::load(&config).map_err(|e| ServerError::Io(io::Error::other(e)))?;
+        crate::auth::warn_if_public(&config);
 
         let poll = Poll::new()?;
         let mut listeners = Vec::new();
@@ -154,7 +156,9 @@ impl Server {
             .collect();
         let mut blocks = vec![Arc::clone(&accept_counters)];
         blocks.extend(worker_counters.iter().cloned());
-        let shared = Arc::new(Context::new(config, cache, cluster, blocks, listener_info));
+        let mut context = Context::new(config, cache, cluster, blocks, listener_info);
+        context.auth = auth;
+        let shared = Arc::new(context);
         Ok(Server {
             shared,
             listeners,
@@ -220,6 +224,7 @@ impl Server {
             if sys::RELOAD_REQUESTED.swap(false, Relaxed) {
                 log::info!("SIGHUP received: reloading the cluster config");
                 self.shared.cluster.reload();
+                self.shared.auth.reload(&self.shared.config);
             }
             if let Some(t) = paused_until {
                 if std::time::Instant::now() < t {

@@ -60,8 +60,13 @@ pub fn settings(shared: &Context) -> Rows {
         ("cas_enabled", yes_no(cfg.use_cas).into()),
         ("tcp_backlog", cfg.backlog.to_string()),
         ("binding_protocol", cfg.binding.stats_name().into()),
-        ("auth_enabled_sasl", "no".into()),
-        ("auth_enabled_ascii", "no".into()),
+        ("auth_enabled_sasl", yes_no(cfg.sasl).into()),
+        (
+            "auth_enabled_ascii",
+            cfg.auth_file
+                .as_ref()
+                .map_or_else(|| "no".into(), |p| p.display().to_string()),
+        ),
         ("item_size_max", cfg.item_size_max.to_string()),
         ("maxconns_fast", "yes".into()),
         ("hashpower_init", "0".into()),
