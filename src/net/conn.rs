@@ -180,7 +180,8 @@ impl Conn {
     pub fn drive(&mut self, shared: &Context, counters: &Counters) -> Drive {
         self.state.store(ConnState::ParseCmd as u8, Relaxed);
         let drive = self.serve(shared, counters);
-        if !matches!(drive, Drive::Close) {
+        // A yielded connection is still being served (it is driven again soon).
+        if matches!(drive, Drive::Wait) {
             self.state.store(self.waiting_state() as u8, Relaxed);
         }
         drive
