@@ -217,6 +217,10 @@ def conn_states(port: int) -> tuple[list[str], list[socket.socket]]:
         open_with(b"get partial"),                       # half a command line
         open_with(b"set foo 0 0 6\r\nfo"),               # waiting for the data
         open_with(b"set foo 0 0 99999999\r\nfo"),        # refused, data being swallowed
+        # binary set: header only, then header, extras and key but not the whole value
+        open_with(struct.pack(">BBHBBHIIQ", 0x80, 0x01, 3, 8, 0, 0, 8 + 3 + 10, 0, 0)),
+        open_with(struct.pack(">BBHBBHIIQ", 0x80, 0x01, 3, 8, 0, 0, 8 + 3 + 10, 0, 0)
+                  + bytes(8) + b"key" + b"val"),
     ]
     done = open_with(b"version\r\n")                     # served, now idle
     done.recv(100)
@@ -252,8 +256,8 @@ def test_stats_conns_states_match_memcached(start_server):
         for s in socks:
             s.close()
     assert results["slabcached"] == results["memcached"] == [
-        "conn_new_cmd", "conn_read", "conn_nread", "conn_swallow", "conn_read",
-        "conn_parse_cmd"]
+        "conn_new_cmd", "conn_read", "conn_nread", "conn_swallow", "conn_read", "conn_nread",
+        "conn_read", "conn_parse_cmd"]
 
 
 def test_stats_conns_unix_socket(tmp_path):

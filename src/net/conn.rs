@@ -87,6 +87,17 @@ pub struct Conn {
     session: Session,
 }
 
+/// Where the value of the binary frame at the front of `pending` starts (past the header,
+/// extras and key); `usize::MAX` while the header itself is incomplete.
+fn binary_value_offset(pending: &[u8]) -> usize {
+    match pending.get(..proto::binary::HEADER_LEN) {
+        Some(h) => {
+            proto::binary::HEADER_LEN + usize::from(h[4]) + usize::from(u16::from_be_bytes([h[2], h[3]]))
+        }
+        None => usize::MAX,
+    }
+}
+
 enum Progress {
     /// No complete request left in the buffer.
     NeedInput,
@@ -184,7 +195,8 @@ impl Conn {
     pub fn drive(&mut self, shared: &Context, counters: &Counters) -> Drive {
         self.state.store(ConnState::ParseCmd as u8, Relaxed);
         let drive = self.serve(shared, counters);
-        if !matches!(drive, Drive::Close) {
+        // A yielded connection is still being served (it is driven again soon).
+        if matches!(drive, Drive::Wait) {
             self.state.store(self.waiting_state() as u8, Relaxed);
         }
         drive
@@ -204,10 +216,12 @@ impl Conn {
                 ConnState::NewCmd
             }
         } else if match self.protocol {
-            Protocol::Binary => pending.len() >= proto::binary::HEADER_LEN,
+            // memcached reads a frame's header, extras and key before its value.
+            Protocol::Binary => pending.len() >= binary_value_offset(pending),
             _ => pending.contains(&b'\n'),
         } {
-            // A whole command line or header is in: what is missing is its data.
+            // A whole command line (or frame up to its value) is in: what is missing is
+            // its data.
             ConnState::Nread
         } else {
             ConnState::Read
