@@ -80,9 +80,10 @@ pub struct Args {
     /// Try to use large memory pages (accepted; logged)
     #[arg(short = 'L', long = "enable-largepages")]
     pub large_pages: bool,
-    /// Delimiter between key prefixes and ids for detailed stats
-    #[arg(short = 'D', default_value = ":")]
-    pub prefix_delimiter: String,
+    /// Delimiter between key prefixes and ids for detailed stats (turns them on, as
+    /// `stats detail on` does; ':' when not given)
+    #[arg(short = 'D')]
+    pub prefix_delimiter: Option<String>,
     /// Worker threads
     #[arg(short = 't', long = "threads", default_value_t = 4)]
     pub threads: u32,
@@ -234,6 +235,8 @@ pub struct Config {
     pub flush_enabled: bool,
     pub dump_enabled: bool,
     pub prefix_delimiter: char,
+    /// Per-prefix counting (`stats detail`) on from the start: `-D` was given.
+    pub detail_enabled: bool,
     pub idle_timeout: u32,
     pub track_sizes: bool,
     /// `slabs reassign` and the page mover (`-o slab_reassign|no_slab_reassign`).
@@ -463,9 +466,12 @@ impl Config {
         }
         let unix_mask = u32::from_str_radix(&args.unix_mask, 8)
             .map_err(|_| invalid(format!("Invalid -a umask: {}", args.unix_mask)))?;
-        let prefix_delimiter = match args.prefix_delimiter.chars().collect::<Vec<_>>()[..] {
-            [c] => c,
-            _ => return Err(invalid("-D takes a single character")),
+        let prefix_delimiter = match args.prefix_delimiter.as_deref() {
+            None => ':',
+            Some(d) => match d.chars().collect::<Vec<_>>()[..] {
+                [c] => c,
+                _ => return Err(invalid("-D takes a single character")),
+            },
         };
         let port = args.port as u16;
         let listen = if args.unix_socket.is_some() {
@@ -500,6 +506,7 @@ impl Config {
             flush_enabled: !args.disable_flush_all,
             dump_enabled: !args.disable_dumping,
             prefix_delimiter,
+            detail_enabled: args.prefix_delimiter.is_some(),
             idle_timeout: 0,
             track_sizes: false,
             slab_reassign: true,

@@ -56,6 +56,10 @@ pub struct CacheConfig {
     pub use_cas: bool,
     /// `-M` turns this off: a full class answers OutOfMemory instead of evicting.
     pub evict: bool,
+    /// Bytes counted as already allocated at start, against the limit and in
+    /// `total_malloced` (memcached's `T_MEMD_INITIAL_MALLOC` test hook: it lets a test
+    /// reach a multi-GB limit without filling it). 0 in normal runs.
+    pub preaccounted: usize,
 }
 
 impl Default for CacheConfig {
@@ -69,6 +73,7 @@ impl Default for CacheConfig {
             growth_factor: 1.25,
             use_cas: true,
             evict: true,
+            preaccounted: 0,
         }
     }
 }
@@ -452,6 +457,7 @@ impl Cache {
             return Err(CacheError::InvalidConfig("memory limit above 4 TiB"));
         }
         let pages = (config.memory_limit / config.page_size).max(1);
+        let phantom_pages = config.preaccounted.div_ceil(config.page_size);
         // Chunk sizes are multiples of the arena's unit, which grows past 32 GiB.
         let unit = crate::arena::unit_for((pages + MAX_CLASSES) * config.page_size);
         let classes = ClassTable::new(
@@ -488,7 +494,7 @@ impl Cache {
             class_counters,
             sizes,
             page_class,
-            pool: Mutex::new(PagePool::new(total_pages)),
+            pool: Mutex::new(PagePool::new(total_pages, phantom_pages)),
             page_limit: AtomicUsize::new(pages),
             mover: Mutex::new(MoverState::default()),
             crawler: Mutex::new(CrawlerState::default()),

@@ -8,14 +8,14 @@
 //! per turn ([`crate::cmd::Metadump`]), and the requests after it wait for its `END`.
 
 use std::io::{self, Read, Write};
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 
 use crate::auth::Session;
 use crate::cmd::{Action, Metadump};
 use crate::context::Context;
 use crate::net::stream::Stream;
-use crate::stats::{bump, Counters};
+use crate::stats::{bump, ConnState, Counters};
 use crate::wire::{self, Step};
 
 /// Stop executing requests while this many reply bytes are unsent.
@@ -62,6 +62,11 @@ pub struct Conn {
     closing: bool,
     protocol: Protocol,
     last_cmd: Arc<AtomicU32>,
+    /// Where `stats conns` sees this connection ([`ConnState`]): set when an event is
+    /// served and when the connection goes back to waiting, never per request.
+    state: Arc<AtomicU8>,
+    /// Some bytes were ever read (a connection that sent nothing is `conn_new_cmd`).
+    seen_input: bool,
     /// The last read returned less than it asked for: the socket was empty then, and any
     /// later data raises a new readiness edge, so reading again now would only cost an
     /// EAGAIN syscall.
@@ -92,7 +97,13 @@ enum Progress {
 }
 
 impl Conn {
-    pub fn new(stream: Stream, fd: i32, last_cmd: Arc<AtomicU32>, shared: &Context) -> Conn {
+    pub fn new(
+        stream: Stream,
+        fd: i32,
+        last_cmd: Arc<AtomicU32>,
+        state: Arc<AtomicU8>,
+        shared: &Context,
+    ) -> Conn {
         let protocol = match shared.config.binding {
             crate::config::Binding::Ascii => Protocol::Text,
             crate::config::Binding::Binary => Protocol::Binary,
@@ -111,6 +122,8 @@ impl Conn {
             closing: false,
             protocol,
             last_cmd,
+            state,
+            seen_input: false,
             drained: false,
             write_interest: false,
             prefilled: false,
@@ -169,6 +182,39 @@ impl Conn {
 
     /// Serve the connection until it would block, must close, or used its budget.
     pub fn drive(&mut self, shared: &Context, counters: &Counters) -> Drive {
+        self.state.store(ConnState::ParseCmd as u8, Relaxed);
+        let drive = self.serve(shared, counters);
+        if !matches!(drive, Drive::Close) {
+            self.state.store(self.waiting_state() as u8, Relaxed);
+        }
+        drive
+    }
+
+    /// What the connection waits for between events, in memcached's terms.
+    fn waiting_state(&self) -> ConnState {
+        let pending = &self.rbuf[self.rpos..self.rend];
+        if self.has_pending_output() || self.metadump.is_some() {
+            ConnState::Mwrite
+        } else if self.swallow > 0 {
+            ConnState::Swallow
+        } else if pending.is_empty() {
+            if self.seen_input {
+                ConnState::Read
+            } else {
+                ConnState::NewCmd
+            }
+        } else if match self.protocol {
+            Protocol::Binary => pending.len() >= proto::binary::HEADER_LEN,
+            _ => pending.contains(&b'\n'),
+        } {
+            // A whole command line or header is in: what is missing is its data.
+            ConnState::Nread
+        } else {
+            ConnState::Read
+        }
+    }
+
+    fn serve(&mut self, shared: &Context, counters: &Counters) -> Drive {
         let mut budget = shared.config.reqs_per_event;
         if self.read_failed {
             return Drive::Close;
@@ -248,6 +294,7 @@ impl Conn {
             match self.stream.read(&mut self.rbuf[self.rend..]) {
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
                 Ok(n) => {
+                    self.seen_input = true;
                     self.drained = self.rend + n < self.rbuf.len();
                     self.rend += n;
                     bump(&counters.bytes_read, n as u64);

@@ -153,6 +153,7 @@ fn command<'a>(req: &BinRequest<'a>, ctx: &Context) -> Result<Command<'a>, Statu
                     compare_cas: cas,
                     ..StoreOptions::default()
                 },
+                detail: true,
             })
         }
         BinCommand::Delete { key } => Command::Delete(cmd::delete::Delete {
@@ -340,8 +341,8 @@ fn stats_reply(out: &mut Vec<u8>, opaque: u32, stats: StatsReply) {
                 binary::write_stat_end(out, opaque);
             }
         }
-        StatsReply::DetailDump => {
-            binary::write_stat(out, opaque, b"detailed", b"END\r\n");
+        StatsReply::DetailDump(dump) => {
+            binary::write_stat(out, opaque, b"detailed", &dump);
             binary::write_stat_end(out, opaque);
         }
         StatsReply::Reset | StatsReply::DetailToggled | StatsReply::Cachedump(_) | StatsReply::Refused(_) => {

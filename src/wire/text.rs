@@ -55,6 +55,10 @@ pub fn step(
                 ProtoError::Client(ClientError::BadDataChunk) => Refusal::BadDataChunk,
                 _ => Refusal::Uncounted,
             };
+            if let (Refusal::TooLarge, Some(key)) = (refusal, unlink) {
+                // memcached counts a set by prefix before it finds the item too large.
+                ctx.detail.record(key, crate::stats::detail::PrefixOp::Set);
+            }
             cmd::store::refused(ctx, counters, refusal, unlink);
             let reply = if noreply { &b""[..] } else { error.as_wire() };
             Step::refused(consumed, swallow, reply, close, out)
@@ -145,6 +149,7 @@ fn command(request: Request<'_>, pipelined: bool) -> Command<'_> {
             exptime,
             value,
             opts: StoreOptions::default(),
+            detail: true,
         }),
         Request::Delete { key, .. } => Command::Delete(cmd::delete::Delete::plain(key)),
         Request::Arith { op, key, delta, .. } => {
@@ -261,7 +266,8 @@ fn stats_reply(out: &mut Vec<u8>, stats: StatsReply) {
         }
         StatsReply::Reset => Line::Reset.encode(out),
         StatsReply::DetailToggled => Line::Ok.encode(out),
-        StatsReply::DetailDump => text::write_end(out),
+        // The `PREFIX ...` lines and their `END`.
+        StatsReply::DetailDump(dump) => out.extend_from_slice(&dump),
         StatsReply::Cachedump(Ok(items)) => {
             for (key, size, exptime) in items {
                 out.extend_from_slice(b"ITEM ");
