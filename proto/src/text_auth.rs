@@ -165,4 +165,30 @@ mod tests {
         assert_eq!(decode(&[b'a'; 2049]), AuthDecoded::Close);
         assert_eq!(decode(&[b'a'; 2048]), AuthDecoded::Incomplete);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic_and_stay_in_bounds(
+            buf in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)
+        ) {
+            match decode(&buf) {
+                AuthDecoded::Refused { consumed, .. } | AuthDecoded::Credentials { consumed, .. } => {
+                    proptest::prop_assert!(consumed > 0 && consumed <= buf.len());
+                }
+                AuthDecoded::Incomplete | AuthDecoded::Close => {}
+            }
+        }
+
+        #[test]
+        fn a_login_decodes_whatever_the_key_and_flags(
+            key in "[a-z]{1,20}", flags in 0u32..1000, user in "[a-z]{1,10}", pass in "[!-~]{1,10}"
+        ) {
+            let data = format!("{user} {pass}");
+            let req = format!("set {key} {flags} 0 {}\r\n{data}\r\n", data.len());
+            proptest::prop_assert_eq!(
+                decode(req.as_bytes()),
+                AuthDecoded::Credentials { user: user.as_bytes(), password: pass.as_bytes(), consumed: req.len() }
+            );
+        }
+    }
 }

@@ -222,7 +222,7 @@ impl Server {
                 break;
             }
             if sys::RELOAD_REQUESTED.swap(false, Relaxed) {
-                log::info!("SIGHUP received: reloading the cluster config");
+                log::info!("SIGHUP received: reloading the cluster config and the authfile");
                 self.shared.cluster.reload();
                 self.shared.auth.reload(&self.shared.config);
             }

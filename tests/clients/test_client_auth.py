@@ -123,3 +123,29 @@ def test_dalli_sasl(sasl_server, password, expect):
     for name in names:
         assert name in passed, (name, proc.stdout, proc.stderr)
     assert proc.stdout.rstrip().endswith("done")
+
+
+def test_pymemcache_ascii_auth(tmp_path, start_server):
+    """memcached's text-protocol authentication (-Y) needs nothing of a client but a `set`
+    whose value is `user password`: pymemcache logs in that way, then works as usual; a
+    wrong password is refused and the connection stays unauthenticated."""
+    from pymemcache.client.base import Client
+    from pymemcache.exceptions import MemcacheClientError
+
+    authfile = tmp_path / "authfile"
+    authfile.write_text(f"{USER}:{PASSWORD}\n")
+    server = start_server(["-Y", str(authfile), "-m", "16"])
+    wrong = Client(("127.0.0.1", server.port), timeout=5)
+    with pytest.raises(MemcacheClientError, match="authentication failure"):
+        wrong.set("login", f"{USER} wrong", noreply=False)
+    with pytest.raises(MemcacheClientError, match="unauthenticated"):
+        wrong.get("anything")
+    wrong.close()
+    mc = Client(("127.0.0.1", server.port), timeout=5)
+    assert mc.set("login", f"{USER} {PASSWORD}", noreply=False) is True
+    assert mc.get("login") is None  # the login stored nothing
+    assert mc.set("k", b"v", noreply=False) is True
+    assert mc.get("k") == b"v"
+    assert mc.incr("n", 1) is None
+    assert mc.delete("k", noreply=False) is True
+    mc.close()
