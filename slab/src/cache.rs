@@ -423,9 +423,30 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// What a configuration makes of the arena: the class ladder, the pages `-m` allows, and
+/// the pages mapped (one spare per class on top).
+pub(crate) struct Shape {
+    pub classes: ClassTable,
+    pub pages: usize,
+    pub total_pages: usize,
+}
+
+impl Shape {
+    pub fn arena_bytes(&self, config: &CacheConfig) -> usize {
+        self.total_pages * config.page_size
+    }
+}
+
 impl Cache {
     /// Build a cache: validates the configuration and maps the arena.
     pub fn new(config: CacheConfig) -> Result<Cache, CacheError> {
+        let shape = Cache::shape(&config)?;
+        let arena = Arena::new(shape.arena_bytes(&config)).map_err(CacheError::Map)?;
+        Ok(Cache::with_arena(config, shape, arena))
+    }
+
+    /// Validate `config` and work out the arena it needs.
+    pub(crate) fn shape(config: &CacheConfig) -> Result<Shape, CacheError> {
         if !config.page_size.is_multiple_of(CHUNK_ALIGN) || config.page_size < 1024 {
             return Err(CacheError::InvalidConfig(
                 "page size must be a multiple of 8, >= 1024",
@@ -463,7 +484,20 @@ impl Cache {
         );
         // One spare page per class: a class's first page may go over the limit.
         let total_pages = pages + classes.len().min(MAX_CLASSES);
-        let arena = Arena::new(total_pages * config.page_size).map_err(CacheError::Map)?;
+        Ok(Shape {
+            classes,
+            pages,
+            total_pages,
+        })
+    }
+
+    /// An empty cache over `arena`, which `shape` sized.
+    pub(crate) fn with_arena(config: CacheConfig, shape: Shape, arena: Arena) -> Cache {
+        let Shape {
+            classes,
+            pages,
+            total_pages,
+        } = shape;
         let stripes = (0..STRIPES)
             .map(|_| {
                 PaddedMutex(Mutex::new(Stripe {
@@ -478,7 +512,7 @@ impl Cache {
             .collect();
         let page_class = (0..total_pages).map(|_| AtomicU8::new(0)).collect();
         let sizes = SizeHistogram::new(config.item_size_max);
-        Ok(Cache {
+        Cache {
             config,
             arena,
             classes,
@@ -503,7 +537,7 @@ impl Cache {
             get_expired: AtomicU64::new(0),
             get_flushed: AtomicU64::new(0),
             write_marks: WriteMarks::new(),
-        })
+        }
     }
 
     pub fn config(&self) -> &CacheConfig {
