@@ -113,6 +113,10 @@ pub struct Args {
     /// Disable watch commands (accepted)
     #[arg(short = 'W', long = "disable-watch")]
     pub disable_watch: bool,
+    /// Memory file for a restartable cache (stop with SIGUSR1 or `shutdown graceful` to
+    /// keep the items for the next start; use a RAM disk such as /dev/shm)
+    #[arg(short = 'e', long = "memory-file")]
+    pub memory_file: Option<PathBuf>,
     /// Extended options, comma separated (memcached's names)
     #[arg(short = 'o', long = "extended", value_delimiter = ',', action = ArgAction::Append)]
     pub extended: Vec<String>,
@@ -249,6 +253,9 @@ pub struct Config {
     pub cluster_config: Option<PathBuf>,
     pub cluster_nodes: Vec<String>,
     pub enable_config_set: bool,
+    /// `-e`: the arena is this file's map, and a graceful stop saves what a warm restart
+    /// needs next to it (see [`crate::restart`]).
+    pub memory_file: Option<PathBuf>,
 }
 
 /// Why the command line was refused; printed and the process exits with
@@ -468,6 +475,7 @@ impl Config {
             cluster_config: args.cluster_config.clone(),
             cluster_nodes: args.cluster_node.clone(),
             enable_config_set: args.enable_config_set,
+            memory_file: args.memory_file.clone(),
         };
         for opt in &args.extended {
             config.apply_extended(opt)?;

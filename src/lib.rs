@@ -42,6 +42,8 @@
 //! - [`stats`]: the counters, and the `stats` figures as rows every protocol encodes.
 //! - [`context`]: what every thread shares (config, cache, clock, counters, cluster state).
 //! - [`maintain`]: the background thread (page mover, automove, LRU crawler) and its settings.
+//! - [`restart`]: `-e`, the warm restart: the metadata file a graceful stop writes and the
+//!   checks a start makes before the engine restores the memory file's items.
 //!
 //! Bytes are parsed by the `proto` crate and memory is managed by the `slabcache` crate; the
 //! server does not reach into the engine. `unsafe` is denied here and allowed only in
@@ -55,6 +57,7 @@ pub mod config;
 pub mod context;
 pub mod maintain;
 pub mod net;
+pub mod restart;
 pub mod stats;
 pub mod sys;
 pub mod wire;

@@ -128,12 +128,10 @@ impl Arena {
                 size_was: keep.then_some(size),
             }
         };
+        // No MAP_POPULATE: on tmpfs it would back every hole of the file with memory; the
+        // restore reads only the pages that hold chunks.
         let mut options = MmapOptions::new();
         options.len(bytes);
-        if state == FileState::Kept {
-            // The restore reads every page: fault them in with one call, not one by one.
-            options.populate();
-        }
         // SAFETY: the file is locked against other slabcached processes; another program
         // changing it under us is outside what a memory file supports (as with memcached).
         // Item memory is only reached through the pointers below, as for the anonymous map.

@@ -34,7 +34,9 @@ pub const MAX_KEY_LEN: usize = 250;
 /// Number of index stripes (a power of two). Each has its own lock and hash table, so a
 /// table grows one stripe at a time and no growth stalls more than 1/STRIPES of the keys.
 pub(crate) const STRIPES: usize = 256;
-pub(crate) const INITIAL_BUCKETS: usize = 64;
+/// Buckets per stripe at start: 65536 in all, memcached's starting hash power (16), which
+/// `stats` reports as `hash_power_level` (t/restart.t checks it before and after a restart).
+pub(crate) const INITIAL_BUCKETS: usize = 256;
 
 /// How the cache is sized and behaves; the server fills it from memcached's flags.
 #[derive(Debug, Clone)]

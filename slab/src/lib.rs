@@ -107,7 +107,7 @@ pub use crawler::{CrawlError, CrawlerStats, MetaEntry};
 /// The largest memory limit the engine accepts (its chunk indices are 32-bit).
 pub const MAX_MEMORY_LIMIT: usize = arena::MAX_ARENA_BYTES;
 pub use mover::{MoverStats, ReassignError};
-pub use restart::{RestoreError, SaveError, Snapshot, LAYOUT_VERSION};
+pub use restart::{checksum, RestoreError, SaveError, Snapshot, LAYOUT_VERSION};
 pub use restore::Restored;
 pub use stats::{CacheStats, ClassStats};
 

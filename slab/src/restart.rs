@@ -330,7 +330,7 @@ const SETTING_NAMES: [&str; 11] = [
 /// A 64-bit checksum of `bytes`: four lanes, each word mixed in by steps that are each
 /// one-to-one, so changing any single 8-byte word always changes the result. Not
 /// cryptographic: it guards against damage, not against someone forging a file.
-pub(crate) fn checksum(bytes: &[u8]) -> u64 {
+pub fn checksum(bytes: &[u8]) -> u64 {
     const K: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut lanes = [K, K.rotate_left(16), K.rotate_left(32), K.rotate_left(48)];
     let mut blocks = bytes.chunks_exact(32);

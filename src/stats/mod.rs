@@ -229,6 +229,12 @@ pub fn settings(shared: &Context) -> Rows {
             "track_sizes",
             yes_no(shared.cache.size_histogram().is_some()).into(),
         ),
+        (
+            "memory_file",
+            cfg.memory_file
+                .as_ref()
+                .map_or_else(|| "(null)".to_string(), |p| p.display().to_string()),
+        ),
         ("item_header_size", slabcache::ITEM_HEADER_SIZE.to_string()),
     ];
     for (name, value) in list {
