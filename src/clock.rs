@@ -36,6 +36,22 @@ impl Clock {
         }
     }
 
+    /// The clock of a warm restart: cache time continues from a process whose cache time 0
+    /// was unix time `epoch`, and which stopped at cache time `stopped_at`. With the
+    /// system clock steady, the time the server was down passes for the items too (to
+    /// the second, including a restart within the same second). Should the system clock
+    /// have gone back since, cache time resumes where it stopped rather than go back.
+    pub fn resume(epoch: u64, stopped_at: u32) -> Clock {
+        let unix = unix_now();
+        let epoch = epoch.min(unix.saturating_sub(u64::from(stopped_at)));
+        let clock = Clock {
+            epoch,
+            now: AtomicU32::new(2),
+        };
+        clock.tick();
+        clock
+    }
+
     /// Re-read the system clock; called a few times a second by the listener thread.
     pub fn tick(&self) {
         let now = unix_now().saturating_sub(self.epoch).max(2);

@@ -118,6 +118,10 @@ pub struct Args {
     /// Enable ASCII protocol authentication: a file of user:password lines (re-read on SIGHUP)
     #[arg(short = 'Y', long = "auth-file")]
     pub auth_file: Option<PathBuf>,
+    /// Memory file for a restartable cache (stop with SIGUSR1 or `shutdown graceful` to
+    /// keep the items for the next start; use a RAM disk such as /dev/shm)
+    #[arg(short = 'e', long = "memory-file")]
+    pub memory_file: Option<PathBuf>,
     /// Extended options, comma separated (memcached's names)
     #[arg(short = 'o', long = "extended", value_delimiter = ',', action = ArgAction::Append)]
     pub extended: Vec<String>,
@@ -260,6 +264,9 @@ pub struct Config {
     pub sasl: bool,
     /// `-Y`: text connections authenticate with a `user:password` line of this file.
     pub auth_file: Option<PathBuf>,
+    /// `-e`: the arena is this file's map, and a graceful stop saves what a warm restart
+    /// needs next to it (see [`crate::restart`]).
+    pub memory_file: Option<PathBuf>,
 }
 
 /// The protocol binding authentication imposes, with memcached's rules and messages: SASL
@@ -520,6 +527,7 @@ impl Config {
             enable_config_set: args.enable_config_set,
             sasl: args.enable_sasl,
             auth_file: args.auth_file.clone(),
+            memory_file: args.memory_file.clone(),
         };
         for opt in &args.extended {
             config.apply_extended(opt)?;

@@ -46,6 +46,9 @@ pub struct Context {
     pub conns: Mutex<BTreeMap<i32, ConnEntry>>,
     pub verbosity: AtomicU8,
     pub stopping: AtomicBool,
+    /// The stop is a graceful one (`shutdown graceful`; SIGUSR1 sets the `sys` flag):
+    /// with `-e` the cache is saved for a warm restart.
+    pub graceful: AtomicBool,
     /// The maintenance thread's controls and the settings commands change at run time.
     pub maintenance: Maintenance,
     /// Listening sockets for `stats conns`: (fd, "tcp:addr:port").
@@ -61,11 +64,17 @@ impl Context {
     pub fn request_stop(&self) {
         self.stopping.store(true, Relaxed);
     }
+
+    /// Ask every thread to stop, gracefully (`shutdown graceful`).
+    pub fn request_graceful_stop(&self) {
+        self.graceful.store(true, Relaxed);
+        self.stopping.store(true, Relaxed);
+    }
 }
 
-/// The cache `config` asks for.
-pub fn build_cache(config: &Config) -> Result<slabcache::Cache, slabcache::CacheError> {
-    let cache = slabcache::Cache::new(slabcache::CacheConfig {
+/// The engine settings `config` asks for.
+pub fn cache_config(config: &Config) -> slabcache::CacheConfig {
+    slabcache::CacheConfig {
         memory_limit: config.memory_limit,
         page_size: crate::config::SLAB_PAGE_SIZE,
         slab_chunk_max: config.slab_chunk_max,
@@ -75,7 +84,18 @@ pub fn build_cache(config: &Config) -> Result<slabcache::Cache, slabcache::Cache
         use_cas: config.use_cas,
         evict: config.evictions,
         preaccounted: initial_malloc_hook(),
-    })?;
+    }
+}
+
+/// The cache `config` asks for, over anonymous memory.
+pub fn build_cache(config: &Config) -> Result<slabcache::Cache, slabcache::CacheError> {
+    let cache = slabcache::Cache::new(cache_config(config))?;
+    apply_tunables(&cache, config);
+    Ok(cache)
+}
+
+/// The run-time settings `config` gives a new cache (anonymous or restored).
+pub fn apply_tunables(cache: &slabcache::Cache, config: &Config) {
     cache.set_size_tracking(config.track_sizes);
     cache.set_automove(config.tunables.slab_automove);
     cache.set_lru_segmented(config.tunables.lru_segmented);
@@ -84,7 +104,6 @@ pub fn build_cache(config: &Config) -> Result<slabcache::Cache, slabcache::Cache
         config.tunables.slab_automove_ratio,
         config.slab_automove_window as usize,
     );
-    Ok(cache)
 }
 
 impl Context {
@@ -114,6 +133,7 @@ impl Context {
             curr_connections: AtomicUsize::new(0),
             conns: Mutex::new(BTreeMap::new()),
             stopping: AtomicBool::new(false),
+            graceful: AtomicBool::new(false),
             listeners,
             auth: Auth::default(),
         }

@@ -45,6 +45,8 @@
 //! - [`auth`]: SASL (`-S`, through libsasl2) and the text authfile (`-Y`): the shared
 //!   credentials, each connection's session, and the warning when the cache is open to the
 //!   network.
+//! - [`restart`]: `-e`, the warm restart: the metadata file a graceful stop writes and the
+//!   checks a start makes before the engine restores the memory file's items.
 //!
 //! Bytes are parsed by the `proto` crate and memory is managed by the `slabcache` crate; the
 //! server does not reach into the engine. `unsafe` is denied here and allowed only in
@@ -59,6 +61,7 @@ pub mod config;
 pub mod context;
 pub mod maintain;
 pub mod net;
+pub mod restart;
 pub mod stats;
 pub mod sys;
 pub mod wire;

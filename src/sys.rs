@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
 /// Set by SIGHUP: the cluster file should be re-read.
 pub static RELOAD_REQUESTED: AtomicBool = AtomicBool::new(false);
+/// Set by SIGUSR1: stop gracefully (saving the cache for a warm restart with `-e`).
+pub static GRACEFUL_REQUESTED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_stop(_: libc::c_int) {
     STOP_REQUESTED.store(true, Ordering::SeqCst);
@@ -17,6 +19,10 @@ extern "C" fn on_stop(_: libc::c_int) {
 
 extern "C" fn on_reload(_: libc::c_int) {
     RELOAD_REQUESTED.store(true, Ordering::SeqCst);
+}
+
+extern "C" fn on_graceful(_: libc::c_int) {
+    GRACEFUL_REQUESTED.store(true, Ordering::SeqCst);
 }
 
 fn set_handler(signal: libc::c_int, handler: extern "C" fn(libc::c_int)) -> io::Result<()> {
@@ -34,10 +40,12 @@ fn set_handler(signal: libc::c_int, handler: extern "C" fn(libc::c_int)) -> io::
     Ok(())
 }
 
-/// Route SIGINT/SIGTERM to [`STOP_REQUESTED`] and SIGHUP to [`RELOAD_REQUESTED`].
+/// Route SIGINT/SIGTERM to [`STOP_REQUESTED`], SIGHUP to [`RELOAD_REQUESTED`] and SIGUSR1
+/// to [`GRACEFUL_REQUESTED`].
 pub fn install_signal_handlers() -> io::Result<()> {
     set_handler(libc::SIGINT, on_stop)?;
     set_handler(libc::SIGTERM, on_stop)?;
+    set_handler(libc::SIGUSR1, on_graceful)?;
     set_handler(libc::SIGHUP, on_reload)
 }
 

@@ -1,4 +1,6 @@
-//! The item arena: one anonymous memory map, cut into pages and chunks.
+//! The item arena: one memory map, cut into pages and chunks: anonymous, or (for a warm
+//! restart, memcached's `-e`) a shared map of a memory file, so the items outlive the
+//! process (see the `restart` module).
 //!
 //! This module and [`crate::item`]'s header type are the only places that turn an offset
 //! into a pointer. Everything else names memory by [`ChunkRef`], a 32-bit index, so the
@@ -21,6 +23,9 @@
 //! a larger arena doubles the unit as often as it needs, up to [`MAX_ARENA_BYTES`]
 //! (chunk sizes are then rounded to the larger unit), so the 32-byte item header keeps its
 //! 32-bit links whatever `-m` is.
+
+use std::fs::File;
+use std::path::Path;
 
 use crate::item::ItemHeader;
 use memmap2::{MmapMut, MmapOptions};
@@ -58,6 +63,17 @@ pub struct Arena {
     len: usize,
     /// log2 of the `ChunkRef` unit.
     unit_shift: u32,
+    /// The memory file of a file-backed arena, kept open (and locked) while it is mapped.
+    file: Option<File>,
+}
+
+/// How a memory file was found when the arena was mapped over it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileState {
+    /// Its contents were kept, as asked.
+    Kept,
+    /// It was (re)created empty: asked to, or its size was not the arena's.
+    Cleared { size_was: Option<u64> },
 }
 
 // SAFETY: Arena is a pointer into a mapping it owns. Headers are atomics; payload access is
@@ -73,7 +89,7 @@ impl Arena {
         // No swap reservation: the map is sized for the limit plus a spare page per class
         // and only what is written is ever backed, so reserving all of it up front would
         // refuse large `-m` values for memory that is never used.
-        let mut map = MmapOptions::new()
+        let map = MmapOptions::new()
             .len(bytes.max(1))
             .no_reserve_swap()
             .map_anon()?;
@@ -83,15 +99,93 @@ impl Arena {
         // written, 2 MiB at a time instead of 4 KiB. Failure (no THP) changes nothing else.
         #[cfg(target_os = "linux")]
         let _ = map.advise(memmap2::Advice::HugePage);
+        Ok(Arena::from_map(map, None))
+    }
+
+    /// Map `bytes` of the memory file at `path`, shared, so what is written survives the
+    /// process. With `keep` the file's contents are kept if it has exactly this size;
+    /// otherwise (or without `keep`) it is emptied first, so the arena reads as zeros.
+    /// The file is locked (`flock`) against a second server using it at the same time.
+    pub fn open_file(path: &Path, bytes: usize, keep: bool) -> std::io::Result<(Arena, FileState)> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let bytes = bytes.max(1);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)?;
+        lock_exclusive(&file)?;
+        let size = file.metadata()?.len();
+        let state = if keep && size == bytes as u64 {
+            FileState::Kept
+        } else {
+            // Truncating to 0 first drops every old byte (on tmpfs, frees the memory).
+            file.set_len(0)?;
+            file.set_len(bytes as u64)?;
+            FileState::Cleared {
+                size_was: keep.then_some(size),
+            }
+        };
+        // No MAP_POPULATE: on tmpfs it would back every hole of the file with memory; the
+        // restore reads only the pages that hold chunks.
+        let mut options = MmapOptions::new();
+        options.len(bytes);
+        // SAFETY: the file is locked against other slabcached processes; another program
+        // changing it under us is outside what a memory file supports (as with memcached).
+        // Item memory is only reached through the pointers below, as for the anonymous map.
+        let map = unsafe { options.map_mut(&file)? };
+        Ok((Arena::from_map(map, Some(file)), state))
+    }
+
+    fn from_map(mut map: MmapMut, file: Option<File>) -> Arena {
         let base = map.as_mut_ptr();
         let len = map.len();
         let unit_shift = unit_for(len).trailing_zeros();
-        Ok(Arena {
+        Arena {
             map,
             base,
             len,
             unit_shift,
-        })
+            file,
+        }
+    }
+
+    /// Whether the arena is a memory file's map.
+    pub fn is_file_backed(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// Write the map's dirty pages to its file (a no-op for an anonymous map, and
+    /// nearly one on tmpfs).
+    pub fn sync(&self) -> std::io::Result<()> {
+        if self.file.is_some() {
+            self.map.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Whether `len` bytes from the start of `chunk` lie inside the arena: for chunk
+    /// references read from a memory file, which must be checked before use.
+    pub fn contains(&self, chunk: ChunkRef, len: usize) -> bool {
+        chunk != NIL
+            && (chunk as usize - 1)
+                .checked_shl(self.unit_shift)
+                .and_then(|offset| offset.checked_add(len))
+                .is_some_and(|end| end <= self.len)
+    }
+
+    /// `len` bytes of the arena from `offset`, for reading.
+    ///
+    /// # Safety
+    /// No thread may write these bytes while the slice lives: the restart code reads
+    /// whole pages while no other thread uses the cache (before it is shared, or after
+    /// every worker stopped).
+    pub unsafe fn bytes(&self, offset: usize, len: usize) -> &[u8] {
+        assert!(offset.checked_add(len).is_some_and(|end| end <= self.len));
+        // SAFETY: in bounds (checked above); no concurrent writer by the contract.
+        unsafe { std::slice::from_raw_parts(self.base.add(offset), len) }
     }
 
     /// Chunk sizes and offsets are multiples of this.
@@ -127,15 +221,20 @@ impl Arena {
         if offset.checked_add(len).is_none_or(|end| end > self.len) {
             return;
         }
+        // A shared file map keeps its file's pages on DONTNEED: only REMOVE (a hole
+        // punched in the file) gives a tmpfs file's memory back.
+        #[cfg(target_os = "linux")]
+        let advice = if self.file.is_some() {
+            memmap2::UncheckedAdvice::Remove
+        } else {
+            memmap2::UncheckedAdvice::DontNeed
+        };
         #[cfg(target_os = "linux")]
         // SAFETY: the cache calls this only for a page that no class, free list, LRU or
         // index reaches (it was taken off its class and is in the pool's hands), so no
         // reference into these bytes is live, and zeroed bytes are valid for every type
         // the arena holds (atomics and plain bytes).
-        let _ = unsafe {
-            self.map
-                .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len)
-        };
+        let _ = unsafe { self.map.unchecked_advise_range(advice, offset, len) };
     }
 
     /// Ask the CPU to start loading the first [`PREFETCH_BYTES`] of a chunk: the header, the
@@ -207,6 +306,21 @@ impl Arena {
         // memory is writable and `base` came from a mutable borrow of the map.
         unsafe { std::slice::from_raw_parts_mut(self.base.add(start), len) }
     }
+}
+
+/// Lock `file` for this process alone (released when it is closed), or fail at once.
+fn lock_exclusive(file: &File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor this function's caller owns; no memory is involved.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(std::io::Error::new(
+            e.kind(),
+            format!("memory file is in use by another process ({e})"),
+        ));
+    }
+    Ok(())
 }
 
 /// How much of an item [`Arena::prefetch`] asks for: chunks are 8-byte aligned, so a 32-byte

@@ -34,7 +34,9 @@ pub const MAX_KEY_LEN: usize = 250;
 /// Number of index stripes (a power of two). Each has its own lock and hash table, so a
 /// table grows one stripe at a time and no growth stalls more than 1/STRIPES of the keys.
 pub(crate) const STRIPES: usize = 256;
-pub(crate) const INITIAL_BUCKETS: usize = 64;
+/// Buckets per stripe at start: 65536 in all, memcached's starting hash power (16), which
+/// `stats` reports as `hash_power_level` (t/restart.t checks it before and after a restart).
+pub(crate) const INITIAL_BUCKETS: usize = 256;
 
 /// How the cache is sized and behaves; the server fills it from memcached's flags.
 #[derive(Debug, Clone)]
@@ -428,9 +430,30 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// What a configuration makes of the arena: the class ladder, the pages `-m` allows, and
+/// the pages mapped (one spare per class on top).
+pub(crate) struct Shape {
+    pub classes: ClassTable,
+    pub pages: usize,
+    pub total_pages: usize,
+}
+
+impl Shape {
+    pub fn arena_bytes(&self, config: &CacheConfig) -> usize {
+        self.total_pages * config.page_size
+    }
+}
+
 impl Cache {
     /// Build a cache: validates the configuration and maps the arena.
     pub fn new(config: CacheConfig) -> Result<Cache, CacheError> {
+        let shape = Cache::shape(&config)?;
+        let arena = Arena::new(shape.arena_bytes(&config)).map_err(CacheError::Map)?;
+        Ok(Cache::with_arena(config, shape, arena))
+    }
+
+    /// Validate `config` and work out the arena it needs.
+    pub(crate) fn shape(config: &CacheConfig) -> Result<Shape, CacheError> {
         if !config.page_size.is_multiple_of(CHUNK_ALIGN) || config.page_size < 1024 {
             return Err(CacheError::InvalidConfig(
                 "page size must be a multiple of 8, >= 1024",
@@ -457,7 +480,6 @@ impl Cache {
             return Err(CacheError::InvalidConfig("memory limit above 4 TiB"));
         }
         let pages = (config.memory_limit / config.page_size).max(1);
-        let phantom_pages = config.preaccounted.div_ceil(config.page_size);
         // Chunk sizes are multiples of the arena's unit, which grows past 32 GiB.
         let unit = crate::arena::unit_for((pages + MAX_CLASSES) * config.page_size);
         let classes = ClassTable::new(
@@ -469,7 +491,20 @@ impl Cache {
         );
         // One spare page per class: a class's first page may go over the limit.
         let total_pages = pages + classes.len().min(MAX_CLASSES);
-        let arena = Arena::new(total_pages * config.page_size).map_err(CacheError::Map)?;
+        Ok(Shape {
+            classes,
+            pages,
+            total_pages,
+        })
+    }
+
+    /// An empty cache over `arena`, which `shape` sized.
+    pub(crate) fn with_arena(config: CacheConfig, shape: Shape, arena: Arena) -> Cache {
+        let Shape {
+            classes,
+            pages,
+            total_pages,
+        } = shape;
         let stripes = (0..STRIPES)
             .map(|_| {
                 PaddedMutex(Mutex::new(Stripe {
@@ -484,7 +519,8 @@ impl Cache {
             .collect();
         let page_class = (0..total_pages).map(|_| AtomicU8::new(0)).collect();
         let sizes = SizeHistogram::new(config.item_size_max);
-        Ok(Cache {
+        let phantom_pages = config.preaccounted.div_ceil(config.page_size);
+        Cache {
             config,
             arena,
             classes,
@@ -509,7 +545,7 @@ impl Cache {
             get_expired: AtomicU64::new(0),
             get_flushed: AtomicU64::new(0),
             write_marks: WriteMarks::new(),
-        })
+        }
     }
 
     pub fn config(&self) -> &CacheConfig {

@@ -5,7 +5,9 @@
 //! included, against memcached's 48–56), and no global lock on the read path.
 //! Non-goals: the wire protocol (see the `proto` crate), clocks and threads (callers pass
 //! `now`, a cache time in seconds, and drive the background work through
-//! [`Cache::rebalance_step`] and [`Cache::crawl_step`]), and persistence.
+//! [`Cache::rebalance_step`] and [`Cache::crawl_step`]), and persistence beyond a warm
+//! restart: over a memory file ([`Cache::open_file`]), a clean stop's [`Snapshot`] lets the
+//! next process serve the same items (see the `restart` and `restore` modules).
 //!
 //! # Memory
 //! [`arena`] maps `memory_limit` bytes once (plus one spare page per class: a class with
@@ -77,6 +79,10 @@ mod marks;
 mod mover;
 mod ops;
 mod pool;
+#[allow(unsafe_code)]
+mod restart;
+#[allow(unsafe_code)]
+mod restore;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -86,6 +92,8 @@ mod tests_chain;
 mod tests_crawler;
 #[cfg(test)]
 mod tests_mover;
+#[cfg(test)]
+mod tests_restart;
 #[cfg(test)]
 mod tests_util;
 
@@ -99,6 +107,8 @@ pub use crawler::{CrawlError, CrawlerStats, MetaEntry};
 /// The largest memory limit the engine accepts (its chunk indices are 32-bit).
 pub const MAX_MEMORY_LIMIT: usize = arena::MAX_ARENA_BYTES;
 pub use mover::{MoverStats, ReassignError};
+pub use restart::{checksum, RestoreError, SaveError, Snapshot, LAYOUT_VERSION};
+pub use restore::Restored;
 pub use stats::{CacheStats, ClassStats};
 
 /// Size of the per-item header in bytes (key and value come on top).

@@ -63,6 +63,25 @@ impl WriteMarks {
     }
 }
 
+impl WriteMarks {
+    /// The marks, oldest first, for a warm restart's saved state.
+    pub(crate) fn to_vec(&self) -> Vec<(u64, u32)> {
+        self.marks.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Take the marks a stopped process saved (oldest first; an unsorted or oversized
+    /// list is refused, so dating stays monotonic).
+    pub(crate) fn restore(&self, saved: Vec<(u64, u32)>) -> bool {
+        let sorted = saved.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1);
+        if !sorted || saved.len() > MAX_MARKS {
+            return false;
+        }
+        self.newest.store(saved.last().map_or(0, |m| m.1), Relaxed);
+        *self.marks.lock().unwrap_or_else(|e| e.into_inner()) = saved;
+        true
+    }
+}
+
 /// Drop every other mark of the older half: recent writes keep one-second resolution, older
 /// ones lose it gradually.
 fn thin_older_half(marks: &mut Vec<(u64, u32)>) {

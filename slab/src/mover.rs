@@ -180,6 +180,24 @@ impl Cache {
         started
     }
 
+    /// Finish a page move under way and forget a requested one, for a snapshot taken with
+    /// no other thread using the cache (so no item is busy and a pass empties the page).
+    /// False if the move could not finish.
+    pub(crate) fn settle_moves(&self, now: u32) -> bool {
+        let mut m = lock(&self.mover);
+        m.request = None;
+        // Each pass visits a batch; a page of the smallest class takes a few thousand
+        // slots, so this bound is many full passes.
+        for _ in 0..1_000_000 {
+            let Some(active) = m.active else {
+                m.stats.slab_reassign_running = false;
+                return true;
+            };
+            m.active = self.advance_move(&mut m, active, now);
+        }
+        false
+    }
+
     /// The mover's counters.
     pub fn mover_stats(&self) -> MoverStats {
         lock(&self.mover).stats.clone()

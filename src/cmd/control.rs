@@ -34,10 +34,15 @@ pub(super) fn verbosity<R: Reply>(level: u32, ctx: &Context, reply: &mut R) {
     reply.send(Outcome::Ok);
 }
 
-pub(super) fn shutdown<R: Reply>(ctx: &Context, reply: &mut R) -> Action {
+/// `shutdown [graceful]` (with `-A`): the connection closes and the server stops; a
+/// graceful stop (memcached's SIGUSR1) saves the cache for a warm restart with `-e`.
+pub(super) fn shutdown<R: Reply>(graceful: bool, ctx: &Context, reply: &mut R) -> Action {
     if !ctx.config.enable_shutdown {
         reply.send(Outcome::Failed(ProtoError::ShutdownNotEnabled));
         return Action::Continue;
+    }
+    if graceful {
+        ctx.graceful.store(true, std::sync::atomic::Ordering::Relaxed);
     }
     Action::Shutdown
 }

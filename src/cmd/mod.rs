@@ -58,7 +58,10 @@ pub enum Command<'a> {
     },
     Quit,
     Noop,
-    Shutdown,
+    /// `graceful`: save the cache for a warm restart (with `-e`).
+    Shutdown {
+        graceful: bool,
+    },
     CacheMemlimit {
         megabytes: u64,
     },
@@ -105,7 +108,7 @@ pub fn execute<R: Reply>(cmd: Command<'_>, ctx: &Context, counters: &Counters, r
             return Action::Close;
         }
         Command::Noop => reply.send(Outcome::Noop),
-        Command::Shutdown => return control::shutdown(ctx, reply),
+        Command::Shutdown { graceful } => return control::shutdown(graceful, ctx, reply),
         Command::CacheMemlimit { megabytes } => control::memlimit(megabytes, ctx, reply),
         Command::ConfigGet { key } => config::get(key, ctx, reply),
         Command::ConfigSet { key, flags, value } => config::set(key, flags, value, ctx, reply),

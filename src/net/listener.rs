@@ -1,7 +1,8 @@
 //! The listener thread: binds every socket before any thread starts, accepts connections,
 //! enforces `-c`, hands sockets to workers round-robin, ticks the clock, and runs the
 //! shutdown sequence on SIGINT/SIGTERM or the `shutdown` command (workers, then the
-//! maintenance thread of [`crate::maintain`], are stopped and joined).
+//! maintenance thread of [`crate::maintain`], are stopped and joined); on SIGUSR1 or
+//! `shutdown graceful` the same, then with `-e` the cache is saved ([`crate::restart`]).
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -27,7 +28,12 @@ use crate::sys;
 #[derive(Debug)]
 pub enum ServerError {
     Cache(slabcache::CacheError),
-    Bind { addr: String, source: io::Error },
+    /// `-e`: the memory file cannot be used.
+    Restart(crate::restart::OpenError),
+    Bind {
+        addr: String,
+        source: io::Error,
+    },
     Io(io::Error),
 }
 
@@ -35,6 +41,7 @@ impl std::fmt::Display for ServerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ServerError::Cache(e) => write!(f, "{e}"),
+            ServerError::Restart(e) => write!(f, "{e}"),
             ServerError::Bind { addr, source } => write!(f, "failed to listen on {addr}: {source}"),
             ServerError::Io(e) => write!(f, "{e}"),
         }
@@ -95,7 +102,12 @@ impl Server {
     /// Bind every listening socket and build the cache: everything that can fail does so
     /// here, before any thread exists.
     pub fn bind(config: Config) -> Result<Server, ServerError> {
-        let cache = crate::context::build_cache(&config).map_err(ServerError::Cache)?;
+        // With `-e` the cache is built once the sockets are bound (below): opening the
+        // memory file consumes its metadata, which a failed bind must not waste.
+        let anonymous = match config.memory_file {
+            None => Some(crate::context::build_cache(&config).map_err(ServerError::Cache)?),
+            Some(_) => None,
+        };
         let auth = crate::auth::Auth::load(&config).map_err(|e| ServerError::Io(io::Error::other(e)))?;
         crate::auth::warn_if_public(&config);
 
@@ -156,7 +168,12 @@ impl Server {
             .collect();
         let mut blocks = vec![Arc::clone(&accept_counters)];
         blocks.extend(worker_counters.iter().cloned());
+        let (cache, clock) = match anonymous {
+            Some(cache) => (cache, crate::clock::Clock::new()),
+            None => crate::restart::open(&config).map_err(ServerError::Restart)?,
+        };
         let mut context = Context::new(config, cache, cluster, blocks, listener_info);
+        context.clock = clock;
         context.auth = auth;
         let shared = Arc::new(context);
         Ok(Server {
@@ -218,7 +235,13 @@ impl Server {
                 }
             }
             self.shared.clock.tick();
-            if sys::STOP_REQUESTED.load(Relaxed) || self.shared.stopping.load(Relaxed) {
+            if sys::GRACEFUL_REQUESTED.load(Relaxed) {
+                self.shared.graceful.store(true, Relaxed);
+            }
+            if self.shared.graceful.load(Relaxed)
+                || sys::STOP_REQUESTED.load(Relaxed)
+                || self.shared.stopping.load(Relaxed)
+            {
                 break;
             }
             if sys::RELOAD_REQUESTED.swap(false, Relaxed) {
@@ -251,6 +274,13 @@ impl Server {
         }
         self.shared.maintenance.stop();
         let _ = maintenance.join();
+        if self.shared.graceful.load(Relaxed) {
+            log::warn!("Gracefully stopping");
+            // Every thread that touches the cache has stopped: its state is final.
+            if let Err(e) = crate::restart::save(&self.shared) {
+                log::error!("[restart] could not save the cache for a warm restart: {e}");
+            }
+        }
         if let Some(path) = &self.shared.config.unix_socket {
             let _ = std::fs::remove_file(path);
         }

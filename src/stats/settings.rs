@@ -112,7 +112,13 @@ pub fn settings(shared: &Context) -> Rows {
     }
     // ssl_* go here (TLS).
     write_stat(out, "num_napi_ids", "(null)");
-    // memory_file goes here (warm restart).
+    write_stat(
+        out,
+        "memory_file",
+        cfg.memory_file
+            .as_ref()
+            .map_or_else(|| "(null)".to_string(), |p| p.display().to_string()),
+    );
     // slabcached's own settings, after memcached's.
     write_stat(out, "item_header_size", slabcache::ITEM_HEADER_SIZE);
     rows

@@ -165,7 +165,7 @@ fn command(request: Request<'_>, pipelined: bool) -> Command<'_> {
         Request::Quit => Command::Quit,
         Request::Stats(which) => Command::Stats(which),
         Request::CacheMemlimit { megabytes, .. } => Command::CacheMemlimit { megabytes },
-        Request::Shutdown { .. } => Command::Shutdown,
+        Request::Shutdown { graceful } => Command::Shutdown { graceful },
         Request::ConfigGet { key } => Command::ConfigGet { key },
         Request::ConfigSet {
             key, flags, value, ..
