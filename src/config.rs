@@ -126,6 +126,13 @@ pub struct Args {
     /// Allow clients to change the cluster config with `config set` / `config delete`
     #[arg(long = "enable-config-set")]
     pub enable_config_set: bool,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (off by default)
+    #[arg(long = "metrics-listen", value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<String>,
+    /// Read flags from this file first, memcached.conf style: one or more flags per line,
+    /// `#` comments (flags given on the command line win)
+    #[arg(long = "config-file", value_name = "PATH")]
+    pub config_file: Option<PathBuf>,
 }
 
 /// Which protocols a connection may speak (`-B`).
@@ -249,6 +256,8 @@ pub struct Config {
     pub cluster_config: Option<PathBuf>,
     pub cluster_nodes: Vec<String>,
     pub enable_config_set: bool,
+    /// Where the Prometheus endpoint listens (`--metrics-listen`); None: no endpoint.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Why the command line was refused; printed and the process exits with
@@ -357,6 +366,15 @@ fn resolve_listen(items: &[String], port: u16) -> Result<Vec<SocketAddr>, Config
     }
     out.dedup();
     Ok(out)
+}
+
+/// `--metrics-listen`: `ADDR:PORT`, `[V6]:PORT` or `HOST:PORT`, the first address it names.
+fn resolve_metrics_listen(text: &str) -> Result<SocketAddr, ConfigError> {
+    let bad = |why: String| invalid(format!("Invalid --metrics-listen {text}: {why}"));
+    text.to_socket_addrs()
+        .map_err(|e| bad(e.to_string()))?
+        .next()
+        .ok_or_else(|| bad("no address".into()))
 }
 
 impl Config {
@@ -468,6 +486,11 @@ impl Config {
             cluster_config: args.cluster_config.clone(),
             cluster_nodes: args.cluster_node.clone(),
             enable_config_set: args.enable_config_set,
+            metrics_listen: args
+                .metrics_listen
+                .as_deref()
+                .map(resolve_metrics_listen)
+                .transpose()?,
         };
         for opt in &args.extended {
             config.apply_extended(opt)?;

@@ -39,6 +39,8 @@ pub struct Context {
     pub maintenance: Maintenance,
     /// Listening sockets for `stats conns`: (fd, "tcp:addr:port").
     pub listeners: Vec<(i32, String)>,
+    /// Every worker's histograms and hot-key sketch ([`crate::metrics`]).
+    pub metrics: crate::metrics::Registry,
 }
 
 impl Context {
@@ -85,6 +87,8 @@ impl Context {
             item_size_max: config.item_size_max,
             ..proto::Limits::default()
         };
+        // Keys are data: -X (no dumping) keeps them out of `stats hotkeys` and /metrics.
+        let hot_keys = config.dump_enabled;
         Context {
             verbosity: AtomicU8::new(config.verbosity),
             maintenance: Maintenance::new(config.tunables.clone()),
@@ -98,6 +102,7 @@ impl Context {
             conns: Mutex::new(BTreeMap::new()),
             stopping: AtomicBool::new(false),
             listeners,
+            metrics: crate::metrics::Registry::new(hot_keys),
         }
     }
 }

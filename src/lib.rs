@@ -42,6 +42,8 @@
 //! - [`stats`]: the counters, and the `stats` figures as rows every protocol encodes.
 //! - [`context`]: what every thread shares (config, cache, clock, counters, cluster state).
 //! - [`maintain`]: the background thread (page mover, automove, LRU crawler) and its settings.
+//! - [`metrics`]: latency and value-size histograms, the `--metrics-listen` Prometheus
+//!   endpoint; [`hotkeys`]: the sampled most-requested keys (`stats hotkeys`).
 //!
 //! Bytes are parsed by the `proto` crate and memory is managed by the `slabcache` crate; the
 //! server does not reach into the engine. `unsafe` is denied here and allowed only in
@@ -51,9 +53,12 @@
 pub mod clock;
 pub mod cluster;
 pub mod cmd;
+pub mod conffile;
 pub mod config;
 pub mod context;
+pub mod hotkeys;
 pub mod maintain;
+pub mod metrics;
 pub mod net;
 pub mod stats;
 pub mod sys;
