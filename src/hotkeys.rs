@@ -1,8 +1,7 @@
 //! Hot keys: an estimate of the most requested keys of the last 30 to 60 seconds.
 //!
-//! Each worker samples about one keyed request in [`SAMPLE_GAP`] (the gap to the next
-//! sample is drawn uniformly from `1..2*SAMPLE_GAP`, so a periodic load cannot hide a key
-//! between samples) into its own [`HotKeys`] sketch. A sketch is a space-saving top-K
+//! Each worker samples about one keyed request in [`SAMPLE_GAP`] (at random gaps, see
+//! [`crate::metrics`], so a periodic load cannot hide a key between samples) into its own [`HotKeys`] sketch. A sketch is a space-saving top-K
 //! list: a key already listed gains one; a new key takes a free slot, or the slot of the
 //! least counted key and that key's count plus one, so a key requested more often than
 //! 1 / K of the samples is never lost. Counts are kept per 30-second window, aligned to
@@ -25,6 +24,8 @@ pub const WINDOW_SECS: u32 = 30;
 pub const LISTED: usize = 20;
 
 struct Slot {
+    /// [`key_hash`] of `key`: the scan compares these, and bytes only on a match.
+    hash: u64,
     key: Vec<u8>,
     /// Samples in the current window (with what the slot inherited when it was taken).
     current: u64,
@@ -78,12 +79,14 @@ impl HotKeys {
     /// Count one sampled request for `key` at cache time `now`.
     pub fn record(&mut self, key: &[u8], now: u32) {
         self.advance(now);
-        if let Some(s) = self.slots.iter_mut().find(|s| s.key == key) {
+        let hash = key_hash(key);
+        if let Some(s) = self.slots.iter_mut().find(|s| s.hash == hash && s.key == key) {
             s.current += 1;
             return;
         }
         if self.slots.len() < CAPACITY {
             self.slots.push(Slot {
+                hash,
                 key: key.to_vec(),
                 current: 1,
                 previous: 0,
@@ -94,6 +97,7 @@ impl HotKeys {
             return;
         };
         let inherited = least.total();
+        least.hash = hash;
         least.key.clear();
         least.key.extend_from_slice(key);
         least.current = inherited + 1;
@@ -115,6 +119,13 @@ impl HotKeys {
             *rates.entry(s.key.clone()).or_insert(0.0) += s.total() as f64 * per_sample;
         }
     }
+}
+
+/// A quick hash of a key (FNV-1a): enough to tell the sketch's 64 keys apart.
+fn key_hash(key: &[u8]) -> u64 {
+    key.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// The hottest keys of `rates`, hottest first (ties by key), at most `limit`.
@@ -139,15 +150,16 @@ pub fn printable_key(key: &[u8]) -> String {
     out
 }
 
-/// A small xorshift generator for the gaps between samples (no need for quality, only
-/// for gaps that do not line up with a periodic load).
-pub fn next_gap(state: &mut u32) -> u32 {
+/// A gap between samples, uniform in `1..2*mean` (so averaging `mean`), from a small
+/// xorshift generator: no need for quality, only for gaps that do not line up with a
+/// periodic load.
+pub fn next_gap(state: &mut u32, mean: u32) -> u32 {
     let mut x = *state;
     x ^= x << 13;
     x ^= x >> 17;
     x ^= x << 5;
     *state = x;
-    1 + x % (2 * SAMPLE_GAP - 1)
+    1 + x % (2 * mean - 1)
 }
 
 #[cfg(test)]
@@ -197,7 +209,7 @@ mod tests {
     fn gaps_average_the_sample_gap() {
         let mut state = 0x9e37_79b9;
         let n = 100_000;
-        let total: u64 = (0..n).map(|_| u64::from(next_gap(&mut state))).sum();
+        let total: u64 = (0..n).map(|_| u64::from(next_gap(&mut state, SAMPLE_GAP))).sum();
         let mean = total as f64 / f64::from(n);
         assert!((mean - f64::from(SAMPLE_GAP)).abs() < 1.0, "{mean}");
     }

@@ -189,11 +189,12 @@ def test_values_track_the_server(start_server):
     assert after.value("slabcached_value_size_bytes_sum") == n * 100
     assert after.value("slabcached_value_size_bytes_bucket", le="64") == 0
     assert after.value("slabcached_value_size_bytes_bucket", le="128") == n
-    # Latency: about one request in 16 is timed; 452 requests give some gets and sets.
+    # Latency: about one request in 16 is timed, at random gaps (1 to 31 requests), so
+    # 250 gets and 200 sets give about 16 and 12 samples (standard deviation about 2).
     get_count = after.value("slabcached_request_duration_seconds_count", command="get")
     set_count = after.value("slabcached_request_duration_seconds_count", command="set")
-    assert 250 / 16 - 3 <= get_count <= 250 / 16 + 3
-    assert n / 16 - 3 <= set_count <= n / 16 + 3
+    assert 5 <= get_count <= 30
+    assert 4 <= set_count <= 25
     assert 0 < after.value("slabcached_request_duration_seconds_sum", command="get") < 1
     assert after.value("slabcached_request_duration_seconds_bucket", command="get", le="+Inf") == get_count
     uptime = after.value("memcached_uptime_seconds_total")
