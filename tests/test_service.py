@@ -5,9 +5,11 @@ shipped memcached.conf-style file). slabcached only.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -95,3 +97,17 @@ def test_systemd_accepts_the_unit(tmp_path):
     # Only complaints about this unit count (the host's own units may have some).
     lines = [line for line in (proc.stdout + proc.stderr).splitlines() if "slabcached.service" in line]
     assert proc.returncode == 0 and not lines, proc.stdout + proc.stderr
+
+
+@pytest.mark.skipif(not Path("/etc/memcached.conf").exists(), reason="no Debian memcached.conf")
+def test_debians_memcached_conf_is_taken_as_it_is(start_server, tmp_path):
+    """The config file memcached's Debian package installs, read unchanged; the test's own
+    port, pid file and user win over the file's."""
+    text = Path("/etc/memcached.conf").read_text()
+    memory = re.search(r"^-m\s+(\d+)", text, re.M)
+    srv = start_server(["--config-file", "/etc/memcached.conf", "-P", str(tmp_path / "pid"), "-u", "root"])
+    s = settings(srv.port)
+    if memory:
+        assert s["maxbytes"] == str(int(memory.group(1)) << 20)
+    assert (tmp_path / "pid").read_text().strip() == str(srv.pid)
+    assert srv.proc.poll() is None  # its -d line did not fork the server away
