@@ -106,6 +106,7 @@ EXPORTER_METRICS = {
     "memcached_slab_chunks_free_end": "gauge",
     "memcached_slab_commands_total": "counter",
     "memcached_slab_current_items": "gauge",
+    "memcached_slab_mem_requested_bytes": "counter",
     "memcached_slab_items_evicted_total": "counter",
     "memcached_slab_items_reclaimed_total": "counter",
     "memcached_slab_items_outofmemory_total": "counter",

@@ -167,12 +167,13 @@ const SLABS: &[(&str, &str, Kind, &str)] = &[
     ("used_chunks", "memcached_slab_chunks_used", Kind::Gauge, "Chunks holding an item."),
     ("free_chunks", "memcached_slab_chunks_free", Kind::Gauge, "Chunks free for an item."),
     ("free_chunks_end", "memcached_slab_chunks_free_end", Kind::Gauge, "Free chunks at the end of the last page."),
-    ("mem_requested", "memcached_slab_mem_requested_bytes", Kind::Gauge, "Bytes the class's items take inside their chunks."),
 ];
 
 /// `stats items` fields: (field, metric, kind, help).
 #[rustfmt::skip]
 const ITEMS: &[(&str, &str, Kind, &str)] = &[
+    // memcached 1.6 lists it under `stats items`; the exporter types it a counter.
+    ("mem_requested", "memcached_slab_mem_requested_bytes", Kind::Counter, "Bytes the class's items take inside their chunks."),
     ("number", "memcached_slab_current_items", Kind::Gauge, "Items stored in the class."),
     ("number_hot", "memcached_slab_hot_items", Kind::Gauge, "Items in the class's HOT LRU."),
     ("number_warm", "memcached_slab_warm_items", Kind::Gauge, "Items in the class's WARM LRU."),
