@@ -103,3 +103,18 @@ def test_x_turns_hot_keys_off(start_server):
         c.send(b"stats hotkeys\r\n")
         assert c.line() == b"STAT hotkeys_status disabled"
         assert c.line() == b"END"
+
+
+def test_meta_commands_count_their_keys(start_server):
+    srv = start_server(["-m", "64", "-t", "1"])
+    with RawConn(srv.port) as c:
+        c.send(b"ms metakey 1 T0\r\nx\r\n")
+        assert c.line() == b"HD"
+        c.send(b"mg metakey v\r\n" * 3000 + b"mg other v\r\n" * 300)
+        for _ in range(3000):
+            assert c.line() == b"VA 1"
+            assert c.line() == b"x"
+        for _ in range(300):
+            assert c.line() == b"EN"
+    rows = hotkeys(srv.port)
+    assert rows[0][0] == "metakey", rows
