@@ -302,14 +302,27 @@ mod tests {
     use crate::context::{for_tests, Context};
     use crate::stats::Counters;
 
-    /// Nanoseconds per request of a 90/10 get/set text load run in process on this thread.
+    /// Nanoseconds per request of a 90/10 get/set text load run in process on this thread
+    /// (with `PROBE_LOAD=mget`: the 100 items set, then 100-key gets).
     fn ns_per_request(ctx: &Context, counters: &Counters, n: usize) -> f64 {
+        let mget = std::env::var("PROBE_LOAD").is_ok_and(|v| v == "mget");
         let mut input = Vec::new();
         for i in 0..100 {
-            if i % 10 == 0 {
+            if mget {
+                let keys: Vec<String> = (0..100).map(|k| format!("key:{k}")).collect();
+                input.extend_from_slice(format!("get {}\r\n", keys.join(" ")).as_bytes());
+            } else if i % 10 == 0 {
                 input.extend_from_slice(format!("set key:{i} 0 0 100\r\n{}\r\n", "v".repeat(100)).as_bytes());
             } else {
                 input.extend_from_slice(format!("get key:{i}\r\n").as_bytes());
+            }
+        }
+        if mget {
+            for k in 0..100 {
+                let set = format!("set key:{k} 0 0 100\r\n{}\r\n", "v".repeat(100));
+                let mut stacked = false;
+                let mut out = Vec::new();
+                crate::wire::text::step(set.as_bytes(), ctx, counters, &mut out, &mut stacked);
             }
         }
         let mut out = Vec::with_capacity(64 * 1024);
