@@ -135,6 +135,13 @@ pub struct Args {
     /// Allow clients to change the cluster config with `config set` / `config delete`
     #[arg(long = "enable-config-set")]
     pub enable_config_set: bool,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (off by default)
+    #[arg(long = "metrics-listen", value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<String>,
+    /// Read flags from this file first, memcached.conf style: one or more flags per line,
+    /// `#` comments (flags given on the command line win)
+    #[arg(long = "config-file", value_name = "PATH")]
+    pub config_file: Option<PathBuf>,
 }
 
 /// Which protocols a connection may speak (`-B`).
@@ -267,6 +274,8 @@ pub struct Config {
     /// `-e`: the arena is this file's map, and a graceful stop saves what a warm restart
     /// needs next to it (see [`crate::restart`]).
     pub memory_file: Option<PathBuf>,
+    /// Where the Prometheus endpoint listens (`--metrics-listen`); None: no endpoint.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The protocol binding authentication imposes, with memcached's rules and messages: SASL
@@ -414,6 +423,15 @@ fn resolve_listen(items: &[String], port: u16) -> Result<Vec<SocketAddr>, Config
     Ok(out)
 }
 
+/// `--metrics-listen`: `ADDR:PORT`, `[V6]:PORT` or `HOST:PORT`, the first address it names.
+fn resolve_metrics_listen(text: &str) -> Result<SocketAddr, ConfigError> {
+    let bad = |why: String| invalid(format!("Invalid --metrics-listen {text}: {why}"));
+    text.to_socket_addrs()
+        .map_err(|e| bad(e.to_string()))?
+        .next()
+        .ok_or_else(|| bad("no address".into()))
+}
+
 impl Config {
     /// Check every value as memcached does, with its messages where it has one.
     pub fn from_args(args: &Args) -> Result<Config, ConfigError> {
@@ -528,6 +546,11 @@ impl Config {
             sasl: args.enable_sasl,
             auth_file: args.auth_file.clone(),
             memory_file: args.memory_file.clone(),
+            metrics_listen: args
+                .metrics_listen
+                .as_deref()
+                .map(resolve_metrics_listen)
+                .transpose()?,
         };
         for opt in &args.extended {
             config.apply_extended(opt)?;

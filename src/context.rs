@@ -57,6 +57,8 @@ pub struct Context {
     pub detail: PrefixStats,
     /// Credentials for `-S` / `-Y` (set by `Server::bind` once loaded; none in tests).
     pub auth: Auth,
+    /// Every worker's histograms and hot-key sketch ([`crate::metrics`]).
+    pub metrics: crate::metrics::Registry,
 }
 
 impl Context {
@@ -120,6 +122,8 @@ impl Context {
             item_size_max: config.item_size_max,
             ..proto::Limits::default()
         };
+        // Keys are data: -X (no dumping) keeps them out of `stats hotkeys` and /metrics.
+        let hot_keys = config.dump_enabled;
         Context {
             verbosity: AtomicU8::new(config.verbosity),
             detail: PrefixStats::new(config.prefix_delimiter, config.detail_enabled),
@@ -136,6 +140,7 @@ impl Context {
             graceful: AtomicBool::new(false),
             listeners,
             auth: Auth::default(),
+            metrics: crate::metrics::Registry::new(hot_keys),
         }
     }
 }

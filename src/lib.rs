@@ -47,6 +47,8 @@
 //!   network.
 //! - [`restart`]: `-e`, the warm restart: the metadata file a graceful stop writes and the
 //!   checks a start makes before the engine restores the memory file's items.
+//! - [`metrics`]: latency and value-size histograms, the `--metrics-listen` Prometheus
+//!   endpoint; [`hotkeys`]: the sampled most-requested keys (`stats hotkeys`).
 //!
 //! Bytes are parsed by the `proto` crate and memory is managed by the `slabcache` crate; the
 //! server does not reach into the engine. `unsafe` is denied here and allowed only in
@@ -57,9 +59,12 @@ pub mod auth;
 pub mod clock;
 pub mod cluster;
 pub mod cmd;
+pub mod conffile;
 pub mod config;
 pub mod context;
+pub mod hotkeys;
 pub mod maintain;
+pub mod metrics;
 pub mod net;
 pub mod restart;
 pub mod stats;

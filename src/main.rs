@@ -1,4 +1,5 @@
-//! The `slabcached` binary: parse memcached's flags, validate, bind, serve.
+//! The `slabcached` binary: parse memcached's flags (after those of a `--config-file`),
+//! validate, bind, serve.
 
 #![deny(unsafe_code)]
 
@@ -6,7 +7,14 @@ use clap::Parser;
 use slabcached::{sys, Args, Config, Server};
 
 fn main() {
-    let args = Args::parse();
+    let argv = match slabcached::conffile::expand(std::env::args_os().collect()) {
+        Ok(argv) => argv,
+        Err(e) => {
+            eprintln!("slabcached: {e}");
+            std::process::exit(1);
+        }
+    };
+    let args = Args::parse_from(argv);
     if args.license {
         println!("slabcached {}: MIT licensed.", env!("CARGO_PKG_VERSION"));
         return;

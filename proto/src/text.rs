@@ -408,6 +408,9 @@ pub enum StatsRequest {
     Extstore,
     /// `stats reset`: reply `RESET`.
     Reset,
+    /// `stats hotkeys` (slabcached's own): the most requested keys of the last minute or
+    /// so, one `STAT <key> <requests/s>` line each, hottest first.
+    Hotkeys,
     /// `stats detail on|off|dump`.
     Detail(StatsDetail),
     /// `stats cachedump <class> <limit>`, class already below [`MAX_SLAB_CLASSES`]. On a

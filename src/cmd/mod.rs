@@ -90,8 +90,17 @@ pub enum Command<'a> {
     },
 }
 
-/// Run one command and report its outcomes to `reply`.
+/// Run one command and report its outcomes to `reply` (measured by [`crate::metrics`]:
+/// value size, sampled latency and hot keys).
+#[inline]
 pub fn execute<R: Reply>(cmd: Command<'_>, ctx: &Context, counters: &Counters, reply: &mut R) -> Action {
+    let timing = crate::metrics::begin(&cmd, ctx);
+    let action = dispatch(cmd, ctx, counters, reply);
+    timing.finish();
+    action
+}
+
+fn dispatch<R: Reply>(cmd: Command<'_>, ctx: &Context, counters: &Counters, reply: &mut R) -> Action {
     match cmd {
         Command::Get(g) => get::get(g, ctx, counters, reply),
         Command::Touch { key, exptime } => get::touch(key, exptime, ctx, counters, reply),

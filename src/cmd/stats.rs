@@ -51,6 +51,7 @@ pub(super) fn stats(which: StatsRequest, ctx: &Context) -> StatsReply {
                 end: false,
             }
         }
+        StatsRequest::Hotkeys => listing(hot_keys(ctx)),
         StatsRequest::Reset => {
             ctx.stats.reset();
             ctx.cache.reset_stats();
@@ -82,4 +83,17 @@ pub(super) fn stats(which: StatsRequest, ctx: &Context) -> StatsReply {
             StatsReply::Cachedump(Ok(items))
         }
     }
+}
+
+/// `stats hotkeys`: `<key> <estimated requests/s>`, hottest first; with `-X` one
+/// `hotkeys_status disabled` row (keys are data).
+fn hot_keys(ctx: &Context) -> Rows {
+    if !ctx.metrics.hot_keys_enabled {
+        return vec![("hotkeys_status".into(), "disabled".into())];
+    }
+    ctx.metrics
+        .hot_keys(ctx.clock.now(), crate::hotkeys::LISTED)
+        .into_iter()
+        .map(|(key, rate)| (crate::hotkeys::printable_key(&key), format!("{rate:.1}")))
+        .collect()
 }

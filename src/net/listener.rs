@@ -68,6 +68,8 @@ pub struct Server {
     poll: Poll,
     accept_counters: Arc<Counters>,
     worker_counters: Vec<Arc<Counters>>,
+    /// The `--metrics-listen` socket, served by [`crate::metrics::http`].
+    metrics: Option<std::net::TcpListener>,
 }
 
 /// A running server's handle for tests: its address and a way to stop it.
@@ -162,6 +164,15 @@ impl Server {
         let cluster =
             Cluster::from_config(&config, first_port).map_err(|e| ServerError::Io(io::Error::other(e)))?;
 
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(
+                crate::metrics::http::bind(addr).map_err(|source| ServerError::Bind {
+                    addr: format!("metrics {addr}"),
+                    source,
+                })?,
+            ),
+            None => None,
+        };
         let accept_counters = Arc::new(Counters::default());
         let worker_counters: Vec<_> = (0..config.threads)
             .map(|_| Arc::new(Counters::default()))
@@ -182,6 +193,7 @@ impl Server {
             poll,
             accept_counters,
             worker_counters,
+            metrics,
         })
     }
 
@@ -213,6 +225,10 @@ impl Server {
     /// Start the workers and the maintenance thread, and serve until a stop is requested.
     pub fn run(mut self) -> io::Result<()> {
         let maintenance = maintain::thread::spawn(Arc::clone(&self.shared))?;
+        let metrics = match self.metrics.take() {
+            Some(l) => Some(crate::metrics::http::spawn(l, Arc::clone(&self.shared))?),
+            None => None,
+        };
         let mut workers: Vec<WorkerHandle> = Vec::new();
         let mut joins = Vec::new();
         for (i, counters) in self.worker_counters.iter().enumerate() {
@@ -280,6 +296,9 @@ impl Server {
             if let Err(e) = crate::restart::save(&self.shared) {
                 log::error!("[restart] could not save the cache for a warm restart: {e}");
             }
+        }
+        if let Some(m) = metrics {
+            let _ = m.join();
         }
         if let Some(path) = &self.shared.config.unix_socket {
             let _ = std::fs::remove_file(path);

@@ -87,6 +87,7 @@ impl Worker {
     }
 
     pub fn run(mut self) {
+        crate::metrics::attach(&self.shared);
         let mut events = Events::with_capacity(256);
         let mut last_idle_check = self.shared.clock.now();
         let mut busy_since = std::time::Instant::now();

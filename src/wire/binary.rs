@@ -208,6 +208,7 @@ fn stats_group(group: &[u8]) -> Option<StatsRequest> {
         b"sizes" => StatsRequest::Sizes,
         b"sizes_enable" => StatsRequest::SizesEnable,
         b"sizes_disable" => StatsRequest::SizesDisable,
+        b"hotkeys" => StatsRequest::Hotkeys,
         _ => return None,
     })
 }

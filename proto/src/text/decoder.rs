@@ -426,6 +426,7 @@ impl<'a> Line<'a, '_> {
             b"sizes" => StatsRequest::Sizes,
             b"sizes_enable" => StatsRequest::SizesEnable,
             b"sizes_disable" => StatsRequest::SizesDisable,
+            b"hotkeys" => StatsRequest::Hotkeys,
             b"detail" => match t.get(2) {
                 b"on" => StatsRequest::Detail(StatsDetail::On),
                 b"off" => StatsRequest::Detail(StatsDetail::Off),

@@ -362,6 +362,7 @@ fn valid_cases() -> Vec<(&'static [u8], Request<'static>)> {
         (b"stats items x\r\n", Request::Stats(StatsRequest::Items)),
         (b"stats slabs\r\n", Request::Stats(StatsRequest::Slabs)),
         (b"stats sizes\r\n", Request::Stats(StatsRequest::Sizes)),
+        (b"stats hotkeys\r\n", Request::Stats(StatsRequest::Hotkeys)),
         (
             b"stats sizes_enable\r\n",
             Request::Stats(StatsRequest::SizesEnable),
