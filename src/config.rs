@@ -229,6 +229,12 @@ pub struct Config {
     pub item_size_max: usize,
     pub flush_enabled: bool,
     pub dump_enabled: bool,
+    /// `watch` allowed (`-W` turns it off).
+    pub watch_enabled: bool,
+    /// Bytes of log lines a thread buffers for the logger (`-o worker_logbuf_size`, KB).
+    pub worker_logbuf_size: usize,
+    /// Bytes a watcher buffers before it skips lines (`-o watcher_logbuf_size`, KB).
+    pub watcher_logbuf_size: usize,
     pub prefix_delimiter: char,
     pub idle_timeout: u32,
     pub track_sizes: bool,
@@ -456,6 +462,9 @@ impl Config {
             item_size_max,
             flush_enabled: !args.disable_flush_all,
             dump_enabled: !args.disable_dumping,
+            watch_enabled: !args.disable_watch,
+            worker_logbuf_size: crate::watch::WORKER_LOGBUF_SIZE,
+            watcher_logbuf_size: crate::watch::WATCHER_LOGBUF_SIZE,
             prefix_delimiter,
             idle_timeout: 0,
             track_sizes: false,
@@ -649,6 +658,18 @@ impl Config {
                 self.item_size_max =
                     parse_size(v).ok_or_else(|| invalid(format!("Invalid item_size_max: {v}")))?;
             }
+            "watcher_logbuf_size" | "worker_logbuf_size" => {
+                let v = need(value)?;
+                let kb: u32 = v
+                    .parse()
+                    .map_err(|_| invalid(format!("could not parse argument to {name}")))?;
+                let bytes = kb as usize * 1024;
+                if name == "watcher_logbuf_size" {
+                    self.watcher_logbuf_size = bytes;
+                } else {
+                    self.worker_logbuf_size = bytes;
+                }
+            }
             "idle_timeout" => {
                 let v = need(value)?;
                 self.idle_timeout = v
@@ -664,8 +685,6 @@ impl Config {
             | "hashpower"
             | "tail_repair_time"
             | "hash_algorithm"
-            | "watcher_logbuf_size"
-            | "worker_logbuf_size"
             | "read_buf_mem_limit"
             | "inline_ascii_resp"
             | "no_inline_ascii_resp"

@@ -39,6 +39,8 @@ pub struct Context {
     pub maintenance: Maintenance,
     /// Listening sockets for `stats conns`: (fd, "tcp:addr:port").
     pub listeners: Vec<(i32, String)>,
+    /// The log streams of `watch`.
+    pub watch: crate::watch::Watch,
 }
 
 impl Context {
@@ -85,7 +87,10 @@ impl Context {
             item_size_max: config.item_size_max,
             ..proto::Limits::default()
         };
+        let watch = crate::watch::Watch::new(config.worker_logbuf_size, config.watcher_logbuf_size);
+        watch.observe_evictions(&cache);
         Context {
+            watch,
             verbosity: AtomicU8::new(config.verbosity),
             maintenance: Maintenance::new(config.tunables.clone()),
             config,

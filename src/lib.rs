@@ -57,6 +57,7 @@ pub mod maintain;
 pub mod net;
 pub mod stats;
 pub mod sys;
+pub mod watch;
 pub mod wire;
 
 pub use config::{Args, Config};

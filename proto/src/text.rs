@@ -71,7 +71,8 @@ use decoder::Line;
 
 pub use crate::StoreMode;
 pub use admin::{
-    parse_class_list, AdminRequest, ClassIds, ClassSelection, Double, LruTuning, MAX_CRAWLER_SLEEP_US,
+    parse_class_list, AdminRequest, ClassIds, ClassSelection, Double, LruTuning, WatchStreams,
+    MAX_CRAWLER_SLEEP_US,
 };
 pub use reply::{
     write_config, write_end, write_metadump_item, write_stat, write_value, write_value_header, MetadumpItem,

@@ -415,6 +415,8 @@ pub struct Cache {
     pub(crate) warm_pct: AtomicU8,
     /// Dates items by their CAS unique (meta `l`, `me la=`).
     pub(crate) write_marks: WriteMarks,
+    /// Told of every eviction (see `observe`).
+    pub(crate) evict_observer: std::sync::OnceLock<crate::observe::EvictionObserver>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -503,6 +505,7 @@ impl Cache {
             get_expired: AtomicU64::new(0),
             get_flushed: AtomicU64::new(0),
             write_marks: WriteMarks::new(),
+            evict_observer: std::sync::OnceLock::new(),
         })
     }
 

@@ -9,6 +9,7 @@ use slabcache::{DeleteOptions, DeleteResult};
 use super::outcome::{expiry, Outcome, Reply};
 use crate::context::Context;
 use crate::stats::{bump, Counters};
+use crate::watch::{self, WatchStreams};
 
 pub struct Delete<'a> {
     pub key: &'a [u8],
@@ -38,6 +39,9 @@ pub(super) fn delete<R: Reply>(d: Delete<'_>, ctx: &Context, counters: &Counters
         invalidate: d.invalidate,
         exptime: d.exptime.map(|t| expiry(ctx, t)),
     };
+    if ctx.watch.wants(WatchStreams::FETCHERS) {
+        watch::events::peeked_get(ctx, d.key);
+    }
     let result = ctx.cache.delete_with(d.key, ctx.clock.now(), opts);
     match result {
         DeleteResult::Deleted => bump(&counters.delete_hits, 1),

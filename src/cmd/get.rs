@@ -22,6 +22,7 @@ use slabcache::{GetOptions, HitCounter, ItemView};
 use super::outcome::{expiry, ttl_left, Hit, Keys, Outcome, Reply};
 use crate::context::Context;
 use crate::stats::{bump, Counters};
+use crate::watch::{self, WatchStreams};
 
 /// The legacy auto-discovery key: `get AmazonElastiCache:cluster` answers the cluster
 /// config as an ordinary value.
@@ -96,7 +97,11 @@ fn one<R: Reply>(
             cas: it.cas,
             meta: item,
         }));
+        (it.class, it.value.len())
     });
+    if ctx.watch.wants(WatchStreams::FETCHERS) {
+        watch::events::item_get(ctx, key, hit);
+    }
     if hit.is_some() {
         if touch.is_some() {
             bump(&counters.cmd_touch, 1);
@@ -199,8 +204,12 @@ pub(super) fn touch<R: Reply>(key: &[u8], exptime: i64, ctx: &Context, counters:
     };
     let found = ctx.cache.meta_get(key, ctx.clock.now(), opts, |it| {
         it.set_exptime(exptime);
-        (it.cas, it.flags)
+        (it.cas, it.flags, it.class, it.value.len())
     });
+    if ctx.watch.wants(WatchStreams::FETCHERS) {
+        watch::events::item_get(ctx, key, found.map(|f| (f.2, f.3)));
+    }
+    let found = found.map(|f| (f.0, f.1));
     bump(&counters.cmd_touch, 1);
     bump(
         if found.is_some() {

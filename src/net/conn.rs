@@ -15,6 +15,7 @@ use crate::cmd::{Action, Metadump};
 use crate::context::Context;
 use crate::net::stream::Stream;
 use crate::stats::{bump, Counters};
+use crate::watch::{CloseReason, WatchStreams};
 use crate::wire::{self, Step};
 
 /// Stop executing requests while this many reply bytes are unsent.
@@ -32,6 +33,8 @@ pub enum Drive {
     Yield,
     /// Close the connection.
     Close,
+    /// The connection became a log watcher: hand it to [`crate::watch`].
+    Watch(WatchStreams),
 }
 
 /// Which protocol the connection speaks, decided by its first byte.
@@ -77,6 +80,8 @@ pub struct Conn {
     stacked: bool,
     /// An `lru_crawler metadump` still listing classes; requests after it wait.
     metadump: Option<Metadump>,
+    /// What a `connevents` watcher is told when this connection closes.
+    close_reason: CloseReason,
 }
 
 enum Progress {
@@ -86,6 +91,8 @@ enum Progress {
     Budget,
     /// The connection must close (after writing what is queued).
     Close,
+    /// The connection became a watcher.
+    Watch(WatchStreams),
 }
 
 impl Conn {
@@ -114,7 +121,22 @@ impl Conn {
             read_failed: false,
             stacked: false,
             metadump: None,
+            close_reason: CloseReason::Error,
         }
+    }
+
+    pub fn close_reason(&self) -> CloseReason {
+        self.close_reason
+    }
+
+    pub fn set_close_reason(&mut self, reason: CloseReason) {
+        self.close_reason = reason;
+    }
+
+    /// The socket and the replies not yet sent, for a connection that became a watcher.
+    pub fn into_watcher(self) -> (Stream, Vec<u8>) {
+        let unsent = self.wbuf[self.wpos..].to_vec();
+        (self.stream, unsent)
     }
 
     pub fn fd(&self) -> i32 {
@@ -172,6 +194,9 @@ impl Conn {
         if !std::mem::take(&mut self.prefilled) {
             self.drained = false;
         }
+        if shared.watch.streams() != 0 {
+            crate::watch::set_current_fd(self.fd);
+        }
         loop {
             if self.flush(counters).is_err() {
                 return Drive::Close;
@@ -191,6 +216,7 @@ impl Conn {
                     self.closing = true;
                     continue;
                 }
+                Progress::Watch(streams) => return Drive::Watch(streams),
                 Progress::Budget => {
                     return if self.flush(counters).is_err() {
                         Drive::Close
@@ -242,7 +268,10 @@ impl Conn {
         }
         loop {
             match self.stream.read(&mut self.rbuf[self.rend..]) {
-                Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+                Ok(0) => {
+                    self.close_reason = CloseReason::Normal;
+                    return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+                }
                 Ok(n) => {
                     self.drained = self.rend + n < self.rbuf.len();
                     self.rend += n;
@@ -352,8 +381,14 @@ impl Conn {
                     match action {
                         Action::Continue => {}
                         Action::Metadump(dump) => self.metadump = Some(dump),
-                        Action::Close => return Progress::Close,
+                        Action::Close => {
+                            self.close_reason = CloseReason::Normal;
+                            return Progress::Close;
+                        }
+                        Action::CloseOnError => return Progress::Close,
+                        Action::Watch(streams) => return Progress::Watch(streams),
                         Action::Shutdown => {
+                            self.close_reason = CloseReason::Shutdown;
                             shared.request_stop();
                             return Progress::Close;
                         }

@@ -116,6 +116,9 @@ pub fn general(shared: &Context) -> Rows {
     if maintainer {
         write_stat(out, "lru_maintainer_juggles", 0);
     }
+    for (name, value) in shared.watch.stats_rows() {
+        write_stat(out, name, value);
+    }
     for (name, value) in [
         ("bytes", c.bytes),
         ("curr_items", c.curr_items),

@@ -52,7 +52,11 @@ pub fn step(input: &[u8], ctx: &Context, counters: &Counters, out: &mut Vec<u8>)
                 consumed: e.consumed,
                 swallow: e.swallow,
                 after_swallow: b"",
-                action: if e.close { Action::Close } else { Action::Continue },
+                action: if e.close {
+                    Action::CloseOnError
+                } else {
+                    Action::Continue
+                },
             }
         }
     }
