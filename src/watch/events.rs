@@ -10,7 +10,7 @@
 //! [`Watch::streams`]: super::Watch::streams
 //! [`Watch::wants`]: super::Watch::wants
 
-use slabcache::{GetOptions, HitCounter, StoreError, StoreMode};
+use slabcache::{GetOptions, HitCounter, ItemView, StoreError, StoreMode};
 
 use super::{current_fd, format, WatchStreams};
 use crate::context::Context;
@@ -26,14 +26,7 @@ pub fn item_get(ctx: &Context, key: &[u8], found: Option<(usize, usize)>) {
 /// Log the lookup an operation that does not report one makes (delete, incr/decr, the
 /// look before a store).
 pub fn peeked_get(ctx: &Context, key: &[u8]) {
-    let peek = GetOptions {
-        bump: false,
-        vivify: false,
-        counter: HitCounter::None,
-    };
-    let found = ctx
-        .cache
-        .meta_get(key, ctx.clock.now(), peek, |it| (it.class, it.value.len()));
+    let found = peek(ctx, key, |it| (it.class, it.value.len()));
     item_get(ctx, key, found);
 }
 
@@ -47,12 +40,20 @@ pub fn item_store(
     value_len: usize,
 ) {
     let now = ctx.clock.now();
+    let mut class = ctx.cache.class_for_item(key.len(), value_len).unwrap_or(0);
+    let (mut exptime, mut value_len) = (exptime, value_len);
+    // memcached logs the item it linked, which for an append or prepend is the joined
+    // value under the old item's expiry.
+    if matches!(mode, StoreMode::Append | StoreMode::Prepend) && result.is_ok() {
+        if let Some(joined) = peek(ctx, key, |it| (it.class, it.value.len(), it.exptime())) {
+            (class, value_len, exptime) = joined;
+        }
+    }
     let ttl = if exptime == 0 {
         0
     } else {
         exptime.wrapping_sub(now)
     };
-    let class = ctx.cache.class_for_item(key.len(), value_len).unwrap_or(0);
     let cfd = current_fd();
     let event = format::StoreEvent {
         key,
@@ -65,4 +66,14 @@ pub fn item_store(
     };
     ctx.watch
         .log(WatchStreams::MUTATIONS, |out| format::item_store(out, &event));
+}
+
+/// Look at `key` without bumping it or counting a hit.
+fn peek<R>(ctx: &Context, key: &[u8], read: impl FnOnce(&ItemView<'_>) -> R) -> Option<R> {
+    let opts = GetOptions {
+        bump: false,
+        vivify: false,
+        counter: HitCounter::None,
+    };
+    ctx.cache.meta_get(key, ctx.clock.now(), opts, read)
 }
