@@ -42,6 +42,8 @@
 //! - [`stats`]: the counters, and the `stats` figures as rows every protocol encodes.
 //! - [`context`]: what every thread shares (config, cache, clock, counters, cluster state).
 //! - [`maintain`]: the background thread (page mover, automove, LRU crawler) and its settings.
+//! - [`watch`]: memcached's log streams (`watch`): event lines, per-thread buffers and the
+//!   logger thread that writes them to watchers.
 //!
 //! Bytes are parsed by the `proto` crate and memory is managed by the `slabcache` crate; the
 //! server does not reach into the engine. `unsafe` is denied here and allowed only in

@@ -7,7 +7,7 @@
 //! file: [`get`] (get, gat, touch, `me`), [`store`], [`delete`], [`arith`], [`control`]
 //! (flush, version, verbosity, quit, shutdown, memory limit, noop, gated refusals),
 //! [`config`] (the cluster configuration), [`stats`] and [`admin`] (`slabs`, `lru_crawler`,
-//! `lru`). The options only meta has (`N`, `R`, `u`, `I`, the return flags, ...) ride along
+//! `lru`, `watch`). The options only meta has (`N`, `R`, `u`, `I`, the return flags, ...) ride along
 //! on the command; they never make a second dispatch.
 
 pub mod admin;

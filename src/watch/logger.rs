@@ -6,7 +6,7 @@
 //! `skipped=<count>\n`. A watcher that hung up (read returns 0) or whose socket failed is
 //! closed and leaves `stats conns`.
 //!
-//! The thread sleeps between rounds: 1 ms while lines keep coming, up to 100 ms when
+//! The thread sleeps between rounds: 1 ms while lines keep coming, up to 20 ms when
 //! none do, and on a condition variable (woken by a new watcher) when nobody watches.
 
 use std::io::{self, Read, Write};
@@ -14,12 +14,12 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{lock, LogStats, NewWatcher, ThreadLog};
+use super::{lock, CloseReason, LogStats, NewWatcher, ThreadLog};
 use crate::context::Context;
 use crate::net::stream::Stream;
 
 const MIN_SLEEP: Duration = Duration::from_millis(1);
-const MAX_SLEEP: Duration = Duration::from_millis(100);
+const MAX_SLEEP: Duration = Duration::from_millis(20);
 /// Room kept for a `skipped=` line, as memcached keeps.
 const SKIP_ROOM: usize = 128;
 
@@ -204,7 +204,11 @@ fn close_watchers(ctx: &Context, watchers: &mut Vec<Watcher>) {
         }
         // The entry goes before the socket is closed, so its fd cannot be reused by a
         // connection whose entry this would remove.
-        lock(&ctx.conns).remove(&w.fd);
+        let entry = lock(&ctx.conns).remove(&w.fd);
+        if let Some(entry) = entry {
+            // memcached closes a watcher as it closes a connection on error.
+            ctx.watch.conn_close(&entry.addr, CloseReason::Error, w.fd);
+        }
         ctx.curr_connections.fetch_sub(1, Relaxed);
         state.count -= 1;
         false

@@ -1,5 +1,5 @@
-//! memcached's administrative text commands: `slabs reassign|automove`, `lru_crawler ...`
-//! and `lru tune|mode|temp_ttl`, decoded into [`AdminRequest`]s.
+//! memcached's administrative text commands: `slabs reassign|automove`, `lru_crawler ...`,
+//! `lru tune|mode|temp_ttl` and `watch`, decoded into [`AdminRequest`]s.
 //!
 //! What memcached 1.6.18 does with their shapes, as observed on it:
 //! - `slabs reassign <src> <dst>` needs exactly those two arguments (anything else, a
