@@ -210,6 +210,18 @@ pub enum HitCounter {
     None,
 }
 
+/// What [`Cache::lookup`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup<R> {
+    /// The item (or a new one, with `vivify`), and what the reader returned.
+    Hit(R),
+    Missing,
+    /// There, but past its expiry (now removed).
+    Expired,
+    /// There, but older than a flush_all (now removed).
+    Flushed,
+}
+
 /// Options of [`Cache::meta_get`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GetOptions {

@@ -92,7 +92,7 @@ mod tests_util;
 
 pub use cache::{
     ArithDone, ArithError, ArithOptions, Cache, CacheConfig, CacheError, DeleteOptions, DeleteResult,
-    GetOptions, HitCounter, ItemView, StoreError, StoreMode, StoreOptions, MAX_KEY_LEN,
+    GetOptions, HitCounter, ItemView, Lookup, StoreError, StoreMode, StoreOptions, MAX_KEY_LEN,
 };
 pub use chain::{Parts, Value};
 pub use crawler::{CrawlError, CrawlerStats, MetaEntry};

@@ -12,11 +12,11 @@
 
 use slabcache::{GetOptions, HitCounter, ItemView, StoreError, StoreMode};
 
-use super::{current_fd, format, WatchStreams};
+use super::{current_fd, format, GetStatus, WatchStreams};
 use crate::context::Context;
 
-/// A lookup found `found` (the item's class and value length) or nothing.
-pub fn item_get(ctx: &Context, key: &[u8], found: Option<(usize, usize)>) {
+/// A lookup found what `found` says.
+pub fn item_get(ctx: &Context, key: &[u8], found: GetStatus) {
     let cfd = current_fd();
     ctx.watch.log(WatchStreams::FETCHERS, |out| {
         format::item_get(out, key, found, cfd)
@@ -26,8 +26,15 @@ pub fn item_get(ctx: &Context, key: &[u8], found: Option<(usize, usize)>) {
 /// Log the lookup an operation that does not report one makes (delete, incr/decr, the
 /// look before a store).
 pub fn peeked_get(ctx: &Context, key: &[u8]) {
-    let found = peek(ctx, key, |it| (it.class, it.value.len()));
-    item_get(ctx, key, found);
+    let opts = GetOptions {
+        bump: false,
+        vivify: false,
+        counter: HitCounter::None,
+    };
+    let found = ctx
+        .cache
+        .lookup(key, ctx.clock.now(), opts, |it| (it.class, it.value.len()));
+    item_get(ctx, key, GetStatus::of(&found));
 }
 
 /// A store ran: `exptime` is the request's expiry in cache time.

@@ -36,7 +36,22 @@ impl CloseReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GetStatus {
     NotFound,
-    Found,
+    /// The item's class and value length.
+    Found(usize, usize),
+    Flushed,
+    Expired,
+}
+
+impl GetStatus {
+    /// The status of an engine lookup whose reader returned the class and value length.
+    pub fn of(lookup: &slabcache::Lookup<(usize, usize)>) -> GetStatus {
+        match *lookup {
+            slabcache::Lookup::Hit((class, size)) => GetStatus::Found(class, size),
+            slabcache::Lookup::Missing => GetStatus::NotFound,
+            slabcache::Lookup::Expired => GetStatus::Expired,
+            slabcache::Lookup::Flushed => GetStatus::Flushed,
+        }
+    }
 }
 
 /// `ts=<secs>.<usecs> gid=<gid> `: the start of every line.
@@ -57,11 +72,13 @@ pub fn uri_key(out: &mut Vec<u8>, key: &[u8]) {
 }
 
 /// `type=item_get ...`: one lookup (a get, touch, delete, incr/decr, and the one every
-/// store makes of the key first). `found` is the item's class and value length.
-pub fn item_get(out: &mut Vec<u8>, key: &[u8], found: Option<(usize, usize)>, cfd: i32) {
+/// store makes of the key first).
+pub fn item_get(out: &mut Vec<u8>, key: &[u8], found: GetStatus, cfd: i32) {
     let (status, class, size) = match found {
-        Some((class, size)) => ("found", class, size),
-        None => ("not_found", 0, 0),
+        GetStatus::Found(class, size) => ("found", class, size),
+        GetStatus::NotFound => ("not_found", 0, 0),
+        GetStatus::Flushed => ("flushed", 0, 0),
+        GetStatus::Expired => ("expired", 0, 0),
     };
     out.extend_from_slice(b"type=item_get key=");
     uri_key(out, key);
@@ -203,12 +220,20 @@ mod tests {
             "ts=1700000000.4071 gid=7 "
         );
         assert_eq!(
-            line(|o| item_get(o, b"foo", None, 12)),
+            line(|o| item_get(o, b"foo", GetStatus::NotFound, 12)),
             "type=item_get key=foo status=not_found clsid=0 cfd=12 size=0\n"
         );
         assert_eq!(
-            line(|o| item_get(o, b"foo", Some((1, 5)), 12)),
+            line(|o| item_get(o, b"foo", GetStatus::Found(1, 5), 12)),
             "type=item_get key=foo status=found clsid=1 cfd=12 size=5\n"
+        );
+        assert_eq!(
+            line(|o| item_get(o, b"foo", GetStatus::Expired, 12)),
+            "type=item_get key=foo status=expired clsid=0 cfd=12 size=0\n"
+        );
+        assert_eq!(
+            line(|o| item_get(o, b"foo", GetStatus::Flushed, 12)),
+            "type=item_get key=foo status=flushed clsid=0 cfd=12 size=0\n"
         );
         assert_eq!(
             line(|o| item_store(o, &store(Ok(1), StoreMode::Cas(3), 0))),
