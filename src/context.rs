@@ -21,6 +21,8 @@ pub struct ConnEntry {
     pub listen_addr: String,
     /// Cache time of the last command.
     pub last_cmd: Arc<AtomicU32>,
+    /// The connection became a log watcher (`stats conns` says `conn_watch`).
+    pub watching: bool,
 }
 
 /// State every thread shares.

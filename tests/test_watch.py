@@ -214,8 +214,14 @@ def test_cfd_is_the_stats_conns_id(start_server, kind):
         line = w.line()
         cfd = int(re.search(r"cfd=(\d+)", line).group(1))
         assert cfd in ids
-        # The watcher itself stays listed in stats conns.
+        # The watcher itself stays listed in stats conns, in state conn_watch.
         assert len(ids) >= 2
+        c.send(b"stats conns\r\n")
+        states = []
+        while (line := c.line()) != b"END":
+            if line.split(b" ")[1].endswith(b":state"):
+                states.append(line.split(b" ")[2])
+        assert states.count(b"conn_watch") == 1
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -189,6 +189,7 @@ impl Worker {
                         addr: new.peer,
                         listen_addr: new.listen,
                         last_cmd: Arc::clone(&last_cmd),
+                        watching: false,
                     },
                 );
             if self.shared.verbosity.load(Relaxed) > 1 {
@@ -248,6 +249,15 @@ impl Worker {
             self.free.push(index);
             self.pending.retain(|&i| i != index);
             let fd = conn.fd();
+            if let Some(entry) = self
+                .shared
+                .conns
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_mut(&fd)
+            {
+                entry.watching = true;
+            }
             let (stream, unsent) = conn.into_watcher();
             self.shared
                 .watch

@@ -329,7 +329,12 @@ pub fn conns(shared: &Context) -> Rows {
     for (fd, entry) in conns.iter() {
         write_stat(out, format_args!("{fd}:addr"), &entry.addr);
         write_stat(out, format_args!("{fd}:listen_addr"), &entry.listen_addr);
-        write_stat(out, format_args!("{fd}:state"), "conn_parse_cmd");
+        let state = if entry.watching {
+            "conn_watch"
+        } else {
+            "conn_parse_cmd"
+        };
+        write_stat(out, format_args!("{fd}:state"), state);
         write_stat(
             out,
             format_args!("{fd}:secs_since_last_cmd"),
