@@ -90,7 +90,7 @@ impl Context {
             ..proto::Limits::default()
         };
         let watch = crate::watch::Watch::new(config.worker_logbuf_size, config.watcher_logbuf_size);
-        watch.observe_evictions(&cache);
+        watch.observe_cache(&cache);
         Context {
             watch,
             verbosity: AtomicU8::new(config.verbosity),

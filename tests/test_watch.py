@@ -382,3 +382,29 @@ def test_slow_watcher_is_skipped_not_waited_for(start_server, kind):
         # Real lines follow (memcached may interleave another skipped= line).
         assert any(LINE.match(w.line()) for _ in range(10))
     w.close()
+
+
+def slab_moves(srv) -> list[str]:
+    """The slab_move lines a `watch sysevents` connection sees while a class is filled and
+    emptied and the automove balancer gives its free pages back to the pool."""
+    w = Watcher(srv, "sysevents")
+    with RawConn(srv.port) as c:
+        value = b"x" * 1000
+        c.send(b"".join(b"set k%d 0 0 1000 noreply\r\n%s\r\n" % (i, value) for i in range(10000)))
+        c.send(b"".join(b"delete k%d noreply\r\n" % i for i in range(10000)))
+        c.send(b"version\r\n")
+        c.line()
+        moves: list[str] = []
+        deadline = time.monotonic() + 15
+        while len(moves) < 10 and time.monotonic() < deadline:
+            # memcached also logs its crawler's runs here; slabcached has no such line.
+            moves += [line for line in w.lines_for(0.5) if "type=slab_move" in line]
+    w.close()
+    return normalize(moves)
+
+
+def test_sysevents_slab_move_matches_memcached(start_server):
+    args = ["-m", "64", "-t", "2", "-o", "slab_automove_window=3"]
+    ours = slab_moves(start_server(args))
+    theirs = slab_moves(start_server(args, kind="memcached"))
+    assert ours == theirs == ["type=slab_move src=12 dst=0"] * 10

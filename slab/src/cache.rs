@@ -429,6 +429,8 @@ pub struct Cache {
     pub(crate) write_marks: WriteMarks,
     /// Told of every eviction (see `observe`).
     pub(crate) evict_observer: std::sync::OnceLock<crate::observe::EvictionObserver>,
+    /// Told of every automove decision (see `observe`).
+    pub(crate) move_observer: std::sync::OnceLock<crate::observe::MoveObserver>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -518,6 +520,7 @@ impl Cache {
             get_flushed: AtomicU64::new(0),
             write_marks: WriteMarks::new(),
             evict_observer: std::sync::OnceLock::new(),
+            move_observer: std::sync::OnceLock::new(),
         })
     }
 

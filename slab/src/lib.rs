@@ -100,7 +100,7 @@ pub use crawler::{CrawlError, CrawlerStats, MetaEntry};
 /// The largest memory limit the engine accepts (its chunk indices are 32-bit).
 pub const MAX_MEMORY_LIMIT: usize = arena::MAX_ARENA_BYTES;
 pub use mover::{MoverStats, ReassignError};
-pub use observe::{Evicted, EvictionObserver};
+pub use observe::{Evicted, EvictionObserver, MoveObserver};
 pub use stats::{CacheStats, ClassStats};
 
 /// Size of the per-item header in bytes (key and value come on top).

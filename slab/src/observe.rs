@@ -1,9 +1,10 @@
-//! What the engine tells an observer about items it evicts (memcached's `watch evictions`
-//! stream), and the class an item of a given size goes to.
+//! What the engine tells observers about items it evicts and pages its balancer moves
+//! (memcached's `watch evictions` and `watch sysevents` streams), and the class an item of a
+//! given size goes to.
 //!
-//! The observer is installed once; the engine calls it only for an eviction (never on the
-//! read or write path), under the class and stripe locks, so it must be quick and must not
-//! call back into the cache.
+//! Each observer is installed once; the engine calls it only for an eviction (under the
+//! class and stripe locks) or an automove decision (under the mover lock), never on the
+//! read or write path, so it must be quick and must not call back into the cache.
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -29,10 +30,28 @@ pub struct Evicted<'a> {
 /// Called for each eviction (see the module docs).
 pub type EvictionObserver = Box<dyn Fn(&Evicted<'_>) + Send + Sync>;
 
+/// Called with (source class, destination class; 0 = the global pool) for each page move
+/// the automove balancer decides on (not for `slabs reassign`, nor for pages given back
+/// under a lowered memory limit: memcached logs neither).
+pub type MoveObserver = Box<dyn Fn(usize, usize) + Send + Sync>;
+
 impl Cache {
     /// Install the eviction observer; a second call is ignored (returns false).
     pub fn set_eviction_observer(&self, observer: EvictionObserver) -> bool {
         self.evict_observer.set(observer).is_ok()
+    }
+
+    /// Install the automove observer; a second call is ignored (returns false).
+    pub fn set_move_observer(&self, observer: MoveObserver) -> bool {
+        self.move_observer.set(observer).is_ok()
+    }
+
+    /// Tell the observer, if any, of a move the balancer chose; returns it unchanged.
+    pub(crate) fn observe_move(&self, chosen: Option<(usize, usize)>) -> Option<(usize, usize)> {
+        if let (Some((src, dst)), Some(observer)) = (chosen, self.move_observer.get()) {
+            observer(src, dst);
+        }
+        chosen
     }
 
     /// The class an item with this key and value length is stored in (its first chunk's

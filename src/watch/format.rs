@@ -153,6 +153,11 @@ pub fn eviction(out: &mut Vec<u8>, e: &Evicted<'_>) {
     );
 }
 
+/// `type=slab_move ...`: the automove balancer moves a page (`dst` 0: to the global pool).
+pub fn slab_move(out: &mut Vec<u8>, src: usize, dst: usize) {
+    let _ = writeln!(out, "type=slab_move src={src} dst={dst}");
+}
+
 /// A peer as `conn_new`/`conn_close` lines show it: (rip, rport, transport), from the
 /// address `stats conns` keeps (`tcp:<ip>:<port>`, or `unix:...`).
 fn endpoint(peer: &str) -> (String, u16, &'static str) {
@@ -256,6 +261,7 @@ mod tests {
             line(|o| eviction(o, &evicted)),
             "type=eviction key=n%2Cfoo1 fetch=no ttl=-1 la=5 clsid=40 size=11000\n"
         );
+        assert_eq!(line(|o| slab_move(o, 3, 0)), "type=slab_move src=3 dst=0\n");
         assert_eq!(
             line(|o| conn_new(o, "tcp:127.0.0.1:4000", 30)),
             "type=conn_new rip=127.0.0.1 rport=4000 transport=tcp cfd=30\n"

@@ -152,12 +152,19 @@ impl Watch {
         self.streams() & streams != 0
     }
 
-    /// Send the cache's evictions to the `evictions` stream.
-    pub fn observe_evictions(&self, cache: &slabcache::Cache) {
+    /// Send the cache's evictions to the `evictions` stream and its automove decisions
+    /// to `sysevents`.
+    pub fn observe_cache(&self, cache: &slabcache::Cache) {
         let shared = Arc::clone(&self.shared);
         cache.set_eviction_observer(Box::new(move |e| {
             if shared.streams.load(Relaxed) & WatchStreams::EVICTIONS != 0 {
                 shared.log(WatchStreams::EVICTIONS, |out| format::eviction(out, e));
+            }
+        }));
+        let shared = Arc::clone(&self.shared);
+        cache.set_move_observer(Box::new(move |src, dst| {
+            if shared.streams.load(Relaxed) & WatchStreams::SYSEVENTS != 0 {
+                shared.log(WatchStreams::SYSEVENTS, |out| format::slab_move(out, src, dst));
             }
         }));
     }

@@ -109,7 +109,8 @@ pub enum AdminRequest {
 pub struct WatchStreams(pub u16);
 
 impl WatchStreams {
-    /// `sysevents`: background threads' events (crawler runs, slab moves).
+    /// `sysevents`: background threads' events (memcached: crawler runs and slab moves;
+    /// slabcached: slab moves).
     pub const SYSEVENTS: u16 = 1 << 1;
     /// `fetchers`: every item lookup.
     pub const FETCHERS: u16 = 1 << 2;
