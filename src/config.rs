@@ -245,6 +245,12 @@ pub struct Config {
     pub item_size_max: usize,
     pub flush_enabled: bool,
     pub dump_enabled: bool,
+    /// `watch` allowed (`-W` turns it off).
+    pub watch_enabled: bool,
+    /// Bytes of log lines a thread buffers for the logger (`-o worker_logbuf_size`, KB).
+    pub worker_logbuf_size: usize,
+    /// Bytes a watcher buffers before it skips lines (`-o watcher_logbuf_size`, KB).
+    pub watcher_logbuf_size: usize,
     pub prefix_delimiter: char,
     /// Per-prefix counting (`stats detail`) on from the start: `-D` was given.
     pub detail_enabled: bool,
@@ -530,6 +536,9 @@ impl Config {
             item_size_max,
             flush_enabled: !args.disable_flush_all,
             dump_enabled: !args.disable_dumping,
+            watch_enabled: !args.disable_watch,
+            worker_logbuf_size: crate::watch::WORKER_LOGBUF_SIZE,
+            watcher_logbuf_size: crate::watch::WATCHER_LOGBUF_SIZE,
             prefix_delimiter,
             detail_enabled: args.prefix_delimiter.is_some(),
             idle_timeout: 0,
@@ -732,6 +741,18 @@ impl Config {
                 self.item_size_max =
                     parse_size(v).ok_or_else(|| invalid(format!("Invalid item_size_max: {v}")))?;
             }
+            "watcher_logbuf_size" | "worker_logbuf_size" => {
+                let v = need(value)?;
+                let kb: u32 = v
+                    .parse()
+                    .map_err(|_| invalid(format!("could not parse argument to {name}")))?;
+                let bytes = kb as usize * 1024;
+                if name == "watcher_logbuf_size" {
+                    self.watcher_logbuf_size = bytes;
+                } else {
+                    self.worker_logbuf_size = bytes;
+                }
+            }
             "idle_timeout" => {
                 let v = need(value)?;
                 self.idle_timeout = v
@@ -747,8 +768,6 @@ impl Config {
             | "hashpower"
             | "tail_repair_time"
             | "hash_algorithm"
-            | "watcher_logbuf_size"
-            | "worker_logbuf_size"
             | "read_buf_mem_limit"
             | "inline_ascii_resp"
             | "no_inline_ascii_resp"

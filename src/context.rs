@@ -26,6 +26,8 @@ pub struct ConnEntry {
     pub last_cmd: Arc<AtomicU32>,
     /// Where the connection is in its cycle ([`ConnState`] as a byte), set by its worker.
     pub state: Arc<AtomicU8>,
+    /// The connection became a log watcher (`stats conns` says `conn_watch`).
+    pub watching: bool,
 }
 
 impl ConnEntry {
@@ -59,6 +61,8 @@ pub struct Context {
     pub auth: Auth,
     /// Every worker's histograms and hot-key sketch ([`crate::metrics`]).
     pub metrics: crate::metrics::Registry,
+    /// The log streams of `watch`.
+    pub watch: crate::watch::Watch,
 }
 
 impl Context {
@@ -124,7 +128,10 @@ impl Context {
         };
         // Keys are data: -X (no dumping) keeps them out of `stats hotkeys` and /metrics.
         let hot_keys = config.dump_enabled;
+        let watch = crate::watch::Watch::new(config.worker_logbuf_size, config.watcher_logbuf_size);
+        watch.observe_cache(&cache);
         Context {
+            watch,
             verbosity: AtomicU8::new(config.verbosity),
             detail: PrefixStats::new(config.prefix_delimiter, config.detail_enabled),
             maintenance: Maintenance::new(config.tunables.clone()),

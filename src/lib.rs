@@ -49,6 +49,8 @@
 //!   checks a start makes before the engine restores the memory file's items.
 //! - [`metrics`]: latency and value-size histograms, the `--metrics-listen` Prometheus
 //!   endpoint; [`hotkeys`]: the sampled most-requested keys (`stats hotkeys`).
+//! - [`watch`]: memcached's log streams (`watch`): event lines, per-thread buffers and the
+//!   logger thread that writes them to watchers.
 //!
 //! Bytes are parsed by the `proto` crate and memory is managed by the `slabcache` crate; the
 //! server does not reach into the engine. `unsafe` is denied here and allowed only in
@@ -69,6 +71,7 @@ pub mod net;
 pub mod restart;
 pub mod stats;
 pub mod sys;
+pub mod watch;
 pub mod wire;
 
 pub use config::{Args, Config};

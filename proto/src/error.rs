@@ -53,6 +53,8 @@ pub enum ClientError {
     LruCrawlerDisabled,
     /// `lru_crawler sleep` of more than 1,000,000 microseconds.
     CrawlerSleepTooLong,
+    /// `watch` on a server started with watching disabled (memcached's `-W`).
+    WatchNotAllowed,
 }
 
 impl ClientError {
@@ -79,6 +81,7 @@ impl ClientError {
             ClientError::SlabReassignDisabled => b"CLIENT_ERROR slab reassignment disabled\r\n",
             ClientError::LruCrawlerDisabled => b"CLIENT_ERROR lru crawler disabled\r\n",
             ClientError::CrawlerSleepTooLong => b"CLIENT_ERROR sleep must be one second or less\r\n",
+            ClientError::WatchNotAllowed => b"CLIENT_ERROR watch commands not allowed\r\n",
         }
     }
 }
@@ -145,6 +148,10 @@ pub enum AdminError {
     LruPercentsTooHigh,
     /// `lru tune` with an age factor that is not greater than 0.
     LruFactorsNotPositive,
+    /// `watch` after other commands whose replies are still queued.
+    WatchPipelined,
+    /// `watch` while the server already has its limit of watchers (20, as memcached).
+    WatcherTooMany,
 }
 
 impl AdminError {
@@ -164,6 +171,8 @@ impl AdminError {
             AdminError::MetadumpPipelined => b"ERROR cannot pipeline other commands before metadump\r\n",
             AdminError::LruPercentsTooHigh => b"ERROR hot and warm pcts must not exceed 80\r\n",
             AdminError::LruFactorsNotPositive => b"ERROR hot/warm age factors must be greater than 0\r\n",
+            AdminError::WatchPipelined => b"ERROR cannot pipeline other commands before watch\r\n",
+            AdminError::WatcherTooMany => b"WATCHER_TOO_MANY log watcher limit reached\r\n",
         }
     }
 }
@@ -312,6 +321,7 @@ mod tests {
             ClientError::SlabReassignDisabled.into(),
             ClientError::LruCrawlerDisabled.into(),
             ClientError::CrawlerSleepTooLong.into(),
+            ClientError::WatchNotAllowed.into(),
             AdminError::ReassignBusy.into(),
             AdminError::ReassignBadClass.into(),
             AdminError::ReassignNoSpare.into(),
@@ -325,6 +335,8 @@ mod tests {
             AdminError::MetadumpPipelined.into(),
             AdminError::LruPercentsTooHigh.into(),
             AdminError::LruFactorsNotPositive.into(),
+            AdminError::WatchPipelined.into(),
+            AdminError::WatcherTooMany.into(),
             ServerError::ObjectTooLarge.into(),
             ServerError::OutOfMemoryStoring.into(),
             ServerError::OutOfMemory.into(),

@@ -26,7 +26,7 @@
 //! Meta commands (`mg`, `ms`, `md`, `ma`, `me`) are recognised where memcached recognises
 //! them (a first token of exactly two bytes) and handed, already split, to the meta decoder ([`crate::meta::decode`] is its entry point for a line of its own), whose
 //! result comes back as [`Decoded::Meta`]; `mn` is simple enough to be decoded here.
-//! The administrative commands (`slabs`, `lru_crawler`, `lru`) come back as
+//! The administrative commands (`slabs`, `lru_crawler`, `lru`, `watch`) come back as
 //! [`Request::Admin`], described with their memcached quirks on [`AdminRequest`]'s module.
 //!
 //! # noreply
@@ -71,7 +71,8 @@ use decoder::Line;
 
 pub use crate::StoreMode;
 pub use admin::{
-    parse_class_list, AdminRequest, ClassIds, ClassSelection, Double, LruTuning, MAX_CRAWLER_SLEEP_US,
+    parse_class_list, AdminRequest, ClassIds, ClassSelection, Double, LruTuning, WatchStreams,
+    MAX_CRAWLER_SLEEP_US,
 };
 pub use reply::{
     write_config, write_end, write_metadump_item, write_stat, write_value, write_value_header, MetadumpItem,
@@ -299,7 +300,7 @@ pub enum Request<'a> {
         /// For `gat`/`gats`: the new expiry, read as for [`Request::Store`].
         touch: Option<i64>,
     },
-    /// An administrative command: `slabs`, `lru_crawler` or `lru` (see [`AdminRequest`]).
+    /// An administrative command: `slabs`, `lru_crawler`, `lru` or `watch` (see [`AdminRequest`]).
     Admin {
         /// The command.
         request: AdminRequest,

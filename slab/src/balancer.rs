@@ -76,9 +76,10 @@ impl Cache {
         }
         if now == m.balancer.last_check {
             // Between checks, only more free pages of quiet classes go to the pool.
-            return (1..m.balancer.quiet.len())
+            let quiet = (1..m.balancer.quiet.len())
                 .find(|&id| m.balancer.quiet[id] && self.has_free_pages(id))
                 .map(|id| (id, 0));
+            return self.observe_move(quiet);
         }
         m.balancer.last_check = now;
         let figures: Vec<ClassFigures> = (0..=self.classes.len())
@@ -147,11 +148,11 @@ impl Cache {
         }
         b.before = figures;
         if let Some(src) = to_pool {
-            return Some((src, 0));
+            return self.observe_move(Some((src, 0)));
         }
         let (src, dst) = (oldest?, youngest?);
         let older = (youngest_age as f64) < oldest_age as f64 * m.ratio;
-        (src != dst && older && youngest_evicting).then_some((src, dst))
+        self.observe_move((src != dst && older && youngest_evicting).then_some((src, dst)))
     }
 
     /// While pages hold more memory than the limit allows, the class to take one from:

@@ -217,6 +217,18 @@ pub enum HitCounter {
     None,
 }
 
+/// What [`Cache::lookup`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup<R> {
+    /// The item (or a new one, with `vivify`), and what the reader returned.
+    Hit(R),
+    Missing,
+    /// There, but past its expiry (now removed).
+    Expired,
+    /// There, but older than a flush_all (now removed).
+    Flushed,
+}
+
 /// Options of [`Cache::meta_get`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GetOptions {
@@ -422,6 +434,10 @@ pub struct Cache {
     pub(crate) warm_pct: AtomicU8,
     /// Dates items by their CAS unique (meta `l`, `me la=`).
     pub(crate) write_marks: WriteMarks,
+    /// Told of every eviction (see `observe`).
+    pub(crate) evict_observer: std::sync::OnceLock<crate::observe::EvictionObserver>,
+    /// Told of every automove decision (see `observe`).
+    pub(crate) move_observer: std::sync::OnceLock<crate::observe::MoveObserver>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -545,6 +561,8 @@ impl Cache {
             get_expired: AtomicU64::new(0),
             get_flushed: AtomicU64::new(0),
             write_marks: WriteMarks::new(),
+            evict_observer: std::sync::OnceLock::new(),
+            move_observer: std::sync::OnceLock::new(),
         }
     }
 

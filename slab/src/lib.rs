@@ -77,6 +77,7 @@ mod lru;
 mod marks;
 #[allow(unsafe_code)]
 mod mover;
+mod observe;
 mod ops;
 mod pool;
 #[allow(unsafe_code)]
@@ -99,7 +100,7 @@ mod tests_util;
 
 pub use cache::{
     ArithDone, ArithError, ArithOptions, Cache, CacheConfig, CacheError, DeleteOptions, DeleteResult,
-    GetOptions, HitCounter, ItemView, StoreError, StoreMode, StoreOptions, MAX_KEY_LEN,
+    GetOptions, HitCounter, ItemView, Lookup, StoreError, StoreMode, StoreOptions, MAX_KEY_LEN,
 };
 pub use chain::{Parts, Value};
 pub use crawler::{CrawlError, CrawlerStats, MetaEntry};
@@ -107,6 +108,7 @@ pub use crawler::{CrawlError, CrawlerStats, MetaEntry};
 /// The largest memory limit the engine accepts (its chunk indices are 32-bit).
 pub const MAX_MEMORY_LIMIT: usize = arena::MAX_ARENA_BYTES;
 pub use mover::{MoverStats, ReassignError};
+pub use observe::{Evicted, EvictionObserver, MoveObserver};
 pub use restart::{checksum, RestoreError, SaveError, Snapshot, LAYOUT_VERSION};
 pub use restore::Restored;
 pub use stats::{CacheStats, ClassStats};

@@ -212,6 +212,9 @@ impl Cache {
             }
         }
         let fetched = h.has_bit(FETCHED);
+        if !dead {
+            self.observe_eviction(c, now);
+        }
         // The chunk goes to the allocating writer.
         self.remove_linked(st, cs, hash, c);
         if dead {

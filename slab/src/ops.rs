@@ -13,6 +13,7 @@ impl Cache {
     /// and call `read` with the item under its stripe lock. `read` may change the expiry
     /// and token marks; the hit is counted and the item marked read afterwards, so `read`
     /// sees whether it had been fetched before.
+    #[inline]
     pub fn meta_get<R>(
         &self,
         key: &[u8],
@@ -20,33 +21,51 @@ impl Cache {
         opts: GetOptions,
         read: impl FnOnce(&ItemView<'_>) -> R,
     ) -> Option<R> {
-        let Slot {
+        match self.lookup(key, now, opts, read) {
+            Lookup::Hit(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// [`Cache::meta_get`], saying why a miss missed (memcached's `watch fetchers` tells
+    /// an expired or flushed item from a missing one).
+    pub fn lookup<R>(
+        &self,
+        key: &[u8],
+        now: u32,
+        opts: GetOptions,
+        read: impl FnOnce(&ItemView<'_>) -> R,
+    ) -> Lookup<R> {
+        let Some(Slot {
             hash,
             idx,
             mut st,
             found,
-        } = self.lock_key(key, now)?;
-        let found = match found {
-            Found::Live(c) => Some(c),
-            Found::Missing => None,
+        }) = self.lock_key(key, now)
+        else {
+            return Lookup::Missing;
+        };
+        let (found, miss) = match found {
+            Found::Live(c) => (Some(c), Lookup::Missing),
+            Found::Missing => (None, Lookup::Missing),
             Found::Expired => {
                 self.get_expired.fetch_add(1, Relaxed);
-                None
+                (None, Lookup::Expired)
             }
             Found::Flushed => {
                 self.get_flushed.fetch_add(1, Relaxed);
-                None
+                (None, Lookup::Flushed)
             }
         };
         let (c, created) = match found {
             Some(c) => (c, false),
             None if opts.vivify => {
-                let c = self
-                    .replace_with(&mut st, idx, hash, NIL, key, 0, 0, &[], now)
-                    .ok()?;
+                let Ok(c) = self.replace_with(&mut st, idx, hash, NIL, key, 0, 0, &[], now) else {
+                    return Lookup::Missing;
+                };
                 (c, true)
             }
-            None => return None,
+            None => return miss,
         };
         let h = self.header(c);
         let class = self.class_of(c);
@@ -71,7 +90,7 @@ impl Cache {
             HitCounter::Touch => counters.touch_hits.fetch_add(1, Relaxed),
             HitCounter::None => 0,
         };
-        Some(r)
+        Lookup::Hit(r)
     }
 
     /// [`Cache::store`] with the meta and binary protocols' extra conditions and marks

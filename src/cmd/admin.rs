@@ -1,13 +1,14 @@
 //! The administrative text commands (`slabs reassign|automove`,
-//! `lru_crawler ...`, `lru ...`): the engine's page mover and crawler, and the run-time
-//! settings kept by [`crate::maintain::Maintenance`]. Replies and the order of memcached
+//! `lru_crawler ...`, `lru ...`, `watch`): the engine's page mover and crawler, the
+//! run-time settings kept by [`crate::maintain::Maintenance`], and log watchers
+//! ([`crate::watch`]). Replies and the order of memcached
 //! 1.6.18's checks are described on [`proto::text::AdminRequest`].
 //!
 //! `lru_crawler metadump` is listed a class at a time ([`Metadump`]): the connection asks
 //! for the next class only once its write buffer has drained below its high-water mark,
 //! so a dump takes at most one class's lines of memory beyond that.
 
-use proto::text::{AdminRequest, ClassIds, ClassSelection};
+use proto::text::{AdminRequest, ClassIds, ClassSelection, WatchStreams};
 use proto::{AdminError, ClientError, ProtoError};
 use slabcache::{CrawlError, ReassignError};
 
@@ -25,6 +26,10 @@ pub(super) fn execute<R: Reply>(
 ) -> Action {
     let settings = &shared.maintenance;
     let result: Result<(), ProtoError> = match request {
+        AdminRequest::Watch { streams } => match watch(streams, stacked, shared) {
+            Ok(streams) => return Action::Watch(streams),
+            Err(e) => Err(e),
+        },
         AdminRequest::SlabsReassign { src, dst } => reassign(src, dst, shared),
         AdminRequest::SlabsAutomove { mode } => {
             settings.update(|t| t.slab_automove = mode);
@@ -98,6 +103,22 @@ pub(super) fn execute<R: Reply>(
         Err(e) => Outcome::Failed(e),
     });
     Action::Continue
+}
+
+/// `watch`: memcached's checks in its order, then a watcher slot.
+fn watch(streams: Option<WatchStreams>, stacked: bool, shared: &Context) -> Result<WatchStreams, ProtoError> {
+    if !shared.config.watch_enabled {
+        return Err(ClientError::WatchNotAllowed.into());
+    }
+    if stacked {
+        return Err(AdminError::WatchPipelined.into());
+    }
+    let streams = streams.ok_or(ProtoError::Error)?;
+    shared
+        .watch
+        .reserve()
+        .map_err(|crate::watch::WatchError::TooMany| AdminError::WatcherTooMany)?;
+    Ok(streams)
 }
 
 fn reassign(src: i32, dst: i32, shared: &Context) -> Result<(), ProtoError> {

@@ -9,6 +9,7 @@ use slabcache::{ArithError, ArithOptions};
 use super::outcome::{expiry, ttl_left, ArithReply, Outcome, Reply};
 use crate::context::Context;
 use crate::stats::{bump, Counters};
+use crate::watch::{self, WatchStreams};
 
 pub struct Arith<'a> {
     pub incr: bool,
@@ -47,6 +48,9 @@ pub(super) fn arith<R: Reply>(a: Arith<'_>, ctx: &Context, counters: &Counters, 
     } else {
         (&counters.decr_hits, &counters.decr_misses)
     };
+    if ctx.watch.wants(WatchStreams::FETCHERS) {
+        watch::events::peeked_get(ctx, a.key);
+    }
     let result = ctx.cache.arith(a.key, a.incr, a.delta, now, opts);
     match result {
         Ok(done) if !done.created => bump(hits, 1),

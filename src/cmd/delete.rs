@@ -10,6 +10,7 @@ use super::outcome::{expiry, Outcome, Reply};
 use crate::context::Context;
 use crate::stats::detail::PrefixOp;
 use crate::stats::{bump, Counters};
+use crate::watch::{self, WatchStreams};
 
 pub struct Delete<'a> {
     pub key: &'a [u8],
@@ -44,6 +45,9 @@ pub(super) fn delete<R: Reply>(d: Delete<'_>, ctx: &Context, counters: &Counters
     };
     if d.detail {
         ctx.detail.record(d.key, PrefixOp::Delete);
+    }
+    if ctx.watch.wants(WatchStreams::FETCHERS) {
+        watch::events::peeked_get(ctx, d.key);
     }
     let result = ctx.cache.delete_with(d.key, ctx.clock.now(), opts);
     match result {

@@ -17,12 +17,13 @@
 
 use proto::meta::{DebugInfo, ItemMeta, MetaFlags};
 use proto::ClientError;
-use slabcache::{GetOptions, HitCounter, ItemView};
+use slabcache::{GetOptions, HitCounter, ItemView, Lookup};
 
 use super::outcome::{expiry, ttl_left, Hit, Keys, Outcome, Reply};
 use crate::context::Context;
 use crate::stats::detail::PrefixOp;
 use crate::stats::{bump, Counters};
+use crate::watch::{self, GetStatus, WatchStreams};
 
 /// The legacy auto-discovery key: `get AmazonElastiCache:cluster` answers the cluster
 /// config as an ordinary value.
@@ -80,7 +81,7 @@ fn one<R: Reply>(
             HitCounter::Get
         },
     };
-    let hit = ctx.cache.meta_get(key, now, opts, |it| {
+    let lookup = ctx.cache.lookup(key, now, opts, |it| {
         let item = match meta {
             Some(f) => meta_item(it, f, touch, vivify, ctx, now),
             None => {
@@ -97,13 +98,17 @@ fn one<R: Reply>(
             cas: it.cas,
             meta: item,
         }));
+        (it.class, it.value.len())
     });
     // memcached counts text and binary gets (and gats) by prefix, not meta's.
     if meta.is_none() {
-        let found = hit.is_some() || (touch.is_none() && key == LEGACY_CLUSTER_KEY);
+        let found = matches!(lookup, Lookup::Hit(_)) || (touch.is_none() && key == LEGACY_CLUSTER_KEY);
         ctx.detail.record(key, PrefixOp::Get { hit: found });
     }
-    if hit.is_some() {
+    if ctx.watch.wants(WatchStreams::FETCHERS) {
+        watch::events::item_get(ctx, key, GetStatus::of(&lookup));
+    }
+    if let Lookup::Hit(_) = lookup {
         if touch.is_some() {
             bump(&counters.cmd_touch, 1);
             bump(&counters.touch_hits, 1);
@@ -203,10 +208,16 @@ pub(super) fn touch<R: Reply>(key: &[u8], exptime: i64, ctx: &Context, counters:
         vivify: false,
         counter: HitCounter::Touch,
     };
-    let found = ctx.cache.meta_get(key, ctx.clock.now(), opts, |it| {
+    let mut item = None;
+    let lookup = ctx.cache.lookup(key, ctx.clock.now(), opts, |it| {
         it.set_exptime(exptime);
-        (it.cas, it.flags)
+        item = Some((it.cas, it.flags));
+        (it.class, it.value.len())
     });
+    if ctx.watch.wants(WatchStreams::FETCHERS) {
+        watch::events::item_get(ctx, key, GetStatus::of(&lookup));
+    }
+    let found = item;
     bump(&counters.cmd_touch, 1);
     bump(
         if found.is_some() {

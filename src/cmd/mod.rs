@@ -7,8 +7,8 @@
 //! file: [`get`] (get, gat, touch, `me`), [`store`], [`delete`], [`arith`], [`control`]
 //! (flush, version, verbosity, quit, shutdown, memory limit, noop, gated refusals),
 //! [`config`] (the cluster configuration), [`stats`] and [`admin`] (`slabs`, `lru_crawler`,
-//! `lru`); [`auth`] (SASL and the authfile, run by the wire modules with the connection's
-//! session). The options only meta has (`N`, `R`, `u`, `I`, the return flags, ...) ride along
+//! `lru`, `watch`); [`auth`] (SASL and the authfile, run by the wire modules with the
+//! connection's session). The options only meta has (`N`, `R`, `u`, `I`, the return flags, ...) ride along
 //! on the command; they never make a second dispatch.
 
 pub mod admin;

@@ -15,8 +15,13 @@ use crate::context::Context;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Continue,
-    /// Close after writing queued replies.
+    /// Close after writing queued replies (the client asked to).
     Close,
+    /// Close after writing queued replies: the client sent something that cannot be
+    /// served (a `connevents` watcher sees `reason=error`).
+    CloseOnError,
+    /// The connection becomes a log watcher of these streams (its slot is reserved).
+    Watch(proto::text::WatchStreams),
     /// Stop the server (the `shutdown` command).
     Shutdown,
     /// List items for `lru_crawler metadump`, a class at a time, before the next request.

@@ -12,6 +12,7 @@ use super::outcome::{expiry, Outcome, Reply};
 use crate::context::Context;
 use crate::stats::detail::PrefixOp;
 use crate::stats::{bump, Counters};
+use crate::watch::{self, WatchStreams};
 
 pub struct Store<'a> {
     /// The mode after each protocol's cas rule: a compare cas turns text's `cas`, meta's
@@ -53,9 +54,16 @@ pub(super) fn store<R: Reply>(s: Store<'_>, ctx: &Context, counters: &Counters, 
     }
     let now = ctx.clock.now();
     let exptime = expiry(ctx, s.exptime);
+    let watching = ctx.watch.streams();
+    if watching & WatchStreams::FETCHERS != 0 {
+        watch::events::peeked_get(ctx, s.key);
+    }
     let result = ctx
         .cache
         .store_with(s.mode, s.key, s.flags, exptime, s.value, now, s.opts);
+    if watching & WatchStreams::MUTATIONS != 0 {
+        watch::events::item_store(ctx, s.key, s.mode, result, exptime, s.value.len());
+    }
     match result {
         Err(StoreError::TooLarge) => bump(&counters.store_too_large, 1),
         Err(StoreError::OutOfMemory) => bump(&counters.store_no_memory, 1),

@@ -16,6 +16,7 @@ use crate::cmd::{Action, Metadump};
 use crate::context::Context;
 use crate::net::stream::Stream;
 use crate::stats::{bump, ConnState, Counters};
+use crate::watch::{CloseReason, WatchStreams};
 use crate::wire::{self, Step};
 
 /// Stop executing requests while this many reply bytes are unsent.
@@ -33,6 +34,8 @@ pub enum Drive {
     Yield,
     /// Close the connection.
     Close,
+    /// The connection became a log watcher: hand it to [`crate::watch`].
+    Watch(WatchStreams),
 }
 
 /// Which protocol the connection speaks, decided by its first byte.
@@ -85,6 +88,8 @@ pub struct Conn {
     metadump: Option<Metadump>,
     /// Authentication state (`-S`, `-Y`).
     session: Session,
+    /// What a `connevents` watcher is told when this connection closes.
+    close_reason: CloseReason,
 }
 
 /// Where the value of the binary frame at the front of `pending` starts (past the header,
@@ -105,6 +110,8 @@ enum Progress {
     Budget,
     /// The connection must close (after writing what is queued).
     Close,
+    /// The connection became a watcher.
+    Watch(WatchStreams),
 }
 
 impl Conn {
@@ -142,7 +149,22 @@ impl Conn {
             stacked: false,
             metadump: None,
             session: Session::default(),
+            close_reason: CloseReason::Error,
         }
+    }
+
+    pub fn close_reason(&self) -> CloseReason {
+        self.close_reason
+    }
+
+    pub fn set_close_reason(&mut self, reason: CloseReason) {
+        self.close_reason = reason;
+    }
+
+    /// The socket and the replies not yet sent, for a connection that became a watcher.
+    pub fn into_watcher(self) -> (Stream, Vec<u8>) {
+        let unsent = self.wbuf[self.wpos..].to_vec();
+        (self.stream, unsent)
     }
 
     pub fn fd(&self) -> i32 {
@@ -236,6 +258,9 @@ impl Conn {
         if !std::mem::take(&mut self.prefilled) {
             self.drained = false;
         }
+        if shared.watch.streams() != 0 {
+            crate::watch::set_current_fd(self.fd);
+        }
         loop {
             if self.flush(counters).is_err() {
                 return Drive::Close;
@@ -255,6 +280,7 @@ impl Conn {
                     self.closing = true;
                     continue;
                 }
+                Progress::Watch(streams) => return Drive::Watch(streams),
                 Progress::Budget => {
                     return if self.flush(counters).is_err() {
                         Drive::Close
@@ -306,7 +332,10 @@ impl Conn {
         }
         loop {
             match self.stream.read(&mut self.rbuf[self.rend..]) {
-                Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+                Ok(0) => {
+                    self.close_reason = CloseReason::Normal;
+                    return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+                }
                 Ok(n) => {
                     self.seen_input = true;
                     self.drained = self.rend + n < self.rbuf.len();
@@ -426,8 +455,14 @@ impl Conn {
                     match action {
                         Action::Continue => {}
                         Action::Metadump(dump) => self.metadump = Some(dump),
-                        Action::Close => return Progress::Close,
+                        Action::Close => {
+                            self.close_reason = CloseReason::Normal;
+                            return Progress::Close;
+                        }
+                        Action::CloseOnError => return Progress::Close,
+                        Action::Watch(streams) => return Progress::Watch(streams),
                         Action::Shutdown => {
+                            self.close_reason = CloseReason::Shutdown;
                             shared.request_stop();
                             return Progress::Close;
                         }

@@ -180,6 +180,7 @@ impl Worker {
             let last_cmd = Arc::new(AtomicU32::new(self.shared.clock.now()));
             let state = Arc::new(AtomicU8::new(crate::stats::ConnState::NewCmd as u8));
             let fd = stream.as_raw_fd();
+            self.shared.watch.conn_new(&new.peer, fd);
             self.shared
                 .conns
                 .lock()
@@ -191,6 +192,7 @@ impl Worker {
                         listen_addr: new.listen,
                         last_cmd: Arc::clone(&last_cmd),
                         state: Arc::clone(&state),
+                        watching: false,
                     },
                 );
             if self.shared.verbosity.load(Relaxed) > 1 {
@@ -207,6 +209,10 @@ impl Worker {
             return;
         };
         let drive = conn.drive(&self.shared, &self.counters);
+        if let Drive::Watch(streams) = drive {
+            self.hand_to_logger(index, streams);
+            return;
+        }
         if !matches!(drive, Drive::Close) && conn.has_pending_output() != conn.write_interest {
             let interest = if conn.write_interest {
                 Interest::READABLE
@@ -234,17 +240,47 @@ impl Worker {
                 }
             }
             Drive::Close => self.close(index),
+            Drive::Watch(_) => unreachable!("handed over above"),
+        }
+    }
+
+    /// A connection that sent `watch` leaves this loop for the logger thread (it stays in
+    /// `stats conns` until the logger closes it).
+    fn hand_to_logger(&mut self, index: usize, streams: crate::watch::WatchStreams) {
+        if let Some(mut conn) = self.conns[index].take() {
+            let _ = self.poll.registry().deregister(conn.stream_mut());
+            self.free.push(index);
+            self.pending.retain(|&i| i != index);
+            let fd = conn.fd();
+            if let Some(entry) = self
+                .shared
+                .conns
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_mut(&fd)
+            {
+                entry.watching = true;
+            }
+            let (stream, unsent) = conn.into_watcher();
+            self.shared
+                .watch
+                .attach(&self.shared, stream, fd, streams.0, unsent);
         }
     }
 
     fn close(&mut self, index: usize) {
         if let Some(mut conn) = self.conns[index].take() {
             let _ = self.poll.registry().deregister(conn.stream_mut());
-            self.shared
+            let entry = self
+                .shared
                 .conns
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&conn.fd());
+            if let Some(entry) = entry {
+                let reason = conn.close_reason();
+                self.shared.watch.conn_close(&entry.addr, reason, conn.fd());
+            }
             self.shared.curr_connections.fetch_sub(1, Relaxed);
             self.free.push(index);
             if self.shared.verbosity.load(Relaxed) > 1 {
@@ -264,6 +300,9 @@ impl Worker {
                 .is_some_and(|c| now.saturating_sub(c.last_command()) > timeout);
             if idle {
                 crate::stats::bump(&self.counters.idle_kicks, 1);
+                if let Some(conn) = self.conns[i].as_mut() {
+                    conn.set_close_reason(crate::watch::CloseReason::IdleTimeout);
+                }
                 self.close(i);
             }
         }

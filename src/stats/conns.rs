@@ -70,7 +70,12 @@ pub fn conns(shared: &Context) -> Rows {
     for (fd, entry) in conns.iter() {
         write_stat(out, format_args!("{fd}:addr"), &entry.addr);
         write_stat(out, format_args!("{fd}:listen_addr"), &entry.listen_addr);
-        write_stat(out, format_args!("{fd}:state"), entry.state().name());
+        let state = if entry.watching {
+            "conn_watch"
+        } else {
+            entry.state().name()
+        };
+        write_stat(out, format_args!("{fd}:state"), state);
         write_stat(
             out,
             format_args!("{fd}:secs_since_last_cmd"),

@@ -147,8 +147,10 @@ pub fn general(shared: &Context) -> Rows {
     }
     // The arena is mapped once at start: no allocation on the request path can fail.
     write_stat(out, "malloc_fails", 0);
-    // log_worker_dropped, log_worker_written, log_watcher_skipped, log_watcher_sent,
-    // log_watchers go here (watch), then ssl_* while TLS is on.
+    for (name, value) in shared.watch.stats_rows() {
+        write_stat(out, name, value);
+    }
+    // ssl_* go here while TLS is on.
     // memcached's NAPI-id thread selection and its round-robin fallback: not used.
     write_stat(out, "unexpected_napi_ids", 0);
     write_stat(out, "round_robin_fallback", 0);

@@ -98,8 +98,9 @@ pub fn settings(shared: &Context) -> Rows {
     for (name, value) in list {
         write_stat(out, name, value);
     }
-    // watcher_logbuf_size, worker_logbuf_size (watch) and read_buf_mem_limit (buffer
-    // accounting) go here.
+    write_stat(out, "watcher_logbuf_size", cfg.watcher_logbuf_size);
+    write_stat(out, "worker_logbuf_size", cfg.worker_logbuf_size);
+    // read_buf_mem_limit (buffer accounting) goes here.
     write_stat(
         out,
         "track_sizes",

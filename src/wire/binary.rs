@@ -77,7 +77,11 @@ pub fn step(
                 consumed: e.consumed,
                 swallow: e.swallow,
                 after_swallow: b"",
-                action: if e.close { Action::Close } else { Action::Continue },
+                action: if e.close {
+                    Action::CloseOnError
+                } else {
+                    Action::Continue
+                },
             }
         }
     }

@@ -28,7 +28,11 @@ impl Step {
         close: bool,
         out: &mut Vec<u8>,
     ) -> Step {
-        let action = if close { Action::Close } else { Action::Continue };
+        let action = if close {
+            Action::CloseOnError
+        } else {
+            Action::Continue
+        };
         if swallow > 0 {
             return Step::Done {
                 consumed,

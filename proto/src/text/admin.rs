@@ -1,5 +1,5 @@
-//! memcached's administrative text commands: `slabs reassign|automove`, `lru_crawler ...`
-//! and `lru tune|mode|temp_ttl`, decoded into [`AdminRequest`]s.
+//! memcached's administrative text commands: `slabs reassign|automove`, `lru_crawler ...`,
+//! `lru tune|mode|temp_ttl` and `watch`, decoded into [`AdminRequest`]s.
 //!
 //! What memcached 1.6.18 does with their shapes, as observed on it:
 //! - `slabs reassign <src> <dst>` needs exactly those two arguments (anything else, a
@@ -19,6 +19,10 @@
 //! - `lru tune <hot pct> <warm pct> <hot factor> <warm factor>`, `lru mode flat|segmented`
 //!   and `lru temp_ttl <secs>` take `noreply`; their failures are `ERROR` lines. `mode`
 //!   and `temp_ttl` exist only while the LRU maintainer runs (otherwise `ERROR`).
+//! - `watch [stream ...]` names log streams (`fetchers` alone when none is named). The
+//!   server checks, in this order: watching enabled (`-W`), no replies queued, then the
+//!   names, so an unknown name is carried in the request for the server to report (`ERROR`)
+//!   after its own checks. A trailing `noreply` silences the error replies only.
 
 use super::{Decoded, Gate, Line, Request, MAX_SLAB_CLASSES};
 use crate::error::{AdminError, ClientError, ProtoError};
@@ -92,6 +96,59 @@ pub enum AdminRequest {
         /// The ttl as sent (truncated to 32 bits).
         ttl: i32,
     },
+    /// `watch [streams]`: the connection becomes a log watcher. `None`: a word that names
+    /// no stream (`ERROR`, after the server's own checks).
+    Watch {
+        /// The streams asked for.
+        streams: Option<WatchStreams>,
+    },
+}
+
+/// A set of memcached's log streams, as the bits memcached 1.6.18 gives them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct WatchStreams(pub u16);
+
+impl WatchStreams {
+    /// `sysevents`: background threads' events (memcached: crawler runs and slab moves;
+    /// slabcached: slab moves).
+    pub const SYSEVENTS: u16 = 1 << 1;
+    /// `fetchers`: every item lookup.
+    pub const FETCHERS: u16 = 1 << 2;
+    /// `mutations`: every store.
+    pub const MUTATIONS: u16 = 1 << 3;
+    /// `connevents`: connections opened and closed.
+    pub const CONNEVENTS: u16 = 1 << 5;
+    /// `evictions`: items evicted to make room.
+    pub const EVICTIONS: u16 = 1 << 6;
+    /// `rawcmds`: raw text commands (memcached 1.6.18 never emits one).
+    pub const RAWCMDS: u16 = 1 << 9;
+    /// `proxyreqs`: proxy requests (no proxy here: nothing is emitted).
+    pub const PROXYREQS: u16 = 1 << 10;
+    /// `proxyevents`: proxy errors (nothing is emitted).
+    pub const PROXYEVENTS: u16 = 1 << 11;
+    /// `proxyuser`: proxy user logs (nothing is emitted).
+    pub const PROXYUSER: u16 = 1 << 12;
+
+    /// The stream a `watch` argument names.
+    pub fn by_name(name: &[u8]) -> Option<u16> {
+        Some(match name {
+            b"rawcmds" => Self::RAWCMDS,
+            b"evictions" => Self::EVICTIONS,
+            b"fetchers" => Self::FETCHERS,
+            b"mutations" => Self::MUTATIONS,
+            b"sysevents" => Self::SYSEVENTS,
+            b"connevents" => Self::CONNEVENTS,
+            b"proxyreqs" => Self::PROXYREQS,
+            b"proxyevents" => Self::PROXYEVENTS,
+            b"proxyuser" => Self::PROXYUSER,
+            _ => return None,
+        })
+    }
+
+    /// Whether any of `streams` is in the set.
+    pub fn has(self, streams: u16) -> bool {
+        self.0 & streams != 0
+    }
 }
 
 /// The four values of `lru tune`.
@@ -248,6 +305,20 @@ impl<'a> Line<'a, '_> {
             _ => return self.err(ProtoError::Error, false),
         };
         self.admin(request, false)
+    }
+
+    /// `watch [streams]` (see the module docs).
+    pub(super) fn watch(&self, t: &Tokens<'a>) -> Decoded<'a> {
+        let noreply = t.ends_with_noreply();
+        let streams = if t.len() < 2 {
+            Some(WatchStreams(WatchStreams::FETCHERS))
+        } else {
+            t.rest(1)
+                .iter()
+                .try_fold(0, |set, word| Some(set | WatchStreams::by_name(word)?))
+                .map(WatchStreams)
+        };
+        self.admin(AdminRequest::Watch { streams }, noreply)
     }
 
     /// `lru tune|mode|temp_ttl ...`.
@@ -506,6 +577,43 @@ mod tests {
         ] {
             assert_eq!(reply(shape), b"ERROR\r\n", "{:?}", String::from_utf8_lossy(shape));
         }
+    }
+
+    #[test]
+    fn watch() {
+        let streams = |bits| AdminRequest::Watch {
+            streams: Some(WatchStreams(bits)),
+        };
+        assert_eq!(admin(b"watch\r\n"), (streams(WatchStreams::FETCHERS), false));
+        assert_eq!(admin(b"watch\n"), (streams(WatchStreams::FETCHERS), false));
+        assert_eq!(
+            admin(b"watch mutations evictions\r\n").0,
+            streams(WatchStreams::MUTATIONS | WatchStreams::EVICTIONS)
+        );
+        assert_eq!(
+            admin(b"watch connevents  fetchers sysevents rawcmds proxyreqs proxyevents proxyuser\r\n").0,
+            streams(
+                WatchStreams::CONNEVENTS
+                    | WatchStreams::FETCHERS
+                    | WatchStreams::SYSEVENTS
+                    | WatchStreams::RAWCMDS
+                    | WatchStreams::PROXYREQS
+                    | WatchStreams::PROXYEVENTS
+                    | WatchStreams::PROXYUSER
+            )
+        );
+        // 1.6.18 has no `deletions` stream; names are case-sensitive.
+        for bad in [
+            &b"watch deletions\r\n"[..],
+            b"watch Fetchers\r\n",
+            b"watch fetchers x\r\n",
+        ] {
+            assert_eq!(admin(bad), (AdminRequest::Watch { streams: None }, false));
+        }
+        assert_eq!(
+            admin(b"watch fetchers noreply\r\n"),
+            (AdminRequest::Watch { streams: None }, true)
+        );
     }
 
     #[test]

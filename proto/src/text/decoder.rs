@@ -148,9 +148,10 @@ impl<'a> Line<'a, '_> {
                 b"verbosity" => self.verbosity(&t),
                 b"lru_crawler" => self.lru_crawler(&t),
                 b"lru" => self.lru(&t),
+                b"watch" => self.watch(&t),
                 // Known to memcached but not implemented here; they answer malformed input
                 // with `ERROR` and never reach the HTTP check.
-                b"bget" | b"watch" | b"extstore" => self.err(ProtoError::Error, false),
+                b"bget" | b"extstore" => self.err(ProtoError::Error, false),
                 _ if t.last().starts_with(b"HTTP/") => self.err(ProtoError::HttpRequest, true),
                 _ => self.err(ProtoError::Error, false),
             },
