@@ -80,9 +80,10 @@ pub struct Args {
     /// Try to use large memory pages (accepted; logged)
     #[arg(short = 'L', long = "enable-largepages")]
     pub large_pages: bool,
-    /// Delimiter between key prefixes and ids for detailed stats
-    #[arg(short = 'D', default_value = ":")]
-    pub prefix_delimiter: String,
+    /// Delimiter between key prefixes and ids for detailed stats (turns them on, as
+    /// `stats detail on` does; ':' when not given)
+    #[arg(short = 'D')]
+    pub prefix_delimiter: Option<String>,
     /// Worker threads
     #[arg(short = 't', long = "threads", default_value_t = 4)]
     pub threads: u32,
@@ -95,19 +96,20 @@ pub struct Args {
     /// Listen backlog
     #[arg(short = 'b', long = "listen-backlog", default_value_t = 1024)]
     pub backlog: i32,
-    /// Protocol: ascii, binary or auto
-    #[arg(short = 'B', long = "protocol", default_value = "auto")]
-    pub protocol: String,
+    /// Protocol: ascii, binary or auto (default auto; binary with -S, ascii with -Y)
+    #[arg(short = 'B', long = "protocol")]
+    pub protocol: Option<String>,
     /// Largest item: bytes, or with a k/m suffix (1m default, 1k..1024m)
     #[arg(short = 'I', long = "max-item-size", default_value = "1m")]
     pub max_item_size: String,
-    /// Turn on SASL authentication (not supported: refused)
+    /// Turn on SASL authentication (binary protocol; Cyrus SASL's SASL_CONF_PATH
+    /// memcached.conf, or the MEMCACHED_SASL_PWDB user:password file)
     #[arg(short = 'S', long = "enable-sasl")]
     pub enable_sasl: bool,
     /// Disable the flush_all command
     #[arg(short = 'F', long = "disable-flush-all")]
     pub disable_flush_all: bool,
-    /// Disable stats cachedump and lru_crawler metadump
+    /// Disable stats cachedump, stats detail dump and lru_crawler metadump
     #[arg(short = 'X', long = "disable-dumping")]
     pub disable_dumping: bool,
     /// Disable watch commands (accepted)
@@ -117,6 +119,9 @@ pub struct Args {
     /// keep the items for the next start; use a RAM disk such as /dev/shm)
     #[arg(short = 'e', long = "memory-file")]
     pub memory_file: Option<PathBuf>,
+    /// Enable ASCII protocol authentication: a file of user:password lines (re-read on SIGHUP)
+    #[arg(short = 'Y', long = "auth-file")]
+    pub auth_file: Option<PathBuf>,
     /// Extended options, comma separated (memcached's names)
     #[arg(short = 'o', long = "extended", value_delimiter = ',', action = ArgAction::Append)]
     pub extended: Vec<String>,
@@ -234,6 +239,8 @@ pub struct Config {
     pub flush_enabled: bool,
     pub dump_enabled: bool,
     pub prefix_delimiter: char,
+    /// Per-prefix counting (`stats detail`) on from the start: `-D` was given.
+    pub detail_enabled: bool,
     pub idle_timeout: u32,
     pub track_sizes: bool,
     /// `slabs reassign` and the page mover (`-o slab_reassign|no_slab_reassign`).
@@ -256,6 +263,47 @@ pub struct Config {
     /// `-e`: the arena is this file's map, and a graceful stop saves what a warm restart
     /// needs next to it (see [`crate::restart`]).
     pub memory_file: Option<PathBuf>,
+    /// `-S`: binary connections authenticate with SASL before anything else.
+    pub sasl: bool,
+    /// `-Y`: text connections authenticate with a `user:password` line of this file.
+    pub auth_file: Option<PathBuf>,
+}
+
+/// The protocol binding authentication imposes, with memcached's rules and messages: SASL
+/// exists only in the binary protocol and the authfile only in the text one, so each
+/// forces its protocol when `-B` is not given and refuses any other `-B`.
+fn auth_binding(args: &Args, binding: Binding) -> Result<Binding, ConfigError> {
+    let protocol_given = args.protocol.is_some();
+    let mut binding = binding;
+    if args.enable_sasl {
+        if !protocol_given {
+            binding = Binding::Binary;
+        } else if binding != Binding::Binary {
+            return Err(usage(
+                "ERROR: You cannot allow the ASCII protocol while using SASL.",
+            ));
+        }
+        if args.udp_port != 0 {
+            return Err(usage(
+                "ERROR: Cannot enable UDP while using binary SASL authentication.",
+            ));
+        }
+    }
+    if args.auth_file.is_some() {
+        if !protocol_given {
+            binding = Binding::Ascii;
+        } else if binding != Binding::Ascii {
+            return Err(usage(
+                "ERROR: You cannot allow the BINARY protocol while using ascii authentication tokens.",
+            ));
+        }
+        if args.udp_port != 0 {
+            return Err(usage(
+                "Cannot use UDP with ascii authentication enabled (-U 0 to disable)",
+            ));
+        }
+    }
+    Ok(binding)
 }
 
 /// Why the command line was refused; printed and the process exits with
@@ -399,10 +447,7 @@ impl Config {
         if args.backlog <= 0 {
             return Err(invalid("Listen backlog must be greater than 0"));
         }
-        if args.enable_sasl {
-            return Err(invalid("This server is not built with SASL support."));
-        }
-        let binding = match args.protocol.as_str() {
+        let binding = match args.protocol.as_deref().unwrap_or("auto") {
             "auto" => Binding::Auto,
             "binary" => Binding::Binary,
             "ascii" => Binding::Ascii,
@@ -412,6 +457,7 @@ impl Config {
                 )))
             }
         };
+        let binding = auth_binding(args, binding)?;
         let item_size_max = parse_size(&args.max_item_size)
             .ok_or_else(|| invalid(format!("Invalid -I value: {}", args.max_item_size)))?;
         let memory_limit = usize::try_from(args.memory_limit)
@@ -427,9 +473,12 @@ impl Config {
         }
         let unix_mask = u32::from_str_radix(&args.unix_mask, 8)
             .map_err(|_| invalid(format!("Invalid -a umask: {}", args.unix_mask)))?;
-        let prefix_delimiter = match args.prefix_delimiter.chars().collect::<Vec<_>>()[..] {
-            [c] => c,
-            _ => return Err(invalid("-D takes a single character")),
+        let prefix_delimiter = match args.prefix_delimiter.as_deref() {
+            None => ':',
+            Some(d) => match d.chars().collect::<Vec<_>>()[..] {
+                [c] => c,
+                _ => return Err(invalid("-D takes a single character")),
+            },
         };
         let port = args.port as u16;
         let listen = if args.unix_socket.is_some() {
@@ -464,6 +513,7 @@ impl Config {
             flush_enabled: !args.disable_flush_all,
             dump_enabled: !args.disable_dumping,
             prefix_delimiter,
+            detail_enabled: args.prefix_delimiter.is_some(),
             idle_timeout: 0,
             track_sizes: false,
             slab_reassign: true,
@@ -476,6 +526,8 @@ impl Config {
             cluster_nodes: args.cluster_node.clone(),
             enable_config_set: args.enable_config_set,
             memory_file: args.memory_file.clone(),
+            sasl: args.enable_sasl,
+            auth_file: args.auth_file.clone(),
         };
         for opt in &args.extended {
             config.apply_extended(opt)?;

@@ -9,11 +9,14 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
+use crate::auth::Auth;
 use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::maintain::Maintenance;
 use crate::stats::counters::{Counters, StatsRegistry};
+use crate::stats::detail::PrefixStats;
+use crate::stats::ConnState;
 
 /// What `stats conns` shows of one connection.
 pub struct ConnEntry {
@@ -21,6 +24,14 @@ pub struct ConnEntry {
     pub listen_addr: String,
     /// Cache time of the last command.
     pub last_cmd: Arc<AtomicU32>,
+    /// Where the connection is in its cycle ([`ConnState`] as a byte), set by its worker.
+    pub state: Arc<AtomicU8>,
+}
+
+impl ConnEntry {
+    pub fn state(&self) -> ConnState {
+        ConnState::from_u8(self.state.load(Relaxed))
+    }
 }
 
 /// State every thread shares.
@@ -42,6 +53,10 @@ pub struct Context {
     pub maintenance: Maintenance,
     /// Listening sockets for `stats conns`: (fd, "tcp:addr:port").
     pub listeners: Vec<(i32, String)>,
+    /// `stats detail`'s per-prefix counters.
+    pub detail: PrefixStats,
+    /// Credentials for `-S` / `-Y` (set by `Server::bind` once loaded; none in tests).
+    pub auth: Auth,
 }
 
 impl Context {
@@ -68,6 +83,7 @@ pub fn cache_config(config: &Config) -> slabcache::CacheConfig {
         growth_factor: config.growth_factor,
         use_cas: config.use_cas,
         evict: config.evictions,
+        preaccounted: initial_malloc_hook(),
     }
 }
 
@@ -106,6 +122,7 @@ impl Context {
         };
         Context {
             verbosity: AtomicU8::new(config.verbosity),
+            detail: PrefixStats::new(config.prefix_delimiter, config.detail_enabled),
             maintenance: Maintenance::new(config.tunables.clone()),
             config,
             cache,
@@ -118,6 +135,7 @@ impl Context {
             stopping: AtomicBool::new(false),
             graceful: AtomicBool::new(false),
             listeners,
+            auth: Auth::default(),
         }
     }
 }
@@ -135,4 +153,14 @@ pub(crate) fn for_tests(args: &[&str]) -> (Context, Arc<Counters>) {
     let counters = Arc::new(Counters::default());
     let ctx = Context::new(config, cache, cluster, vec![Arc::clone(&counters)], Vec::new());
     (ctx, counters)
+}
+
+/// memcached's `T_MEMD_INITIAL_MALLOC` test hook: bytes the engine counts as allocated
+/// from the start, so a test of a multi-GB `-m` reaches the limit without filling it
+/// (memcached's own t/64bit.t sets it). Unset or unparsable: 0.
+fn initial_malloc_hook() -> usize {
+    std::env::var("T_MEMD_INITIAL_MALLOC")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }

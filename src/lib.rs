@@ -44,12 +44,16 @@
 //! - [`maintain`]: the background thread (page mover, automove, LRU crawler) and its settings.
 //! - [`restart`]: `-e`, the warm restart: the metadata file a graceful stop writes and the
 //!   checks a start makes before the engine restores the memory file's items.
+//! - [`auth`]: SASL (`-S`, through libsasl2) and the text authfile (`-Y`): the shared
+//!   credentials, each connection's session, and the warning when the cache is open to the
+//!   network.
 //!
 //! Bytes are parsed by the `proto` crate and memory is managed by the `slabcache` crate; the
 //! server does not reach into the engine. `unsafe` is denied here and allowed only in
-//! [`sys`] (signals, setuid, daemon, rusage).
+//! [`sys`] (signals, setuid, daemon, rusage) and [`auth::sasl`] (the libsasl2 bindings).
 #![deny(unsafe_code)]
 
+pub mod auth;
 pub mod clock;
 pub mod cluster;
 pub mod cmd;

@@ -19,6 +19,37 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = os.environ.get("SLABCACHED_TARGET", "slabcached")
 
+# Stats parity with memcached 1.6.18 (tests/test_stats.py, tests/clients): fields of features
+# built elsewhere (buffer accounting, watch, TLS, warm restart), tolerated while slabcached lacks
+# them, and slabcached's own fields, which come after all of memcached's in their group.
+OTHER_FEATURES = {
+    "stats": {
+        "response_obj_oom", "response_obj_count", "response_obj_bytes",
+        "read_buf_count", "read_buf_bytes", "read_buf_bytes_free", "read_buf_oom",
+        "log_worker_dropped", "log_worker_written", "log_watcher_skipped", "log_watcher_sent",
+        "log_watchers",
+        "ssl_new_sessions", "ssl_handshake_errors", "time_since_server_cert_refresh",
+    },
+    "settings": {
+        "watcher_logbuf_size", "worker_logbuf_size", "read_buf_mem_limit",
+        "ssl_enabled", "ssl_chain_cert", "ssl_key", "ssl_verify_mode", "ssl_keyformat",
+        "ssl_ciphers", "ssl_ca_cert", "ssl_wbuf_size", "ssl_session_cache", "ssl_kernel_tls",
+        "ssl_min_version", "memory_file",
+    },
+    "items": set(),
+    "slabs": set(),
+    "conns": set(),
+}
+
+# slabcached's own fields; each group lists them after all of memcached's.
+SLABCACHED_EXTRAS = {
+    "stats": set(),
+    "settings": {"item_header_size"},
+    "items": set(),
+    "slabs": set(),
+    "conns": set(),
+}
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -586,6 +586,9 @@ pub enum BinErrorKind {
     BadShape,
     /// Value longer than `Limits::item_size_max`.
     ValueTooLarge,
+    /// A command other than SASL's and `Version` on a connection that has not
+    /// authenticated, with SASL on ([`refuse_unauthenticated`]).
+    Unauthenticated,
 }
 
 /// A rejected frame and memcached's reaction to it.
@@ -634,6 +637,43 @@ pub enum BinDecoded<'a> {
     },
     /// A bad frame; see [`BinError`].
     Error(BinError<'a>),
+}
+
+/// The longest SASL mechanism name memcached takes; a longer one is `Invalid arguments`.
+pub const MAX_SASL_MECH_LEN: usize = 32;
+
+/// Whether memcached serves `opcode` before the connection authenticated (with SASL on):
+/// the SASL opcodes and `Version` only.
+pub fn allowed_before_auth(opcode: u8) -> bool {
+    matches!(opcode, 0x20..=0x22) || opcode == Opcode::Version.as_u8()
+}
+
+/// memcached's check of a frame on a connection that must authenticate first (SASL on, not
+/// yet authenticated): once header, extras and key are buffered and the lengths are
+/// consistent, any opcode not [`allowed_before_auth`] is refused with `Auth failure.`
+/// (status 0x20) and the connection is closed; the key length and the opcode's shape are
+/// checked only after this. `None`: the frame goes on to [`decode`] (allowed, incomplete,
+/// or refused by an earlier check there).
+pub fn refuse_unauthenticated(buf: &[u8]) -> Option<BinError<'_>> {
+    let h = Header::parse(buf)?;
+    let (key_len, extras_len) = (usize::from(h.key_len), usize::from(h.extras_len));
+    if h.magic != MAGIC_REQUEST
+        || buf.len() < HEADER_LEN + extras_len + key_len
+        || key_len + extras_len > h.body_len as usize
+        || allowed_before_auth(h.opcode)
+    {
+        return None;
+    }
+    Some(BinError {
+        kind: BinErrorKind::Unauthenticated,
+        status: Some(Status::AuthError),
+        opcode: h.opcode,
+        opaque: h.opaque,
+        consumed: HEADER_LEN,
+        swallow: 0,
+        close: true,
+        unlink: None,
+    })
 }
 
 #[cfg(test)]
@@ -687,6 +727,33 @@ mod tests {
             BinDecoded::Error(e) => e,
             other => panic!("expected an error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn unauthenticated_frames_are_refused_after_the_length_checks() {
+        let set = frame(0x01, &[0; 8], b"k", b"v");
+        let e = refuse_unauthenticated(&set).unwrap();
+        assert_eq!(
+            (e.kind, e.status, e.close, e.opcode),
+            (BinErrorKind::Unauthenticated, Some(Status::AuthError), true, 1)
+        );
+        // Unknown opcodes and over-long keys are refused for authentication first.
+        assert!(refuse_unauthenticated(&frame(0x50, &[], &[], &[])).is_some());
+        assert!(refuse_unauthenticated(&frame(0x00, &[], &[b'k'; 300], &[])).is_some());
+        for allowed in [
+            frame(0x20, &[], &[], &[]),
+            frame(0x21, &[], b"PLAIN", b"x"),
+            frame(0x0b, &[], &[], &[]),
+        ] {
+            assert_eq!(refuse_unauthenticated(&allowed), None);
+        }
+        // Not yet buffered, bad magic, inconsistent lengths: decode decides.
+        assert_eq!(refuse_unauthenticated(&set[..HEADER_LEN + 4]), None);
+        let mut bad = set.clone();
+        bad[0] = 0x81;
+        assert_eq!(refuse_unauthenticated(&bad), None);
+        let short_body = frame_with(0x01, &[0; 8], b"k", &[], None, None, Some(3));
+        assert_eq!(refuse_unauthenticated(&short_body), None);
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub enum ClientError {
     FlushAllNotAllowed,
     /// `stats cachedump` on a server started with dumping disabled (memcached's `-X`).
     CachedumpNotAllowed,
+    /// `stats detail dump` on a server started with dumping disabled (`-X`; memcached
+    /// 1.6.18 dumps regardless).
+    DetailDumpNotAllowed,
     /// `stats cachedump <class> ...` with a class number of 64 or more.
     IllegalSlabId,
     /// `stats detail` without `on`, `off` or `dump`.
@@ -69,6 +72,7 @@ impl ClientError {
             }
             ClientError::FlushAllNotAllowed => b"CLIENT_ERROR flush_all not allowed\r\n",
             ClientError::CachedumpNotAllowed => b"CLIENT_ERROR stats cachedump not allowed\r\n",
+            ClientError::DetailDumpNotAllowed => b"CLIENT_ERROR stats detail dump not allowed\r\n",
             ClientError::IllegalSlabId => b"CLIENT_ERROR Illegal slab id\r\n",
             ClientError::StatsDetailUsage => b"CLIENT_ERROR usage: stats detail on|off|dump\r\n",
             ClientError::InvalidShutdownMode => b"CLIENT_ERROR invalid shutdown mode\r\n",
@@ -301,6 +305,7 @@ mod tests {
             ClientError::NonNumericValue.into(),
             ClientError::FlushAllNotAllowed.into(),
             ClientError::CachedumpNotAllowed.into(),
+            ClientError::DetailDumpNotAllowed.into(),
             ClientError::IllegalSlabId.into(),
             ClientError::StatsDetailUsage.into(),
             ClientError::InvalidShutdownMode.into(),

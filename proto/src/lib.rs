@@ -11,7 +11,8 @@
 //! Shared by the three protocols, once each: [`token`] (memcached's tokenizer and its
 //! `strtol`-family number parsing; the meta decoder works on the tokens the text decoder
 //! split), [`format`](mod@format) (decimal numbers), [`base64`] (meta's binary keys), [`StoreMode`],
-//! [`Limits`] and the error lines of [`error`].
+//! [`Limits`] and the error lines of [`error`]. [`text_auth`] is the text protocol's login
+//! under memcached's `-Y`.
 #![forbid(unsafe_code)]
 
 pub mod base64;
@@ -20,6 +21,7 @@ pub mod error;
 pub mod format;
 pub mod meta;
 pub mod text;
+pub mod text_auth;
 pub mod token;
 
 pub use error::{AdminError, ClientError, ProtoError, ServerError};

@@ -58,6 +58,10 @@ pub struct CacheConfig {
     pub use_cas: bool,
     /// `-M` turns this off: a full class answers OutOfMemory instead of evicting.
     pub evict: bool,
+    /// Bytes counted as already allocated at start, against the limit and in
+    /// `total_malloced` (memcached's `T_MEMD_INITIAL_MALLOC` test hook: it lets a test
+    /// reach a multi-GB limit without filling it). 0 in normal runs.
+    pub preaccounted: usize,
 }
 
 impl Default for CacheConfig {
@@ -71,6 +75,7 @@ impl Default for CacheConfig {
             growth_factor: 1.25,
             use_cas: true,
             evict: true,
+            preaccounted: 0,
         }
     }
 }
@@ -500,6 +505,7 @@ impl Cache {
             pages,
             total_pages,
         } = shape;
+        let phantom_pages = config.preaccounted.div_ceil(config.page_size);
         let stripes = (0..STRIPES)
             .map(|_| {
                 PaddedMutex(Mutex::new(Stripe {
@@ -524,7 +530,7 @@ impl Cache {
             class_counters,
             sizes,
             page_class,
-            pool: Mutex::new(PagePool::new(total_pages)),
+            pool: Mutex::new(PagePool::new(total_pages, phantom_pages)),
             page_limit: AtomicUsize::new(pages),
             mover: Mutex::new(MoverState::default()),
             crawler: Mutex::new(CrawlerState::default()),

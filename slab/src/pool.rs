@@ -28,19 +28,22 @@ pub(crate) struct PagePool {
     /// First pages granted over the limit: they raise the cap for good, as in memcached,
     /// where such pages stay allocated.
     pub granted: usize,
+    /// Pages counted as held without being in the arena (`CacheConfig::preaccounted`).
+    pub phantom: usize,
 }
 
 impl PagePool {
-    pub fn new(total: usize) -> PagePool {
+    pub fn new(total: usize, phantom: usize) -> PagePool {
         PagePool {
             total,
+            phantom,
             ..PagePool::default()
         }
     }
 
-    /// Pages that hold memory: in classes or in the pool (memcached's `total_malloced`).
+    /// Pages that count against the limit: in classes, in the pool, or preaccounted.
     pub fn malloced(&self) -> usize {
-        self.in_classes + self.free.len()
+        self.in_classes + self.free.len() + self.phantom
     }
 
     /// A page for a class. `limit` is the page limit in force; `first` says the class has
@@ -109,7 +112,7 @@ mod tests {
 
     #[test]
     fn a_first_page_from_the_pool_is_no_grant() {
-        let mut p = PagePool::new(10);
+        let mut p = PagePool::new(10, 0);
         for _ in 0..4 {
             p.take(4, false).unwrap();
         }

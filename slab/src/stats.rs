@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
-use crate::arena::ChunkRef;
+use crate::arena::{ChunkRef, NIL};
 use crate::cache::*;
 
 /// Cache-wide counters, as `stats` reports them.
@@ -57,6 +57,11 @@ pub struct ClassStats {
     pub warm_items: u64,
     pub moves_to_warm: u64,
     pub moves_to_cold: u64,
+    /// Cache time of the last write of the item at the tail of the probation list and of
+    /// the warm list (the next to be evicted or demoted), if any: what memcached's `age`
+    /// and `age_warm` measure from.
+    pub cold_tail_written: Option<u32>,
+    pub warm_tail_written: Option<u32>,
 }
 
 /// Per-class operation counters, touched without the class lock. Each class has
@@ -132,14 +137,14 @@ impl Cache {
     pub fn stats(&self) -> CacheStats {
         let (malloced, pooled) = {
             let pool = lock(&self.pool);
-            (pool.malloced(), pool.free.len())
+            (pool.malloced() - pool.phantom, pool.free.len())
         };
         let mut s = CacheStats {
             total_items: self.total_items.load(Relaxed),
             get_expired: self.get_expired.load(Relaxed),
             get_flushed: self.get_flushed.load(Relaxed),
             limit_maxbytes: self.memory_limit() as u64,
-            total_malloced: (malloced * self.config.page_size) as u64,
+            total_malloced: (malloced * self.config.page_size + self.config.preaccounted) as u64,
             slab_global_page_pool: pooled as u64,
             ..CacheStats::default()
         };
@@ -170,6 +175,8 @@ impl Cache {
             let carved_left =
                 cs.carve.map_or(0, |(_, next)| per_page.saturating_sub(next)) + cs.pending.len() * per_page;
             let sum = |f: fn(&ClassCounters) -> &AtomicU64| self.counter_total(id, f);
+            let written =
+                |tail: ChunkRef| (tail != NIL).then(|| self.write_marks.written_at(self.header(tail).cas()));
             out.push(ClassStats {
                 id,
                 chunk_size: self.classes.chunk_size(id) as u64,
@@ -200,6 +207,8 @@ impl Cache {
                 warm_items: cs.warm_items as u64,
                 moves_to_warm: cs.moves_to_warm,
                 moves_to_cold: cs.moves_to_cold,
+                cold_tail_written: written(cs.lru_tail),
+                warm_tail_written: written(cs.warm_tail),
             });
         }
         out

@@ -224,6 +224,31 @@ fn no_evict_mode_reports_out_of_memory() {
 }
 
 #[test]
+fn preaccounted_memory_counts_against_the_limit() {
+    // Ten pages of limit, nine and a bit counted as taken: one class gets one page (its
+    // first, which is allowed even over the limit) and no second one.
+    let c = Cache::new(CacheConfig {
+        memory_limit: 10 * 65536,
+        page_size: 65536,
+        item_size_max: 65536,
+        evict: false,
+        preaccounted: 9 * 65536 + 32,
+        ..CacheConfig::default()
+    })
+    .unwrap();
+    assert_eq!(c.stats().total_malloced, 9 * 65536 + 32);
+    let value = [1u8; 20_000];
+    let stored = (0..10u32)
+        .take_while(|i| {
+            c.store(StoreMode::Set, format!("k{i}").as_bytes(), 0, 0, &value, 1)
+                .is_ok()
+        })
+        .count();
+    assert!((1..10).contains(&stored), "stored {stored}");
+    assert_eq!(c.stats().total_malloced, 10 * 65536 + 32);
+}
+
+#[test]
 fn expired_items_are_reclaimed_first() {
     let c = small(1);
     for i in 0..200u32 {

@@ -8,6 +8,7 @@ use slabcache::{DeleteOptions, DeleteResult};
 
 use super::outcome::{expiry, Outcome, Reply};
 use crate::context::Context;
+use crate::stats::detail::PrefixOp;
 use crate::stats::{bump, Counters};
 
 pub struct Delete<'a> {
@@ -18,6 +19,8 @@ pub struct Delete<'a> {
     pub exptime: Option<i64>,
     /// Count a cas mismatch in `delete_misses` (meta does, binary does not).
     pub mismatch_is_miss: bool,
+    /// Counted under its key's prefix by `stats detail` (text and binary, not meta).
+    pub detail: bool,
 }
 
 impl<'a> Delete<'a> {
@@ -28,6 +31,7 @@ impl<'a> Delete<'a> {
             invalidate: false,
             exptime: None,
             mismatch_is_miss: false,
+            detail: true,
         }
     }
 }
@@ -38,6 +42,9 @@ pub(super) fn delete<R: Reply>(d: Delete<'_>, ctx: &Context, counters: &Counters
         invalidate: d.invalidate,
         exptime: d.exptime.map(|t| expiry(ctx, t)),
     };
+    if d.detail {
+        ctx.detail.record(d.key, PrefixOp::Delete);
+    }
     let result = ctx.cache.delete_with(d.key, ctx.clock.now(), opts);
     match result {
         DeleteResult::Deleted => bump(&counters.delete_hits, 1),

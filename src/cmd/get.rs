@@ -21,6 +21,7 @@ use slabcache::{GetOptions, HitCounter, ItemView};
 
 use super::outcome::{expiry, ttl_left, Hit, Keys, Outcome, Reply};
 use crate::context::Context;
+use crate::stats::detail::PrefixOp;
 use crate::stats::{bump, Counters};
 
 /// The legacy auto-discovery key: `get AmazonElastiCache:cluster` answers the cluster
@@ -97,6 +98,11 @@ fn one<R: Reply>(
             meta: item,
         }));
     });
+    // memcached counts text and binary gets (and gats) by prefix, not meta's.
+    if meta.is_none() {
+        let found = hit.is_some() || (touch.is_none() && key == LEGACY_CLUSTER_KEY);
+        ctx.detail.record(key, PrefixOp::Get { hit: found });
+    }
     if hit.is_some() {
         if touch.is_some() {
             bump(&counters.cmd_touch, 1);

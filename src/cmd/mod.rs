@@ -7,11 +7,13 @@
 //! file: [`get`] (get, gat, touch, `me`), [`store`], [`delete`], [`arith`], [`control`]
 //! (flush, version, verbosity, quit, shutdown, memory limit, noop, gated refusals),
 //! [`config`] (the cluster configuration), [`stats`] and [`admin`] (`slabs`, `lru_crawler`,
-//! `lru`). The options only meta has (`N`, `R`, `u`, `I`, the return flags, ...) ride along
+//! `lru`); [`auth`] (SASL and the authfile, run by the wire modules with the connection's
+//! session). The options only meta has (`N`, `R`, `u`, `I`, the return flags, ...) ride along
 //! on the command; they never make a second dispatch.
 
 pub mod admin;
 pub mod arith;
+pub mod auth;
 pub mod config;
 pub mod control;
 pub mod delete;

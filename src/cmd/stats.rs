@@ -15,8 +15,12 @@ pub enum StatsReply {
     Reset,
     /// `stats detail on|off` (text `OK`).
     DetailToggled,
-    /// `stats detail dump`: no prefixes are tracked, so an empty dump.
-    DetailDump,
+    /// `stats detail dump`: the `PREFIX ...` lines and `END`, as text sends them (binary
+    /// sends them as the value of one `detailed` stat).
+    DetailDump(Vec<u8>),
+    /// A group `-X` turns off (`stats detail dump`): text gets the error, binary an empty
+    /// listing.
+    Refused(ProtoError),
     /// `stats cachedump` (text only): each item's key, value size and Unix expiry time, or
     /// why not.
     Cachedump(Result<Vec<(Vec<u8>, usize, u64)>, ProtoError>),
@@ -50,10 +54,21 @@ pub(super) fn stats(which: StatsRequest, ctx: &Context) -> StatsReply {
         StatsRequest::Reset => {
             ctx.stats.reset();
             ctx.cache.reset_stats();
+            ctx.detail.clear();
             StatsReply::Reset
         }
-        StatsRequest::Detail(StatsDetail::On | StatsDetail::Off) => StatsReply::DetailToggled,
-        StatsRequest::Detail(StatsDetail::Dump) => StatsReply::DetailDump,
+        StatsRequest::Detail(StatsDetail::On) => {
+            ctx.detail.set_enabled(true);
+            StatsReply::DetailToggled
+        }
+        StatsRequest::Detail(StatsDetail::Off) => {
+            ctx.detail.set_enabled(false);
+            StatsReply::DetailToggled
+        }
+        StatsRequest::Detail(StatsDetail::Dump) if !ctx.config.dump_enabled => {
+            StatsReply::Refused(ClientError::DetailDumpNotAllowed.into())
+        }
+        StatsRequest::Detail(StatsDetail::Dump) => StatsReply::DetailDump(ctx.detail.dump()),
         StatsRequest::Cachedump { class, limit } => {
             if !ctx.config.dump_enabled {
                 return StatsReply::Cachedump(Err(ClientError::CachedumpNotAllowed.into()));

@@ -10,6 +10,7 @@ pub use slabcache::StoreMode;
 
 use super::outcome::{expiry, Outcome, Reply};
 use crate::context::Context;
+use crate::stats::detail::PrefixOp;
 use crate::stats::{bump, Counters};
 
 pub struct Store<'a> {
@@ -23,6 +24,9 @@ pub struct Store<'a> {
     pub value: &'a [u8],
     /// Append/prepend's compare cas, meta's `I` and `b`.
     pub opts: StoreOptions,
+    /// Counted under its key's prefix by `stats detail` (memcached counts text and binary
+    /// stores there, not meta's).
+    pub detail: bool,
 }
 
 /// The engine's mode for a decoded store. `compare` is the cas that makes a set, add or
@@ -44,6 +48,9 @@ pub fn engine_mode(mode: proto::StoreMode, compare: Option<u64>) -> StoreMode {
 
 pub(super) fn store<R: Reply>(s: Store<'_>, ctx: &Context, counters: &Counters, reply: &mut R) {
     bump(&counters.cmd_set, 1);
+    if s.detail {
+        ctx.detail.record(s.key, PrefixOp::Set);
+    }
     let now = ctx.clock.now();
     let exptime = expiry(ctx, s.exptime);
     let result = ctx

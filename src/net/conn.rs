@@ -8,13 +8,14 @@
 //! per turn ([`crate::cmd::Metadump`]), and the requests after it wait for its `END`.
 
 use std::io::{self, Read, Write};
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 
+use crate::auth::Session;
 use crate::cmd::{Action, Metadump};
 use crate::context::Context;
 use crate::net::stream::Stream;
-use crate::stats::{bump, Counters};
+use crate::stats::{bump, ConnState, Counters};
 use crate::wire::{self, Step};
 
 /// Stop executing requests while this many reply bytes are unsent.
@@ -61,6 +62,11 @@ pub struct Conn {
     closing: bool,
     protocol: Protocol,
     last_cmd: Arc<AtomicU32>,
+    /// Where `stats conns` sees this connection ([`ConnState`]): set when an event is
+    /// served and when the connection goes back to waiting, never per request.
+    state: Arc<AtomicU8>,
+    /// Some bytes were ever read (a connection that sent nothing is `conn_new_cmd`).
+    seen_input: bool,
     /// The last read returned less than it asked for: the socket was empty then, and any
     /// later data raises a new readiness edge, so reading again now would only cost an
     /// EAGAIN syscall.
@@ -77,6 +83,19 @@ pub struct Conn {
     stacked: bool,
     /// An `lru_crawler metadump` still listing classes; requests after it wait.
     metadump: Option<Metadump>,
+    /// Authentication state (`-S`, `-Y`).
+    session: Session,
+}
+
+/// Where the value of the binary frame at the front of `pending` starts (past the header,
+/// extras and key); `usize::MAX` while the header itself is incomplete.
+fn binary_value_offset(pending: &[u8]) -> usize {
+    match pending.get(..proto::binary::HEADER_LEN) {
+        Some(h) => {
+            proto::binary::HEADER_LEN + usize::from(h[4]) + usize::from(u16::from_be_bytes([h[2], h[3]]))
+        }
+        None => usize::MAX,
+    }
 }
 
 enum Progress {
@@ -89,7 +108,13 @@ enum Progress {
 }
 
 impl Conn {
-    pub fn new(stream: Stream, fd: i32, last_cmd: Arc<AtomicU32>, shared: &Context) -> Conn {
+    pub fn new(
+        stream: Stream,
+        fd: i32,
+        last_cmd: Arc<AtomicU32>,
+        state: Arc<AtomicU8>,
+        shared: &Context,
+    ) -> Conn {
         let protocol = match shared.config.binding {
             crate::config::Binding::Ascii => Protocol::Text,
             crate::config::Binding::Binary => Protocol::Binary,
@@ -108,12 +133,15 @@ impl Conn {
             closing: false,
             protocol,
             last_cmd,
+            state,
+            seen_input: false,
             drained: false,
             write_interest: false,
             prefilled: false,
             read_failed: false,
             stacked: false,
             metadump: None,
+            session: Session::default(),
         }
     }
 
@@ -165,6 +193,42 @@ impl Conn {
 
     /// Serve the connection until it would block, must close, or used its budget.
     pub fn drive(&mut self, shared: &Context, counters: &Counters) -> Drive {
+        self.state.store(ConnState::ParseCmd as u8, Relaxed);
+        let drive = self.serve(shared, counters);
+        // A yielded connection is still being served (it is driven again soon).
+        if matches!(drive, Drive::Wait) {
+            self.state.store(self.waiting_state() as u8, Relaxed);
+        }
+        drive
+    }
+
+    /// What the connection waits for between events, in memcached's terms.
+    fn waiting_state(&self) -> ConnState {
+        let pending = &self.rbuf[self.rpos..self.rend];
+        if self.has_pending_output() || self.metadump.is_some() {
+            ConnState::Mwrite
+        } else if self.swallow > 0 {
+            ConnState::Swallow
+        } else if pending.is_empty() {
+            if self.seen_input {
+                ConnState::Read
+            } else {
+                ConnState::NewCmd
+            }
+        } else if match self.protocol {
+            // memcached reads a frame's header, extras and key before its value.
+            Protocol::Binary => pending.len() >= binary_value_offset(pending),
+            _ => pending.contains(&b'\n'),
+        } {
+            // A whole command line (or frame up to its value) is in: what is missing is
+            // its data.
+            ConnState::Nread
+        } else {
+            ConnState::Read
+        }
+    }
+
+    fn serve(&mut self, shared: &Context, counters: &Counters) -> Drive {
         let mut budget = shared.config.reqs_per_event;
         if self.read_failed {
             return Drive::Close;
@@ -244,6 +308,7 @@ impl Conn {
             match self.stream.read(&mut self.rbuf[self.rend..]) {
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
                 Ok(n) => {
+                    self.seen_input = true;
                     self.drained = self.rend + n < self.rbuf.len();
                     self.rend += n;
                     bump(&counters.bytes_read, n as u64);
@@ -333,8 +398,17 @@ impl Conn {
             }
             let input = &self.rbuf[self.rpos..self.rend];
             let step = match self.protocol {
-                Protocol::Binary => wire::binary::step(input, shared, counters, &mut self.wbuf),
-                _ => wire::text::step(input, shared, counters, &mut self.wbuf, &mut self.stacked),
+                Protocol::Binary => {
+                    wire::binary::step(input, shared, counters, &mut self.wbuf, &mut self.session)
+                }
+                _ => wire::text::step(
+                    input,
+                    shared,
+                    counters,
+                    &mut self.wbuf,
+                    &mut self.stacked,
+                    &mut self.session,
+                ),
             };
             match step {
                 Step::Incomplete => return Progress::NeedInput,

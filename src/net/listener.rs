@@ -108,6 +108,8 @@ impl Server {
             None => Some(crate::context::build_cache(&config).map_err(ServerError::Cache)?),
             Some(_) => None,
         };
+        let auth = crate::auth::Auth::load(&config).map_err(|e| ServerError::Io(io::Error::other(e)))?;
+        crate::auth::warn_if_public(&config);
 
         let poll = Poll::new()?;
         let mut listeners = Vec::new();
@@ -172,6 +174,7 @@ impl Server {
         };
         let mut context = Context::new(config, cache, cluster, blocks, listener_info);
         context.clock = clock;
+        context.auth = auth;
         let shared = Arc::new(context);
         Ok(Server {
             shared,
@@ -242,8 +245,9 @@ impl Server {
                 break;
             }
             if sys::RELOAD_REQUESTED.swap(false, Relaxed) {
-                log::info!("SIGHUP received: reloading the cluster config");
+                log::info!("SIGHUP received: reloading the cluster config and the authfile");
                 self.shared.cluster.reload();
+                self.shared.auth.reload(&self.shared.config);
             }
             if let Some(t) = paused_until {
                 if std::time::Instant::now() < t {

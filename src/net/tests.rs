@@ -2,7 +2,7 @@
 //! driven as a worker drives it, replies read from the other end.
 
 use std::io::{Read, Write};
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, AtomicU8};
 use std::sync::Arc;
 
 use mio::net::UnixStream;
@@ -22,7 +22,13 @@ struct Pair {
 fn pair(args: &[&str]) -> Pair {
     let (ctx, counters) = for_tests(args);
     let (server, client) = UnixStream::pair().unwrap();
-    let conn = Conn::new(Stream::Unix(server), 0, Arc::new(AtomicU32::new(0)), &ctx);
+    let conn = Conn::new(
+        Stream::Unix(server),
+        0,
+        Arc::new(AtomicU32::new(0)),
+        Arc::new(AtomicU8::new(0)),
+        &ctx,
+    );
     Pair {
         ctx,
         counters,

@@ -10,7 +10,7 @@
 
 use std::io;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -177,6 +177,7 @@ impl Worker {
                 continue;
             }
             let last_cmd = Arc::new(AtomicU32::new(self.shared.clock.now()));
+            let state = Arc::new(AtomicU8::new(crate::stats::ConnState::NewCmd as u8));
             let fd = stream.as_raw_fd();
             self.shared
                 .conns
@@ -188,12 +189,13 @@ impl Worker {
                         addr: new.peer,
                         listen_addr: new.listen,
                         last_cmd: Arc::clone(&last_cmd),
+                        state: Arc::clone(&state),
                     },
                 );
             if self.shared.verbosity.load(Relaxed) > 1 {
                 log::debug!("<{fd} new client connection");
             }
-            self.conns[index] = Some(Conn::new(stream, fd, last_cmd, &self.shared));
+            self.conns[index] = Some(Conn::new(stream, fd, last_cmd, state, &self.shared));
             // Data may have arrived before registration.
             self.pending.push(index);
         }
@@ -260,6 +262,7 @@ impl Worker {
                 .as_ref()
                 .is_some_and(|c| now.saturating_sub(c.last_command()) > timeout);
             if idle {
+                crate::stats::bump(&self.counters.idle_kicks, 1);
                 self.close(i);
             }
         }

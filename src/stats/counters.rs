@@ -64,6 +64,7 @@ counters!(
     conn_yields,
     total_connections,
     rejected_connections,
+    idle_kicks,
 );
 
 /// Add `n` to a counter this thread owns.

@@ -9,26 +9,51 @@
 //!
 //! Beyond 1.6.18, the ElastiCache configuration opcodes (0x60..=0x67) are served from the
 //! cluster state, as `config get/set/delete` are on the text protocol; 1.6.18 answers them
-//! `Unknown command`. `Verbosity` and the SASL opcodes are answered `Unknown command`, as
-//! 1.6.18 does without SASL (slabcached has none), but the frame is skipped exactly, where
+//! `Unknown command`. `Verbosity` is answered `Unknown command`, as are the SASL opcodes
+//! without `-S` (as 1.6.18 does without SASL), but the frame is skipped exactly, where
 //! memcached skips the body length once more from the end of the key and loses sync.
+//!
+//! With `-S`, a connection that has not authenticated may only list the mechanisms,
+//! authenticate and ask the version; anything else gets `Auth failure.` and the connection
+//! is closed ([`binary::refuse_unauthenticated`], [`crate::cmd::auth`]).
 
 use proto::binary::{self, BinCommand, BinDecoded, BinRequest, Opcode, Status, ARITH_NO_CREATE};
 use proto::text::{StatsDetail, StatsRequest};
 use slabcache::{ArithError, DeleteResult, StoreError, StoreMode, StoreOptions};
 
 use super::step::Step;
+use crate::auth::Session;
 use crate::cluster::ConfigChangeError;
+use crate::cmd::auth::SaslReply;
 use crate::cmd::store::Refusal;
 use crate::cmd::{self, Action, Command, Keys, Outcome, Reply, StatsReply};
 use crate::context::Context;
 use crate::stats::Counters;
 
-/// Decode and execute one request frame from the front of `input`.
-pub fn step(input: &[u8], ctx: &Context, counters: &Counters, out: &mut Vec<u8>) -> Step {
+/// Decode and execute one request frame from the front of `input`; `session` is the
+/// connection's authentication state.
+pub fn step(
+    input: &[u8],
+    ctx: &Context,
+    counters: &Counters,
+    out: &mut Vec<u8>,
+    session: &mut Session,
+) -> Step {
+    if ctx.config.sasl && !session.authenticated {
+        if let Some(refused) = binary::refuse_unauthenticated(input) {
+            refused.write_reply(out);
+            return Step::done(refused.consumed, Action::Close);
+        }
+    }
     match binary::decode(input, &ctx.limits) {
         BinDecoded::Incomplete => Step::Incomplete,
         BinDecoded::Request { request, consumed } => {
+            if ctx.config.sasl {
+                if let Some(reply) = sasl(&request, session, counters) {
+                    write_sasl(out, &request, reply);
+                    return Step::done(consumed, Action::Continue);
+                }
+            }
             let mut reply = BinaryReply {
                 out,
                 opcode: request.opcode,
@@ -55,6 +80,36 @@ pub fn step(input: &[u8], ctx: &Context, counters: &Counters, out: &mut Vec<u8>)
                 action: if e.close { Action::Close } else { Action::Continue },
             }
         }
+    }
+}
+
+/// A SASL command's reply, or `None` for any other command.
+fn sasl(req: &BinRequest<'_>, session: &mut Session, counters: &Counters) -> Option<SaslReply> {
+    Some(match req.command {
+        BinCommand::SaslListMechs => cmd::auth::list_mechanisms(session),
+        BinCommand::Sasl {
+            step,
+            mechanism,
+            data,
+        } => cmd::auth::authenticate(step, mechanism, data, session, counters),
+        _ => return None,
+    })
+}
+
+fn write_sasl(out: &mut Vec<u8>, req: &BinRequest<'_>, reply: SaslReply) {
+    let (op, opaque) = (req.opcode.as_u8(), req.opaque);
+    match reply {
+        SaslReply::Mechanisms(list) => {
+            binary::write_response(out, op, Status::NoError, opaque, 0, &[], &[], &list)
+        }
+        SaslReply::Authenticated => {
+            binary::write_response(out, op, Status::NoError, opaque, 0, &[], &[], b"Authenticated")
+        }
+        SaslReply::Continue(challenge) => {
+            binary::write_response(out, op, Status::AuthContinue, opaque, 0, &[], &[], &challenge)
+        }
+        SaslReply::Failed => binary::write_error(out, op, Status::AuthError, opaque),
+        SaslReply::InvalidArguments => binary::write_error(out, op, Status::InvalidArguments, opaque),
     }
 }
 
@@ -98,6 +153,7 @@ fn command<'a>(req: &BinRequest<'a>, ctx: &Context) -> Result<Command<'a>, Statu
                     compare_cas: cas,
                     ..StoreOptions::default()
                 },
+                detail: true,
             })
         }
         BinCommand::Delete { key } => Command::Delete(cmd::delete::Delete {
@@ -285,11 +341,11 @@ fn stats_reply(out: &mut Vec<u8>, opaque: u32, stats: StatsReply) {
                 binary::write_stat_end(out, opaque);
             }
         }
-        StatsReply::DetailDump => {
-            binary::write_stat(out, opaque, b"detailed", b"END\r\n");
+        StatsReply::DetailDump(dump) => {
+            binary::write_stat(out, opaque, b"detailed", &dump);
             binary::write_stat_end(out, opaque);
         }
-        StatsReply::Reset | StatsReply::DetailToggled | StatsReply::Cachedump(_) => {
+        StatsReply::Reset | StatsReply::DetailToggled | StatsReply::Cachedump(_) | StatsReply::Refused(_) => {
             binary::write_stat_end(out, opaque)
         }
     }

@@ -93,6 +93,7 @@ fn command<'r>(req: &'r MetaRequest<'_>) -> Command<'r> {
                 invalidate: f.invalidate,
                 key_binary: req.key.is_binary(),
             },
+            detail: false,
         }),
         MetaOp::Delete => Command::Delete(cmd::delete::Delete {
             key,
@@ -100,6 +101,7 @@ fn command<'r>(req: &'r MetaRequest<'_>) -> Command<'r> {
             invalidate: f.invalidate,
             exptime: ttl,
             mismatch_is_miss: true,
+            detail: false,
         }),
         MetaOp::Arithmetic { mode, delta, initial } => {
             // memcached creates the item without expiry, then walks the flags: `N` (only

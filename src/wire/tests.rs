@@ -33,11 +33,19 @@ impl Server {
         let mut out = Vec::new();
         let mut pos = 0;
         let mut stacked = false;
+        let mut session = crate::auth::Session::default();
         while pos < input.len() {
             let rest = &input[pos..];
             let step = match wire {
-                Wire::Text => text::step(rest, &self.ctx, &self.counters, &mut out, &mut stacked),
-                Wire::Binary => binary::step(rest, &self.ctx, &self.counters, &mut out),
+                Wire::Text => text::step(
+                    rest,
+                    &self.ctx,
+                    &self.counters,
+                    &mut out,
+                    &mut stacked,
+                    &mut session,
+                ),
+                Wire::Binary => binary::step(rest, &self.ctx, &self.counters, &mut out, &mut session),
             };
             let Step::Done {
                 consumed,

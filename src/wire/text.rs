@@ -1,12 +1,17 @@
 //! The text protocol: requests from [`proto::text::decode`] become commands; outcomes
 //! become text replies. noreply is this encoder's rule alone: a request in noreply mode
 //! gets nothing at all, whatever its outcome.
+//!
+//! With `-Y`, a connection must first authenticate with a `set` whose data is `user
+//! password` ([`proto::text_auth`], [`crate::cmd::auth::authfile_login`]); until then every
+//! other request is refused.
 
 use proto::text::{self, Decoded, Reply as Line, Request};
 use proto::{ClientError, ProtoError, ServerError};
 use slabcache::{ArithError, DeleteResult, StoreError, StoreOptions};
 
 use super::step::Step;
+use crate::auth::Session;
 use crate::cluster::ConfigChangeError;
 use crate::cmd::store::Refusal;
 use crate::cmd::{self, Command, Keys, Metadump, Outcome, Reply, StatsReply};
@@ -19,7 +24,17 @@ use crate::stats::Counters;
 /// commands of this batch are still queued. memcached writes them out after each
 /// get-family command and `mn` (and whenever the input runs dry, where the connection
 /// clears the flag); `lru_crawler metadump` is refused while it is set.
-pub fn step(input: &[u8], ctx: &Context, counters: &Counters, out: &mut Vec<u8>, stacked: &mut bool) -> Step {
+pub fn step(
+    input: &[u8],
+    ctx: &Context,
+    counters: &Counters,
+    out: &mut Vec<u8>,
+    stacked: &mut bool,
+    session: &mut Session,
+) -> Step {
+    if ctx.config.auth_file.is_some() && !session.authenticated {
+        return login(input, ctx, counters, out, session);
+    }
     let was_stacked = std::mem::replace(stacked, true);
     match text::decode(input, &ctx.limits) {
         Decoded::Incomplete => {
@@ -40,6 +55,10 @@ pub fn step(input: &[u8], ctx: &Context, counters: &Counters, out: &mut Vec<u8>,
                 ProtoError::Client(ClientError::BadDataChunk) => Refusal::BadDataChunk,
                 _ => Refusal::Uncounted,
             };
+            if let (Refusal::TooLarge, Some(key)) = (refusal, unlink) {
+                // memcached counts a set by prefix before it finds the item too large.
+                ctx.detail.record(key, crate::stats::detail::PrefixOp::Set);
+            }
             cmd::store::refused(ctx, counters, refusal, unlink);
             let reply = if noreply { &b""[..] } else { error.as_wire() };
             Step::refused(consumed, swallow, reply, close, out)
@@ -61,6 +80,32 @@ pub fn step(input: &[u8], ctx: &Context, counters: &Counters, out: &mut Vec<u8>,
             };
             let action = cmd::execute(command(request, was_stacked), ctx, counters, &mut reply);
             Step::done(consumed, action)
+        }
+    }
+}
+
+/// A request on a connection that must authenticate first (`-Y`).
+fn login(input: &[u8], ctx: &Context, counters: &Counters, out: &mut Vec<u8>, session: &mut Session) -> Step {
+    use proto::text_auth::{self, AuthDecoded};
+    match text_auth::decode(input) {
+        AuthDecoded::Incomplete => Step::Incomplete,
+        AuthDecoded::Close => Step::done(0, cmd::Action::Close),
+        AuthDecoded::Refused { reply, consumed } => {
+            out.extend_from_slice(reply);
+            Step::done(consumed, cmd::Action::Continue)
+        }
+        AuthDecoded::Credentials {
+            user,
+            password,
+            consumed,
+        } => {
+            let ok = cmd::auth::authfile_login(user, password, ctx, session, counters);
+            out.extend_from_slice(if ok {
+                text_auth::AUTHENTICATED
+            } else {
+                text_auth::AUTH_FAILURE
+            });
+            Step::done(consumed, cmd::Action::Continue)
         }
     }
 }
@@ -104,6 +149,7 @@ fn command(request: Request<'_>, pipelined: bool) -> Command<'_> {
             exptime,
             value,
             opts: StoreOptions::default(),
+            detail: true,
         }),
         Request::Delete { key, .. } => Command::Delete(cmd::delete::Delete::plain(key)),
         Request::Arith { op, key, delta, .. } => {
@@ -220,7 +266,8 @@ fn stats_reply(out: &mut Vec<u8>, stats: StatsReply) {
         }
         StatsReply::Reset => Line::Reset.encode(out),
         StatsReply::DetailToggled => Line::Ok.encode(out),
-        StatsReply::DetailDump => text::write_end(out),
+        // The `PREFIX ...` lines and their `END`.
+        StatsReply::DetailDump(dump) => out.extend_from_slice(&dump),
         StatsReply::Cachedump(Ok(items)) => {
             for (key, size, exptime) in items {
                 out.extend_from_slice(b"ITEM ");
@@ -229,6 +276,6 @@ fn stats_reply(out: &mut Vec<u8>, stats: StatsReply) {
             }
             text::write_end(out);
         }
-        StatsReply::Cachedump(Err(e)) => Line::Proto(e).encode(out),
+        StatsReply::Cachedump(Err(e)) | StatsReply::Refused(e) => Line::Proto(e).encode(out),
     }
 }

@@ -169,3 +169,75 @@ def test_stats_and_settings(server):
     assert settings["lru_crawler"] == "yes"
     assert settings["slab_chunk_max"] == str(512 * 1024)
     assert settings["maxbytes"] == str(64 * 1024 * 1024)
+
+
+# ------------------------------------------------------------------------------------------
+# The same output shape against slabcached as against memcached 1.6.18
+
+
+def _same_workload(srv) -> None:
+    with Raw(srv.port) as raw:
+        for i in range(10):
+            raw.set(f"small{i}", b"s" * 10)
+        for i in range(40):
+            raw.set(f"large{i}", b"L" * 5000)
+        assert raw.get("small1") == (0, b"s" * 10)
+        assert raw.get("missing") is None
+
+
+def _field_listing(out: str, port: int, header: re.Pattern) -> list[str]:
+    """The names of a `stats`/`settings` listing (right-aligned name, value), checking every
+    line's shape."""
+    lines = out.splitlines()
+    assert header.fullmatch(lines[0]), lines[0]
+    assert f"127.0.0.1:{port}" in lines[0]
+    names = []
+    for line in lines[1:]:
+        m = re.fullmatch(r"\s*(\S+) +(\S*)", line)
+        assert m, repr(line)
+        names.append(m[1])
+    assert names == sorted(names)
+    return names
+
+
+@pytest.mark.parametrize("mode,group,header", [
+    ("stats", "stats", re.compile(r"#127\.0\.0\.1:\d+ +Field +Value")),
+    ("settings", "settings", re.compile(r"#127\.0\.0\.1:\d+ +Field +Value")),
+])
+def test_stats_and_settings_list_memcacheds_fields(start_server, mode, group, header):
+    from slabtest import OTHER_FEATURES, SLABCACHED_EXTRAS
+
+    names = {}
+    for kind in ("slabcached", "memcached"):
+        srv = start_server(["-m", "64"], kind="memcached" if kind == "memcached" else None)
+        _same_workload(srv)
+        names[kind] = _field_listing(memcached_tool(srv, mode).stdout.decode(), srv.port, header)
+    sc, mc = set(names["slabcached"]), set(names["memcached"])
+    missing = mc - sc
+    assert missing <= OTHER_FEATURES[group], sorted(missing - OTHER_FEATURES[group])
+    assert sc - mc <= SLABCACHED_EXTRAS[group], sorted(sc - mc)
+
+
+def test_display_has_memcacheds_shape(start_server):
+    tables = {}
+    for kind in ("slabcached", "memcached"):
+        srv = start_server(["-m", "64", "-o", "slab_chunk_max=16384"],
+                           kind="memcached" if kind == "memcached" else None)
+        _same_workload(srv)
+        proc = memcached_tool(srv, "display")
+        assert proc.stderr == b"", proc.stderr  # no uninitialised-value warnings from perl
+        lines = proc.stdout.decode().splitlines()
+        rows = []
+        for line in lines[1:]:
+            m = re.fullmatch(r" {0,2}(\d+) +(\d+(?:\.\d)?[BK]) +(\d+)s +(\d+) +(\d+) +(yes| no)"
+                             r" +(\d+) +(\d+) +(\d+)", line)
+            assert m, repr(line)
+            rows.append(m.groups())
+        tables[kind] = (lines[0], rows)
+    (sc_header, sc_rows), (mc_header, mc_rows) = tables["slabcached"], tables["memcached"]
+    assert sc_header == mc_header
+    # Class ids and chunk sizes differ (slabcached's item header is smaller): the classes in
+    # use, their item counts and eviction columns must not.
+    assert len(sc_rows) == len(mc_rows)
+    assert sorted(r[4] for r in sc_rows) == sorted(r[4] for r in mc_rows) == ["10", "40"]
+    assert [r[6:] for r in sc_rows] == [r[6:] for r in mc_rows]
