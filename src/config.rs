@@ -115,13 +115,13 @@ pub struct Args {
     /// Disable watch commands (accepted)
     #[arg(short = 'W', long = "disable-watch")]
     pub disable_watch: bool,
+    /// Enable ASCII protocol authentication: a file of user:password lines (re-read on SIGHUP)
+    #[arg(short = 'Y', long = "auth-file")]
+    pub auth_file: Option<PathBuf>,
     /// Memory file for a restartable cache (stop with SIGUSR1 or `shutdown graceful` to
     /// keep the items for the next start; use a RAM disk such as /dev/shm)
     #[arg(short = 'e', long = "memory-file")]
     pub memory_file: Option<PathBuf>,
-    /// Enable ASCII protocol authentication: a file of user:password lines (re-read on SIGHUP)
-    #[arg(short = 'Y', long = "auth-file")]
-    pub auth_file: Option<PathBuf>,
     /// Extended options, comma separated (memcached's names)
     #[arg(short = 'o', long = "extended", value_delimiter = ',', action = ArgAction::Append)]
     pub extended: Vec<String>,
@@ -260,13 +260,13 @@ pub struct Config {
     pub cluster_config: Option<PathBuf>,
     pub cluster_nodes: Vec<String>,
     pub enable_config_set: bool,
-    /// `-e`: the arena is this file's map, and a graceful stop saves what a warm restart
-    /// needs next to it (see [`crate::restart`]).
-    pub memory_file: Option<PathBuf>,
     /// `-S`: binary connections authenticate with SASL before anything else.
     pub sasl: bool,
     /// `-Y`: text connections authenticate with a `user:password` line of this file.
     pub auth_file: Option<PathBuf>,
+    /// `-e`: the arena is this file's map, and a graceful stop saves what a warm restart
+    /// needs next to it (see [`crate::restart`]).
+    pub memory_file: Option<PathBuf>,
 }
 
 /// The protocol binding authentication imposes, with memcached's rules and messages: SASL
@@ -525,9 +525,9 @@ impl Config {
             cluster_config: args.cluster_config.clone(),
             cluster_nodes: args.cluster_node.clone(),
             enable_config_set: args.enable_config_set,
-            memory_file: args.memory_file.clone(),
             sasl: args.enable_sasl,
             auth_file: args.auth_file.clone(),
+            memory_file: args.memory_file.clone(),
         };
         for opt in &args.extended {
             config.apply_extended(opt)?;

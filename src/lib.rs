@@ -42,11 +42,11 @@
 //! - [`stats`]: the counters, and the `stats` figures as rows every protocol encodes.
 //! - [`context`]: what every thread shares (config, cache, clock, counters, cluster state).
 //! - [`maintain`]: the background thread (page mover, automove, LRU crawler) and its settings.
-//! - [`restart`]: `-e`, the warm restart: the metadata file a graceful stop writes and the
-//!   checks a start makes before the engine restores the memory file's items.
 //! - [`auth`]: SASL (`-S`, through libsasl2) and the text authfile (`-Y`): the shared
 //!   credentials, each connection's session, and the warning when the cache is open to the
 //!   network.
+//! - [`restart`]: `-e`, the warm restart: the metadata file a graceful stop writes and the
+//!   checks a start makes before the engine restores the memory file's items.
 //!
 //! Bytes are parsed by the `proto` crate and memory is managed by the `slabcache` crate; the
 //! server does not reach into the engine. `unsafe` is denied here and allowed only in

@@ -505,7 +505,6 @@ impl Cache {
             pages,
             total_pages,
         } = shape;
-        let phantom_pages = config.preaccounted.div_ceil(config.page_size);
         let stripes = (0..STRIPES)
             .map(|_| {
                 PaddedMutex(Mutex::new(Stripe {
@@ -520,6 +519,7 @@ impl Cache {
             .collect();
         let page_class = (0..total_pages).map(|_| AtomicU8::new(0)).collect();
         let sizes = SizeHistogram::new(config.item_size_max);
+        let phantom_pages = config.preaccounted.div_ceil(config.page_size);
         Cache {
             config,
             arena,

@@ -112,10 +112,13 @@ pub fn settings(shared: &Context) -> Rows {
     }
     // ssl_* go here (TLS).
     write_stat(out, "num_napi_ids", "(null)");
-    match &cfg.memory_file {
-        Some(path) => write_stat(out, "memory_file", path.display()),
-        None => write_stat(out, "memory_file", "(null)"),
-    }
+    write_stat(
+        out,
+        "memory_file",
+        cfg.memory_file
+            .as_ref()
+            .map_or_else(|| "(null)".to_string(), |p| p.display().to_string()),
+    );
     // slabcached's own settings, after memcached's.
     write_stat(out, "item_header_size", slabcache::ITEM_HEADER_SIZE);
     rows
