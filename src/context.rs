@@ -39,6 +39,8 @@ pub struct Context {
     pub maintenance: Maintenance,
     /// Listening sockets for `stats conns`: (fd, "tcp:addr:port").
     pub listeners: Vec<(i32, String)>,
+    /// TLS certificates, settings and counters under `-Z` (set by the listener at bind).
+    pub tls: Option<Arc<crate::net::tls::TlsContext>>,
 }
 
 impl Context {
@@ -98,6 +100,7 @@ impl Context {
             conns: Mutex::new(BTreeMap::new()),
             stopping: AtomicBool::new(false),
             listeners,
+            tls: None,
         }
     }
 }

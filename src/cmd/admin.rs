@@ -1,5 +1,5 @@
 //! The administrative text commands (`slabs reassign|automove`,
-//! `lru_crawler ...`, `lru ...`): the engine's page mover and crawler, and the run-time
+//! `lru_crawler ...`, `lru ...`, `refresh_certs`): the engine's page mover and crawler, and the run-time
 //! settings kept by [`crate::maintain::Maintenance`]. Replies and the order of memcached
 //! 1.6.18's checks are described on [`proto::text::AdminRequest`].
 //!
@@ -81,6 +81,20 @@ pub(super) fn execute<R: Reply>(
             settings.update(|t| t.lru_segmented = segmented);
             shared.cache.set_lru_segmented(segmented);
             Ok(())
+        }
+        AdminRequest::RefreshCerts => {
+            let result = match &shared.tls {
+                Some(tls) => tls.refresh(),
+                None => Err(crate::net::tls::TlsError::NotEnabled),
+            };
+            match result {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    log::warn!("refresh_certs: {e}");
+                    reply.send(Outcome::Message(format!("{e}\r\n")));
+                    return Action::Continue;
+                }
+            }
         }
         AdminRequest::LruTempTtl { ttl } => {
             settings.update(|t| match u32::try_from(ttl) {

@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::context::Context;
 use crate::maintain;
 use crate::net::stream::Stream;
+use crate::net::tls::TlsContext;
 use crate::net::worker::{Worker, WorkerHandle};
 use crate::stats::{bump, Counters};
 use crate::sys;
@@ -28,6 +29,7 @@ use crate::sys;
 pub enum ServerError {
     Cache(slabcache::CacheError),
     Bind { addr: String, source: io::Error },
+    Tls(crate::net::tls::TlsError),
     Io(io::Error),
 }
 
@@ -36,6 +38,7 @@ impl std::fmt::Display for ServerError {
         match self {
             ServerError::Cache(e) => write!(f, "{e}"),
             ServerError::Bind { addr, source } => write!(f, "failed to listen on {addr}: {source}"),
+            ServerError::Tls(e) => write!(f, "{e}"),
             ServerError::Io(e) => write!(f, "{e}"),
         }
     }
@@ -51,6 +54,8 @@ impl From<io::Error> for ServerError {
 
 enum Listener {
     Tcp(TcpListener, String),
+    /// TCP under `-Z`: accepted sockets speak TLS.
+    Tls(TcpListener, String),
     Unix(UnixListener, String),
 }
 
@@ -96,6 +101,12 @@ impl Server {
     /// here, before any thread exists.
     pub fn bind(config: Config) -> Result<Server, ServerError> {
         let cache = crate::context::build_cache(&config).map_err(ServerError::Cache)?;
+        let tls = if config.tls.enabled {
+            let ctx = TlsContext::new(&config.tls).map_err(ServerError::Tls)?;
+            Some(Arc::new(ctx))
+        } else {
+            None
+        };
 
         let poll = Poll::new()?;
         let mut listeners = Vec::new();
@@ -113,7 +124,12 @@ impl Server {
             for addr in &config.listen {
                 let l = bind_tcp(*addr, config.backlog)?;
                 let local = l.local_addr()?;
-                listeners.push(Listener::Tcp(l, format!("tcp:{local}")));
+                let name = format!("tcp:{local}");
+                if tls.is_some() && !config.notls_listen.contains(addr) {
+                    listeners.push(Listener::Tls(l, name));
+                } else {
+                    listeners.push(Listener::Tcp(l, name));
+                }
             }
         }
         if config.udp_port != 0 {
@@ -125,7 +141,7 @@ impl Server {
         let mut listener_info = Vec::new();
         for (i, l) in listeners.iter_mut().enumerate() {
             let (fd, name) = match l {
-                Listener::Tcp(l, name) => {
+                Listener::Tcp(l, name) | Listener::Tls(l, name) => {
                     poll.registry().register(l, Token(i), Interest::READABLE)?;
                     (l.as_raw_fd(), name.clone())
                 }
@@ -140,7 +156,7 @@ impl Server {
         let first_port = listeners
             .iter()
             .find_map(|l| match l {
-                Listener::Tcp(l, _) => l.local_addr().ok(),
+                Listener::Tcp(l, _) | Listener::Tls(l, _) => l.local_addr().ok(),
                 Listener::Unix(..) => None,
             })
             .map(|a| a.port())
@@ -154,7 +170,9 @@ impl Server {
             .collect();
         let mut blocks = vec![Arc::clone(&accept_counters)];
         blocks.extend(worker_counters.iter().cloned());
-        let shared = Arc::new(Context::new(config, cache, cluster, blocks, listener_info));
+        let mut context = Context::new(config, cache, cluster, blocks, listener_info);
+        context.tls = tls;
+        let shared = Arc::new(context);
         Ok(Server {
             shared,
             listeners,
@@ -169,7 +187,7 @@ impl Server {
         self.listeners
             .iter()
             .filter_map(|l| match l {
-                Listener::Tcp(l, _) => l.local_addr().ok(),
+                Listener::Tcp(l, _) | Listener::Tls(l, _) => l.local_addr().ok(),
                 Listener::Unix(..) => None,
             })
             .collect()
@@ -259,6 +277,23 @@ impl Server {
                     Ok((s, peer)) => {
                         let _ = s.set_nodelay(true);
                         (Stream::Tcp(s), format!("tcp:{peer}"), name.clone())
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+                    Err(e) => return Err(e),
+                },
+                Listener::Tls(l, name) => match l.accept() {
+                    Ok((s, peer)) => {
+                        let _ = s.set_nodelay(true);
+                        let Some(tls) = &self.shared.tls else { continue };
+                        match tls.accept(s) {
+                            Ok(t) => (Stream::Tls(Box::new(t)), format!("tcp:{peer}"), name.clone()),
+                            Err(e) => {
+                                log::warn!("cannot start TLS for {peer}: {e}");
+                                continue;
+                            }
+                        }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

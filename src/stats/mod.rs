@@ -116,6 +116,7 @@ pub fn general(shared: &Context) -> Rows {
     if maintainer {
         write_stat(out, "lru_maintainer_juggles", 0);
     }
+    tls_rows(shared, out);
     for (name, value) in [
         ("bytes", c.bytes),
         ("curr_items", c.curr_items),
@@ -139,6 +140,58 @@ pub fn general(shared: &Context) -> Rows {
         write_stat(out, name, value);
     }
     rows
+}
+
+/// The TLS counters, where memcached lists them (only under `-Z`; `ssl_new_sessions` only
+/// with the session cache). `ssl_proto_errors` (newer memcached's) shows once it counted
+/// something, so 1.6.18's stats stay as many as its suite expects.
+fn tls_rows(shared: &Context, out: &mut Rows) {
+    let Some(tls) = &shared.tls else { return };
+    if tls.options().session_cache {
+        write_stat(out, "ssl_new_sessions", tls.new_sessions.load(Relaxed));
+    }
+    write_stat(out, "ssl_handshake_errors", tls.handshake_errors.load(Relaxed));
+    let proto_errors = tls.proto_errors.load(Relaxed);
+    if proto_errors > 0 {
+        write_stat(out, "ssl_proto_errors", proto_errors);
+    }
+    write_stat(out, "time_since_server_cert_refresh", tls.seconds_since_refresh());
+}
+
+/// A path setting as memcached prints it, `unset` when there is none.
+fn c_string(path: &Option<std::path::PathBuf>, unset: &str) -> String {
+    path.as_ref()
+        .map_or_else(|| unset.to_string(), |p| p.display().to_string())
+}
+
+/// `stats settings`' TLS rows, in memcached's order, with its spellings.
+fn tls_settings(cfg: &crate::config::Config, out: &mut Rows) {
+    use crate::config::TlsOptions;
+    let tls = &cfg.tls;
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    for (name, value) in [
+        ("ssl_enabled", yes_no(tls.enabled).to_string()),
+        // memcached prints these two with `%s` whether set or not: "(null)" when not.
+        ("ssl_chain_cert", c_string(&tls.chain_cert, "(null)")),
+        ("ssl_key", c_string(&tls.key, "(null)")),
+        ("ssl_verify_mode", tls.verify_flags().to_string()),
+        ("ssl_keyformat", tls.keyformat.to_string()),
+        (
+            "ssl_ciphers",
+            tls.ciphers.clone().unwrap_or_else(|| "NULL".into()),
+        ),
+        ("ssl_ca_cert", c_string(&tls.ca_cert, "NULL")),
+        ("ssl_wbuf_size", tls.wbuf_size.to_string()),
+        ("ssl_session_cache", yes_no(tls.session_cache).to_string()),
+        // rustls has no kernel offload: never in force.
+        ("ssl_kernel_tls", "no".to_string()),
+        (
+            "ssl_min_version",
+            TlsOptions::version_name(tls.effective_min_version()).to_string(),
+        ),
+    ] {
+        write_stat(out, name, value);
+    }
 }
 
 /// A float as C's `printf("%.<precision>f")` writes it: Rust's rounding of the exact
@@ -234,6 +287,7 @@ pub fn settings(shared: &Context) -> Rows {
     for (name, value) in list {
         write_stat(out, name, value);
     }
+    tls_settings(cfg, out);
     rows
 }
 
