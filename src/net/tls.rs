@@ -24,6 +24,7 @@ use std::time::Instant;
 
 use mio::net::TcpStream;
 use rustls::crypto::CryptoProvider;
+use rustls::server::ProducesTickets;
 use rustls::server::{NoServerSessionStorage, ServerSessionMemoryCache, WebPkiClientVerifier};
 use rustls::{HandshakeKind, RootCertStore, ServerConfig, ServerConnection, SupportedCipherSuite};
 use rustls_pki_types::pem::PemObject;
@@ -82,6 +83,7 @@ impl std::error::Error for TlsError {}
 /// workers (counters) and `refresh_certs`.
 pub struct TlsContext {
     options: TlsOptions,
+    ticketer: Arc<dyn ProducesTickets>,
     /// The configuration new connections get; replaced by `refresh_certs`.
     config: Mutex<Arc<ServerConfig>>,
     refreshed_at: Mutex<Instant>,
@@ -177,8 +179,11 @@ fn ring_provider() -> CryptoProvider {
     rustls::crypto::ring::default_provider()
 }
 
-/// Build the rustls configuration `options` describe, reading the files now.
-fn build_config(options: &TlsOptions) -> Result<ServerConfig, TlsError> {
+/// Build the rustls configuration `options` describe, reading the files now. `ticketer`
+/// makes session tickets: memcached's OpenSSL issues them whatever `ssl_session_cache`
+/// says (that option adds a server-side cache of sessions by id), and one ticketer serves
+/// every configuration, so tickets outlive a `refresh_certs`.
+fn build_config(options: &TlsOptions, ticketer: &Arc<dyn ProducesTickets>) -> Result<ServerConfig, TlsError> {
     let mut provider = ring_provider();
     if let Some(list) = &options.ciphers {
         provider.cipher_suites = select_suites(&provider.cipher_suites, list)?;
@@ -239,12 +244,12 @@ fn build_config(options: &TlsOptions) -> Result<ServerConfig, TlsError> {
     let mut config = builder
         .with_single_cert(chain, key)
         .map_err(|e| TlsError::Mismatch(e.to_string()))?;
-    if options.session_cache {
-        config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_SIZE);
+    config.ticketer = Arc::clone(ticketer);
+    config.session_storage = if options.session_cache {
+        ServerSessionMemoryCache::new(SESSION_CACHE_SIZE)
     } else {
-        config.session_storage = Arc::new(NoServerSessionStorage {});
-        config.send_tls13_tickets = 0;
-    }
+        Arc::new(NoServerSessionStorage {})
+    };
     Ok(config)
 }
 
@@ -261,9 +266,12 @@ impl TlsContext {
         if options.keyformat != 1 {
             log::info!("ssl_keyformat {}: key read as DER", options.keyformat);
         }
-        let config = build_config(options)?;
+        let ticketer = rustls::crypto::ring::Ticketer::new()
+            .map_err(|e| TlsError::Mismatch(format!("cannot make session tickets: {e}")))?;
+        let config = build_config(options, &ticketer)?;
         Ok(TlsContext {
             options: options.clone(),
+            ticketer,
             config: Mutex::new(Arc::new(config)),
             refreshed_at: Mutex::new(Instant::now()),
             handshake_errors: AtomicU64::new(0),
@@ -275,7 +283,7 @@ impl TlsContext {
     /// `refresh_certs`: read the certificate, key and CA files again; new connections get
     /// them, open ones keep theirs. On failure the old ones stay in force.
     pub fn refresh(&self) -> Result<(), TlsError> {
-        let config = build_config(&self.options)?;
+        let config = build_config(&self.options, &self.ticketer)?;
         *self.config.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
         *self.refreshed_at.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         Ok(())
