@@ -1109,6 +1109,67 @@ mod tests {
     }
 
     #[test]
+    fn tls_options_take_memcacheds_names_and_values() {
+        let c = parse(&[
+            "-Z",
+            "-l",
+            "127.0.0.1,notls:127.0.0.1:5001",
+            "-o",
+            "ssl_chain_cert=/c.pem,ssl_key=/k.pem,ssl_ca_cert=/ca.pem,ssl_verify_mode=3",
+            "-o",
+            "ssl_wbuf_size=64,ssl_session_cache,ssl_min_version=tlsv1.3,ssl_keyformat=2",
+        ])
+        .unwrap();
+        let t = &c.tls;
+        assert!(t.enabled && t.session_cache);
+        assert_eq!(t.chain_cert.as_deref(), Some(std::path::Path::new("/c.pem")));
+        assert_eq!((t.verify_mode, t.verify_flags()), (3, 7));
+        assert_eq!((t.wbuf_size, t.min_version, t.keyformat), (65536, 3, 2));
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.notls_listen, vec!["127.0.0.1:5001".parse().unwrap()]);
+        // Below TLS 1.2 is taken and served as 1.2, the oldest rustls has.
+        let old = parse(&["-Z", "-o", "ssl_chain_cert=/c,ssl_min_version=0"]).unwrap();
+        assert_eq!(old.tls.min_version, 0);
+        assert_eq!(TlsOptions::version_name(old.tls.effective_min_version()), "tlsv1.2");
+        assert_eq!(parse(&[]).unwrap().tls, TlsOptions::default());
+    }
+
+    #[test]
+    fn tls_refusals_say_what_memcached_says() {
+        for (args, text, code) in [
+            (
+                &["-l", "notls:127.0.0.1:5001"][..],
+                "'notls' option is valid only when SSL is enabled",
+                1,
+            ),
+            (
+                &["-Z", "-o", "ssl_chain_cert=/c,ssl_verify_mode=4"],
+                "Invalid ssl_verify_mode. Use help to see valid options.",
+                1,
+            ),
+            (
+                &["-Z", "-o", "ssl_chain_cert=/c,ssl_verify_mode=x"],
+                "could not parse argument to ssl_verify_mode",
+                1,
+            ),
+            (
+                &["-Z", "-o", "ssl_chain_cert=/c,ssl_min_version=4"],
+                "Invalid ssl_min_version. Use help to see valid options.",
+                1,
+            ),
+            (&["-Z", "-o", "ssl_key"], "Missing ssl_key argument", 1),
+            (
+                &["-Z", "-s", "/tmp/x.sock", "-o", "ssl_chain_cert=/c"],
+                "ERROR: You cannot enable SSL without a TCP port.",
+                64,
+            ),
+        ] {
+            let e = refusal(args);
+            assert_eq!((e.to_string().as_str(), e.exit_code()), (text, code), "{args:?}");
+        }
+    }
+
+    #[test]
     fn c_number_prefixes() {
         assert_eq!(c_atoi("12abc"), 12);
         assert_eq!(c_atoi(" -7"), -7);
