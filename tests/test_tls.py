@@ -209,7 +209,10 @@ def test_plain_client_on_tls_port_is_dropped_others_unharmed(kind, tls_server, c
     plain.close()
     assert b"VALUE" not in received and b"END" not in received
     assert good.get(b"keep") == b"kept"
-    assert int(good.stats()["ssl_handshake_errors"]) == before + 1
+    after = int(good.stats()["ssl_handshake_errors"])
+    # memcached counts a failure only when its first SSL_accept, at accept time, sees it,
+    # which depends on whether the bytes had arrived yet; slabcached counts every one.
+    assert after == before + 1 or (kind == "memcached" and after == before)
     good.close()
 
 
