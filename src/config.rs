@@ -1130,7 +1130,10 @@ mod tests {
         // Below TLS 1.2 is taken and served as 1.2, the oldest rustls has.
         let old = parse(&["-Z", "-o", "ssl_chain_cert=/c,ssl_min_version=0"]).unwrap();
         assert_eq!(old.tls.min_version, 0);
-        assert_eq!(TlsOptions::version_name(old.tls.effective_min_version()), "tlsv1.2");
+        assert_eq!(
+            TlsOptions::version_name(old.tls.effective_min_version()),
+            "tlsv1.2"
+        );
         assert_eq!(parse(&[]).unwrap().tls, TlsOptions::default());
     }
 

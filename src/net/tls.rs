@@ -34,8 +34,11 @@ use crate::config::TlsOptions;
 
 /// Sessions the server-side cache keeps with `ssl_session_cache` (OpenSSL's default size).
 const SESSION_CACHE_SIZE: usize = 20 * 1024;
-/// Ciphertext read from the socket at once: a whole TLS record and its header fit.
+/// Ciphertext read from the socket at once: a whole TLS record and its header fit. A
+/// connection starts with [`CIPHER_READ_SMALL`] (small requests fit) and grows to this the
+/// first time a read fills its buffer, so idle connections of small requests stay small.
 const CIPHER_READ: usize = 17 * 1024;
+const CIPHER_READ_SMALL: usize = 4 * 1024;
 
 /// Why the certificates or the TLS settings could not be loaded. The texts are memcached's,
 /// for its startup error and the `refresh_certs` reply.
@@ -375,8 +378,8 @@ impl TlsStream {
             if self.eof || self.socket_empty {
                 return Ok(false);
             }
-            if self.cipher.len() < CIPHER_READ {
-                self.cipher.resize(CIPHER_READ, 0);
+            if self.cipher.is_empty() {
+                self.cipher.resize(CIPHER_READ_SMALL, 0);
             }
             let n = loop {
                 match self.sock.read(&mut self.cipher) {
@@ -398,6 +401,9 @@ impl TlsStream {
             self.socket_empty = n < self.cipher.len();
             self.cipher_pos = 0;
             self.cipher_end = n;
+            if !self.socket_empty && self.cipher.len() < CIPHER_READ {
+                self.cipher.resize(CIPHER_READ, 0); // bursts: read whole records at once
+            }
         }
         let mut input = &self.cipher[self.cipher_pos..self.cipher_end];
         let taken = self.tls.read_tls(&mut input)?;
