@@ -122,6 +122,10 @@ pub struct Args {
     /// keep the items for the next start; use a RAM disk such as /dev/shm)
     #[arg(short = 'e', long = "memory-file")]
     pub memory_file: Option<PathBuf>,
+    /// enable TLS/SSL on the TCP listeners (`-l notls:<ip>:<port>` keeps one plain); the
+    /// certificate and key come from `-o ssl_chain_cert=...,ssl_key=...`
+    #[arg(short = 'Z', long = "enable-ssl")]
+    pub enable_ssl: bool,
     /// Extended options, comma separated (memcached's names)
     #[arg(short = 'o', long = "extended", value_delimiter = ',', action = ArgAction::Append)]
     pub extended: Vec<String>,
@@ -282,6 +286,79 @@ pub struct Config {
     pub memory_file: Option<PathBuf>,
     /// Where the Prometheus endpoint listens (`--metrics-listen`); None: no endpoint.
     pub metrics_listen: Option<SocketAddr>,
+    /// Listen addresses given with memcached's `notls:` prefix: plain TCP even under `-Z`.
+    pub notls_listen: Vec<SocketAddr>,
+    /// `-Z` and the `ssl_*` options.
+    pub tls: TlsOptions,
+}
+
+/// What `-Z` and `-o ssl_*` asked for, as memcached names and shows them (`stats settings`);
+/// [`crate::net::tls`] turns it into a rustls server configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsOptions {
+    pub enabled: bool,
+    pub chain_cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub ca_cert: Option<PathBuf>,
+    /// memcached's 0 (none), 1 (request), 2 (require), 3 (require, once).
+    pub verify_mode: u8,
+    /// OpenSSL's file types: 1 PEM, 2 DER (ASN.1).
+    pub keyformat: i32,
+    pub ciphers: Option<String>,
+    /// Bytes of ciphertext a connection may queue (`ssl_wbuf_size` is given in kilobytes).
+    pub wbuf_size: u32,
+    pub session_cache: bool,
+    /// Asked for with `ssl_kernel_tls`; rustls has no kernel offload, so it stays off.
+    pub kernel_tls_requested: bool,
+    /// memcached's 0..3 (TLS 1.0, 1.1, 1.2, 1.3); rustls serves 1.2 and 1.3 only.
+    pub min_version: u8,
+}
+
+impl Default for TlsOptions {
+    /// memcached 1.6.18's defaults.
+    fn default() -> Self {
+        TlsOptions {
+            enabled: false,
+            chain_cert: None,
+            key: None,
+            ca_cert: None,
+            verify_mode: 0,
+            keyformat: 1,
+            ciphers: None,
+            wbuf_size: 16 * 1024,
+            session_cache: false,
+            kernel_tls_requested: false,
+            min_version: 2,
+        }
+    }
+}
+
+impl TlsOptions {
+    /// The version memcached's `stats settings` names for a `ssl_min_version` value.
+    pub fn version_name(version: u8) -> &'static str {
+        match version {
+            0 => "tlsv1.0",
+            1 => "tlsv1.1",
+            2 => "tlsv1.2",
+            3 => "tlsv1.3",
+            _ => "unknown",
+        }
+    }
+
+    /// The lowest version actually served: rustls knows nothing older than TLS 1.2.
+    pub fn effective_min_version(&self) -> u8 {
+        self.min_version.max(2)
+    }
+
+    /// The value OpenSSL's verify flags have for a mode, which memcached shows.
+    pub fn verify_flags(&self) -> u8 {
+        match self.verify_mode {
+            0 => 0,
+            1 => 1,
+            2 => 3,
+            _ => 7,
+        }
+    }
 }
 
 /// The protocol binding authentication imposes, with memcached's rules and messages: SASL
@@ -393,14 +470,22 @@ pub fn parse_size(text: &str) -> Option<usize> {
     digits.parse::<usize>().ok()?.checked_mul(unit)
 }
 
-fn resolve_listen(items: &[String], port: u16) -> Result<Vec<SocketAddr>, ConfigError> {
+/// The addresses of `-l`, and those of them marked `notls:` (plain TCP under `-Z`).
+fn resolve_listen(items: &[String], port: u16) -> Result<(Vec<SocketAddr>, Vec<SocketAddr>), ConfigError> {
     let mut out = Vec::new();
+    let mut notls = Vec::new();
     for item in items
         .iter()
         .flat_map(|s| s.split(','))
         .map(str::trim)
         .filter(|s| !s.is_empty())
     {
+        if let Some(plain) = item.strip_prefix("notls:") {
+            let (addrs, _) = resolve_listen(&[plain.to_string()], port)?;
+            notls.extend(addrs.iter().copied());
+            out.extend(addrs);
+            continue;
+        }
         // Accept "addr", "addr:port" and "[v6]:port" as memcached does.
         if let Ok(ip) = item.parse::<IpAddr>() {
             out.push(SocketAddr::new(ip, port));
@@ -426,7 +511,7 @@ fn resolve_listen(items: &[String], port: u16) -> Result<Vec<SocketAddr>, Config
         return Err(invalid("no interface to listen on (-l)"));
     }
     out.dedup();
-    Ok(out)
+    Ok((out, notls))
 }
 
 /// `--metrics-listen`: `ADDR:PORT`, `[V6]:PORT` or `HOST:PORT`, the first address it names.
@@ -505,11 +590,14 @@ impl Config {
             },
         };
         let port = args.port as u16;
-        let listen = if args.unix_socket.is_some() {
-            Vec::new()
+        let (listen, notls_listen) = if args.unix_socket.is_some() {
+            (Vec::new(), Vec::new())
         } else {
             resolve_listen(&args.listen, port)?
         };
+        if !notls_listen.is_empty() && !args.enable_ssl {
+            return Err(invalid("'notls' option is valid only when SSL is enabled"));
+        }
 
         let mut config = Config {
             port,
@@ -560,11 +648,17 @@ impl Config {
                 .as_deref()
                 .map(resolve_metrics_listen)
                 .transpose()?,
+            notls_listen,
+            tls: TlsOptions {
+                enabled: args.enable_ssl,
+                ..TlsOptions::default()
+            },
         };
         for opt in &args.extended {
             config.apply_extended(opt)?;
         }
         config.check_combinations()?;
+        config.check_tls()?;
         Ok(config)
     }
 
@@ -611,6 +705,88 @@ impl Config {
             return Err(usage("temporary_ttl requires lru_maintainer to be enabled"));
         }
         Ok(())
+    }
+
+    /// memcached's TLS checks once every flag is read.
+    fn check_tls(&self) -> Result<(), ConfigError> {
+        if !self.tls.enabled {
+            return Ok(());
+        }
+        if self.port == 0 || self.unix_socket.is_some() {
+            return Err(usage("ERROR: You cannot enable SSL without a TCP port."));
+        }
+        if self.tls.chain_cert.is_none() {
+            return Err(usage(
+                "Error loading the certificate chain: (null) : ssl_chain_cert is required with -Z",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The `ssl_*` options, memcached's names, parsing and messages. `Ok(false)`: not one
+    /// of them.
+    fn apply_tls_option(&mut self, name: &str, value: Option<&str>) -> Result<bool, ConfigError> {
+        let need = |what: &str| value.ok_or_else(|| invalid(format!("Missing {what} argument")));
+        let tls = &mut self.tls;
+        match name {
+            "ssl_chain_cert" => tls.chain_cert = Some(need(name)?.into()),
+            "ssl_key" => tls.key = Some(need(name)?.into()),
+            "ssl_ca_cert" => tls.ca_cert = Some(need(name)?.into()),
+            "ssl_ciphers" => tls.ciphers = Some(need(name)?.to_string()),
+            "ssl_verify_mode" => {
+                let v = need(name)?;
+                let mode: i64 = v
+                    .trim()
+                    .parse()
+                    .map_err(|_| invalid("could not parse argument to ssl_verify_mode"))?;
+                if !(0..=3).contains(&mode) {
+                    return Err(invalid("Invalid ssl_verify_mode. Use help to see valid options."));
+                }
+                tls.verify_mode = mode as u8;
+            }
+            "ssl_keyformat" => {
+                let v = need(name)?;
+                tls.keyformat = v
+                    .trim()
+                    .parse()
+                    .map_err(|_| invalid("could not parse argument to ssl_keyformat"))?;
+            }
+            "ssl_wbuf_size" => {
+                let v = need(name)?;
+                let kb: u32 = v
+                    .trim()
+                    .parse()
+                    .map_err(|_| invalid("could not parse argument to ssl_wbuf_size"))?;
+                tls.wbuf_size = kb.wrapping_mul(1024);
+            }
+            "ssl_session_cache" => tls.session_cache = true,
+            "ssl_kernel_tls" => {
+                log::warn!("-o ssl_kernel_tls: rustls has no kernel TLS offload; TLS stays in user space");
+                tls.kernel_tls_requested = true;
+            }
+            "ssl_min_version" => {
+                let v = need(name)?.trim();
+                // memcached takes 0..3; its own names are taken too.
+                let version = match v {
+                    "0" | "tlsv1" | "tlsv1.0" => 0,
+                    "1" | "tlsv1.1" => 1,
+                    "2" | "tlsv1.2" => 2,
+                    "3" | "tlsv1.3" => 3,
+                    _ if v.parse::<i64>().is_ok() => {
+                        return Err(invalid("Invalid ssl_min_version. Use help to see valid options."))
+                    }
+                    _ => return Err(invalid("could not parse argument to ssl_min_version")),
+                };
+                if version < 2 {
+                    log::warn!(
+                        "-o ssl_min_version={v}: rustls serves TLS 1.2 and newer only; the minimum is TLS 1.2"
+                    );
+                }
+                tls.min_version = version;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
     }
 
     /// The slab and LRU `-o` options: memcached's parsing (`atoi`/`atof` where it uses
@@ -732,7 +908,7 @@ impl Config {
             None => (opt, None),
         };
         let need = |v: Option<&'a str>| v.ok_or_else(|| invalid(format!("Missing value for -o {name}")));
-        if self.apply_slab_lru_option(name, value)? {
+        if self.apply_slab_lru_option(name, value)? || self.apply_tls_option(name, value)? {
             return Ok(());
         }
         match name {
@@ -778,16 +954,6 @@ impl Config {
             | "meta_response_old"
             | "resp_obj_mem_limit"
             | "ext_path"
-            | "ssl_chain_cert"
-            | "ssl_key"
-            | "ssl_verify_mode"
-            | "ssl_keyformat"
-            | "ssl_ciphers"
-            | "ssl_ca_cert"
-            | "ssl_wbuf_size"
-            | "ssl_session_cache"
-            | "ssl_kernel_tls"
-            | "ssl_min_version"
             | "napi_ids"
             | "proxy_config"
             | "large_memory_pages"
@@ -1036,6 +1202,70 @@ mod tests {
             (
                 &["-o", "temporary_ttl=5,no_lru_maintainer"],
                 "temporary_ttl requires lru_maintainer to be enabled",
+                64,
+            ),
+        ] {
+            let e = refusal(args);
+            assert_eq!((e.to_string().as_str(), e.exit_code()), (text, code), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn tls_options_take_memcacheds_names_and_values() {
+        let c = parse(&[
+            "-Z",
+            "-l",
+            "127.0.0.1,notls:127.0.0.1:5001",
+            "-o",
+            "ssl_chain_cert=/c.pem,ssl_key=/k.pem,ssl_ca_cert=/ca.pem,ssl_verify_mode=3",
+            "-o",
+            "ssl_wbuf_size=64,ssl_session_cache,ssl_min_version=tlsv1.3,ssl_keyformat=2",
+        ])
+        .unwrap();
+        let t = &c.tls;
+        assert!(t.enabled && t.session_cache);
+        assert_eq!(t.chain_cert.as_deref(), Some(std::path::Path::new("/c.pem")));
+        assert_eq!((t.verify_mode, t.verify_flags()), (3, 7));
+        assert_eq!((t.wbuf_size, t.min_version, t.keyformat), (65536, 3, 2));
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.notls_listen, vec!["127.0.0.1:5001".parse().unwrap()]);
+        // Below TLS 1.2 is taken and served as 1.2, the oldest rustls has.
+        let old = parse(&["-Z", "-o", "ssl_chain_cert=/c,ssl_min_version=0"]).unwrap();
+        assert_eq!(old.tls.min_version, 0);
+        assert_eq!(
+            TlsOptions::version_name(old.tls.effective_min_version()),
+            "tlsv1.2"
+        );
+        assert_eq!(parse(&[]).unwrap().tls, TlsOptions::default());
+    }
+
+    #[test]
+    fn tls_refusals_say_what_memcached_says() {
+        for (args, text, code) in [
+            (
+                &["-l", "notls:127.0.0.1:5001"][..],
+                "'notls' option is valid only when SSL is enabled",
+                1,
+            ),
+            (
+                &["-Z", "-o", "ssl_chain_cert=/c,ssl_verify_mode=4"],
+                "Invalid ssl_verify_mode. Use help to see valid options.",
+                1,
+            ),
+            (
+                &["-Z", "-o", "ssl_chain_cert=/c,ssl_verify_mode=x"],
+                "could not parse argument to ssl_verify_mode",
+                1,
+            ),
+            (
+                &["-Z", "-o", "ssl_chain_cert=/c,ssl_min_version=4"],
+                "Invalid ssl_min_version. Use help to see valid options.",
+                1,
+            ),
+            (&["-Z", "-o", "ssl_key"], "Missing ssl_key argument", 1),
+            (
+                &["-Z", "-s", "/tmp/x.sock", "-o", "ssl_chain_cert=/c"],
+                "ERROR: You cannot enable SSL without a TCP port.",
                 64,
             ),
         ] {

@@ -63,6 +63,8 @@ pub struct Context {
     pub metrics: crate::metrics::Registry,
     /// The log streams of `watch`.
     pub watch: crate::watch::Watch,
+    /// TLS certificates, settings and counters under `-Z` (set by the listener at bind).
+    pub tls: Option<Arc<crate::net::tls::TlsContext>>,
 }
 
 impl Context {
@@ -148,6 +150,7 @@ impl Context {
             listeners,
             auth: Auth::default(),
             metrics: crate::metrics::Registry::new(hot_keys),
+            tls: None,
         }
     }
 }

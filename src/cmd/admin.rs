@@ -1,6 +1,6 @@
 //! The administrative text commands (`slabs reassign|automove`,
-//! `lru_crawler ...`, `lru ...`, `watch`): the engine's page mover and crawler, the
-//! run-time settings kept by [`crate::maintain::Maintenance`], and log watchers
+//! `lru_crawler ...`, `lru ...`, `watch`, `refresh_certs`): the engine's page mover and
+//! crawler, the run-time settings kept by [`crate::maintain::Maintenance`], and log watchers
 //! ([`crate::watch`]). Replies and the order of memcached
 //! 1.6.18's checks are described on [`proto::text::AdminRequest`].
 //!
@@ -87,6 +87,20 @@ pub(super) fn execute<R: Reply>(
             shared.cache.set_lru_segmented(segmented);
             Ok(())
         }
+        AdminRequest::RefreshCerts => {
+            let result = match &shared.tls {
+                Some(tls) => tls.refresh(),
+                None => Err(crate::net::tls::TlsError::NotEnabled),
+            };
+            match result {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    log::warn!("refresh_certs: {e}");
+                    reply.send(Outcome::Message(format!("{e}\r\n")));
+                    return Action::Continue;
+                }
+            }
+        }
         AdminRequest::LruTempTtl { ttl } => {
             settings.update(|t| match u32::try_from(ttl) {
                 Ok(ttl) => {
@@ -105,9 +119,10 @@ pub(super) fn execute<R: Reply>(
     Action::Continue
 }
 
-/// `watch`: memcached's checks in its order, then a watcher slot.
+/// `watch`: memcached's checks in its order, then a watcher slot. Log lines carry keys,
+/// which are data: `-X` (no dumping) refuses watchers as `-W` does.
 fn watch(streams: Option<WatchStreams>, stacked: bool, shared: &Context) -> Result<WatchStreams, ProtoError> {
-    if !shared.config.watch_enabled {
+    if !shared.config.watch_enabled || !shared.config.dump_enabled {
         return Err(ClientError::WatchNotAllowed.into());
     }
     if stacked {

@@ -97,6 +97,10 @@ pub enum Outcome<'a> {
     /// refused for a long key). Binary never produces one.
     Failed(ProtoError),
     Version(&'static str),
+    /// A reply line in the server's own words, `\r\n` included (a failed `refresh_certs`
+    /// says why); text sends it even under `noreply`, as memcached does. Binary never
+    /// produces one.
+    Message(String),
     Noop,
     /// The connection closes (binary answers first, text does not).
     Quit,

@@ -175,9 +175,9 @@ impl Conn {
         &mut self.stream
     }
 
-    /// Replies are waiting for the socket to accept them.
+    /// Replies (or TLS records) are waiting for the socket to accept them.
     pub fn has_pending_output(&self) -> bool {
-        self.wpos < self.wbuf.len()
+        self.wpos < self.wbuf.len() || self.stream.wants_write()
     }
 
     pub fn last_command(&self) -> u32 {
@@ -269,7 +269,7 @@ impl Conn {
                 return Drive::Wait; // resumed by the writable event
             }
             if self.closing {
-                return if self.wbuf.is_empty() {
+                return if self.wbuf.is_empty() && !self.stream.wants_write() {
                     Drive::Close
                 } else {
                     Drive::Wait
@@ -352,6 +352,7 @@ impl Conn {
 
     /// Write as much of the reply buffer as the socket takes.
     fn flush(&mut self, counters: &Counters) -> io::Result<()> {
+        self.stream.flush()?; // TLS records queued by an earlier write
         while self.wpos < self.wbuf.len() {
             match self.stream.write(&self.wbuf[self.wpos..]) {
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),

@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::context::Context;
 use crate::maintain;
 use crate::net::stream::Stream;
+use crate::net::tls::TlsContext;
 use crate::net::worker::{Worker, WorkerHandle};
 use crate::stats::{bump, Counters};
 use crate::sys;
@@ -34,6 +35,7 @@ pub enum ServerError {
         addr: String,
         source: io::Error,
     },
+    Tls(crate::net::tls::TlsError),
     Io(io::Error),
 }
 
@@ -43,6 +45,7 @@ impl std::fmt::Display for ServerError {
             ServerError::Cache(e) => write!(f, "{e}"),
             ServerError::Restart(e) => write!(f, "{e}"),
             ServerError::Bind { addr, source } => write!(f, "failed to listen on {addr}: {source}"),
+            ServerError::Tls(e) => write!(f, "{e}"),
             ServerError::Io(e) => write!(f, "{e}"),
         }
     }
@@ -58,6 +61,8 @@ impl From<io::Error> for ServerError {
 
 enum Listener {
     Tcp(TcpListener, String),
+    /// TCP under `-Z`: accepted sockets speak TLS.
+    Tls(TcpListener, String),
     Unix(UnixListener, String),
 }
 
@@ -112,6 +117,12 @@ impl Server {
         };
         let auth = crate::auth::Auth::load(&config).map_err(|e| ServerError::Io(io::Error::other(e)))?;
         crate::auth::warn_if_public(&config);
+        let tls = if config.tls.enabled {
+            let ctx = TlsContext::new(&config.tls).map_err(ServerError::Tls)?;
+            Some(Arc::new(ctx))
+        } else {
+            None
+        };
 
         let poll = Poll::new()?;
         let mut listeners = Vec::new();
@@ -129,7 +140,12 @@ impl Server {
             for addr in &config.listen {
                 let l = bind_tcp(*addr, config.backlog)?;
                 let local = l.local_addr()?;
-                listeners.push(Listener::Tcp(l, format!("tcp:{local}")));
+                let name = format!("tcp:{local}");
+                if tls.is_some() && !config.notls_listen.contains(addr) {
+                    listeners.push(Listener::Tls(l, name));
+                } else {
+                    listeners.push(Listener::Tcp(l, name));
+                }
             }
         }
         if config.udp_port != 0 {
@@ -141,7 +157,7 @@ impl Server {
         let mut listener_info = Vec::new();
         for (i, l) in listeners.iter_mut().enumerate() {
             let (fd, name) = match l {
-                Listener::Tcp(l, name) => {
+                Listener::Tcp(l, name) | Listener::Tls(l, name) => {
                     poll.registry().register(l, Token(i), Interest::READABLE)?;
                     (l.as_raw_fd(), name.clone())
                 }
@@ -156,7 +172,7 @@ impl Server {
         let first_port = listeners
             .iter()
             .find_map(|l| match l {
-                Listener::Tcp(l, _) => l.local_addr().ok(),
+                Listener::Tcp(l, _) | Listener::Tls(l, _) => l.local_addr().ok(),
                 Listener::Unix(..) => None,
             })
             .map(|a| a.port())
@@ -186,6 +202,7 @@ impl Server {
         let mut context = Context::new(config, cache, cluster, blocks, listener_info);
         context.clock = clock;
         context.auth = auth;
+        context.tls = tls;
         let shared = Arc::new(context);
         Ok(Server {
             shared,
@@ -202,7 +219,7 @@ impl Server {
         self.listeners
             .iter()
             .filter_map(|l| match l {
-                Listener::Tcp(l, _) => l.local_addr().ok(),
+                Listener::Tcp(l, _) | Listener::Tls(l, _) => l.local_addr().ok(),
                 Listener::Unix(..) => None,
             })
             .collect()
@@ -313,6 +330,23 @@ impl Server {
                     Ok((s, peer)) => {
                         let _ = s.set_nodelay(true);
                         (Stream::Tcp(s), format!("tcp:{peer}"), name.clone())
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+                    Err(e) => return Err(e),
+                },
+                Listener::Tls(l, name) => match l.accept() {
+                    Ok((s, peer)) => {
+                        let _ = s.set_nodelay(true);
+                        let Some(tls) = &self.shared.tls else { continue };
+                        match tls.accept(s) {
+                            Ok(t) => (Stream::Tls(Box::new(t)), format!("tcp:{peer}"), name.clone()),
+                            Err(e) => {
+                                log::warn!("cannot start TLS for {peer}: {e}");
+                                continue;
+                            }
+                        }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -6,6 +6,7 @@
 pub mod conn;
 pub mod listener;
 pub mod stream;
+pub mod tls;
 pub mod worker;
 
 #[cfg(test)]

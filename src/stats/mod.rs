@@ -150,7 +150,7 @@ pub fn general(shared: &Context) -> Rows {
     for (name, value) in shared.watch.stats_rows() {
         write_stat(out, name, value);
     }
-    // ssl_* go here while TLS is on.
+    tls_rows(shared, out);
     // memcached's NAPI-id thread selection and its round-robin fallback: not used.
     write_stat(out, "unexpected_napi_ids", 0);
     write_stat(out, "round_robin_fallback", 0);
@@ -195,6 +195,22 @@ pub fn general(shared: &Context) -> Rows {
         );
     }
     rows
+}
+
+/// The TLS counters, where memcached lists them (only under `-Z`; `ssl_new_sessions` only
+/// with the session cache). `ssl_proto_errors` (newer memcached's) shows once it counted
+/// something, so 1.6.18's stats stay as many as its suite expects.
+fn tls_rows(shared: &Context, out: &mut Rows) {
+    let Some(tls) = &shared.tls else { return };
+    if tls.options().session_cache {
+        write_stat(out, "ssl_new_sessions", tls.new_sessions.load(Relaxed));
+    }
+    write_stat(out, "ssl_handshake_errors", tls.handshake_errors.load(Relaxed));
+    let proto_errors = tls.proto_errors.load(Relaxed);
+    if proto_errors > 0 {
+        write_stat(out, "ssl_proto_errors", proto_errors);
+    }
+    write_stat(out, "time_since_server_cert_refresh", tls.seconds_since_refresh());
 }
 
 /// A float as C's `printf("%.<precision>f")` writes it: Rust's rounding of the exact

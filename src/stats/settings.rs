@@ -111,7 +111,7 @@ pub fn settings(shared: &Context) -> Rows {
     for (name, value) in EXTSTORE_OFF {
         write_stat(out, name, value);
     }
-    // ssl_* go here (TLS).
+    tls_settings(cfg, out);
     write_stat(out, "num_napi_ids", "(null)");
     write_stat(
         out,
@@ -123,4 +123,40 @@ pub fn settings(shared: &Context) -> Rows {
     // slabcached's own settings, after memcached's.
     write_stat(out, "item_header_size", slabcache::ITEM_HEADER_SIZE);
     rows
+}
+
+/// A path setting as memcached prints it, `unset` when there is none.
+fn c_string(path: &Option<std::path::PathBuf>, unset: &str) -> String {
+    path.as_ref()
+        .map_or_else(|| unset.to_string(), |p| p.display().to_string())
+}
+
+/// `stats settings`' TLS rows, in memcached's order, with its spellings.
+fn tls_settings(cfg: &crate::config::Config, out: &mut Rows) {
+    use crate::config::TlsOptions;
+    let tls = &cfg.tls;
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    for (name, value) in [
+        ("ssl_enabled", yes_no(tls.enabled).to_string()),
+        // memcached prints these two with `%s` whether set or not: "(null)" when not.
+        ("ssl_chain_cert", c_string(&tls.chain_cert, "(null)")),
+        ("ssl_key", c_string(&tls.key, "(null)")),
+        ("ssl_verify_mode", tls.verify_flags().to_string()),
+        ("ssl_keyformat", tls.keyformat.to_string()),
+        (
+            "ssl_ciphers",
+            tls.ciphers.clone().unwrap_or_else(|| "NULL".into()),
+        ),
+        ("ssl_ca_cert", c_string(&tls.ca_cert, "NULL")),
+        ("ssl_wbuf_size", tls.wbuf_size.to_string()),
+        ("ssl_session_cache", yes_no(tls.session_cache).to_string()),
+        // rustls has no kernel offload: never in force.
+        ("ssl_kernel_tls", "no".to_string()),
+        (
+            "ssl_min_version",
+            TlsOptions::version_name(tls.effective_min_version()).to_string(),
+        ),
+    ] {
+        write_stat(out, name, value);
+    }
 }

@@ -329,7 +329,7 @@ impl Reply for BinaryReply<'_> {
                 0,
             ),
             // Text-only outcomes; no binary frame maps to a command that produces them.
-            Outcome::GetEnd | Outcome::Debug(_) | Outcome::Failed(_) => {}
+            Outcome::GetEnd | Outcome::Debug(_) | Outcome::Failed(_) | Outcome::Message(_) => {}
         }
     }
 }

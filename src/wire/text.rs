@@ -188,6 +188,10 @@ pub struct TextReply<'o> {
 
 impl Reply for TextReply<'_> {
     fn send(&mut self, outcome: Outcome<'_>) {
+        if let Outcome::Message(line) = &outcome {
+            self.out.extend_from_slice(line.as_bytes());
+            return;
+        }
         if self.noreply {
             return;
         }
@@ -233,6 +237,7 @@ impl Reply for TextReply<'_> {
             Outcome::FlushDisabled => Line::ClientError(ClientError::FlushAllNotAllowed),
             Outcome::Failed(e) => Line::Proto(e),
             Outcome::Version(v) => Line::Version(v),
+            Outcome::Message(_) => return,
             Outcome::Noop => Line::MetaNoop,
             Outcome::Stats(stats) => return stats_reply(out, stats),
             Outcome::Config(key, found) => {

@@ -148,6 +148,9 @@ pub struct Config {
     /// much of a tail comes from the client's own threads waiting for a shared core.
     #[arg(long, default_value_t = 0)]
     pub yield_after_us: u64,
+    /// Speak TLS (rustls); the server's certificate is not verified (a loopback benchmark).
+    #[arg(long)]
+    pub tls: bool,
     /// TCP connect timeout in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub connect_timeout_ms: u64,

@@ -15,6 +15,7 @@ mod parse;
 #[allow(unsafe_code)]
 mod procstat;
 mod rng;
+mod tls;
 mod worker;
 mod workload;
 

@@ -13,6 +13,7 @@
 use crate::config::{Config, Protocol};
 use crate::parse::{self, Expect, Kind, Pending, Step, Tally, MAX_FRAME};
 use crate::rng::Rng;
+use crate::tls::Link;
 use crate::workload::{Workload, OP_GETK, OP_GETKQ, OP_SET, OP_SETQ};
 use hdrhistogram::Histogram;
 use mio::net::TcpStream;
@@ -138,7 +139,7 @@ pub enum Mode {
 }
 
 struct Conn {
-    stream: Option<TcpStream>,
+    stream: Option<Link>,
     wbuf: Vec<u8>,
     wpos: usize,
     rbuf: Vec<u8>,
@@ -221,6 +222,8 @@ impl Stats {
 
 /// One worker thread's state.
 pub struct Worker<'a> {
+    /// `--tls`: the client configuration connections are wrapped with.
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     cfg: &'a Config,
     wl: &'a Workload,
     shared: &'a Shared,
@@ -271,6 +274,11 @@ impl<'a> Worker<'a> {
         let hist = Histogram::new_with_bounds(1, HIST_MAX_NS, 3)
             .map_err(|e| io::Error::other(format!("histogram: {e}")))?;
         Ok(Worker {
+            tls: if cfg.tls {
+                Some(crate::tls::client_config()?)
+            } else {
+                None
+            },
             cfg,
             wl,
             shared,
@@ -375,7 +383,7 @@ impl<'a> Worker<'a> {
         self.publish();
         for c in &mut self.conns {
             if let Some(mut s) = c.stream.take() {
-                let _ = self.poll.registry().deregister(&mut s);
+                let _ = self.poll.registry().deregister(s.socket());
             }
         }
         WorkerResult {
@@ -429,10 +437,10 @@ impl<'a> Worker<'a> {
         let res = std::net::TcpStream::connect_timeout(&self.addr, timeout).and_then(|s| {
             s.set_nodelay(true)?;
             s.set_nonblocking(true)?;
-            let mut s = TcpStream::from_std(s);
+            let mut s = Link::new(TcpStream::from_std(s), self.tls.as_ref())?;
             self.poll
                 .registry()
-                .register(&mut s, Token(i), Interest::READABLE | Interest::WRITABLE)?;
+                .register(s.socket(), Token(i), Interest::READABLE | Interest::WRITABLE)?;
             Ok(s)
         });
         let conn = &mut self.conns[i];
@@ -460,7 +468,7 @@ impl<'a> Worker<'a> {
     fn reset(&mut self, i: usize, reason: &str) {
         let conn = &mut self.conns[i];
         if let Some(mut s) = conn.stream.take() {
-            let _ = self.poll.registry().deregister(&mut s);
+            let _ = self.poll.registry().deregister(s.socket());
         }
         for p in conn.inflight.drain(..) {
             self.stats.lost(&p);
@@ -662,6 +670,9 @@ fn flush(conn: &mut Conn) -> Result<(), &'static str> {
     let Some(stream) = conn.stream.as_mut() else {
         return Ok(());
     };
+    if stream.flush().is_err() {
+        return Err("write error (connection closed by the server?)");
+    }
     while conn.wpos < conn.wbuf.len() {
         match stream.write(&conn.wbuf[conn.wpos..]) {
             Ok(0) => return Err("write returned 0"),

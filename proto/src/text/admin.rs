@@ -16,6 +16,7 @@
 //!   memcached's order: crawler enabled, then (metadump) dumping allowed and no replies
 //!   queued, then the class list; so a bad list is carried in the request as an error
 //!   for the server to report after its own checks.
+//! - `refresh_certs` takes `noreply` (which silences its `OK` only) and ignores other words.
 //! - `lru tune <hot pct> <warm pct> <hot factor> <warm factor>`, `lru mode flat|segmented`
 //!   and `lru temp_ttl <secs>` take `noreply`; their failures are `ERROR` lines. `mode`
 //!   and `temp_ttl` exist only while the LRU maintainer runs (otherwise `ERROR`).
@@ -102,6 +103,9 @@ pub enum AdminRequest {
         /// The streams asked for.
         streams: Option<WatchStreams>,
     },
+    /// `refresh_certs [noreply]`: reload the TLS certificates; reply `OK`, or the reason
+    /// they could not be loaded (memcached sends that line even under `noreply`).
+    RefreshCerts,
 }
 
 /// A set of memcached's log streams, as the bits memcached 1.6.18 gives them.
@@ -282,6 +286,11 @@ impl<'a> Line<'a, '_> {
         }
     }
 
+    /// `refresh_certs`, any words after it ignored but a final `noreply`.
+    pub(super) fn refresh_certs(&self, t: &Tokens<'a>) -> Decoded<'a> {
+        self.admin(AdminRequest::RefreshCerts, t.ends_with_noreply())
+    }
+
     /// `lru_crawler ...` (never `noreply`).
     pub(super) fn lru_crawler(&self, t: &Tokens<'a>) -> Decoded<'a> {
         let request = match (t.ntokens(), t.get(1)) {
@@ -390,6 +399,19 @@ mod tests {
             }
             other => panic!("{:?}: {other:?}", String::from_utf8_lossy(line)),
         }
+    }
+
+    #[test]
+    fn refresh_certs_takes_noreply() {
+        assert_eq!(admin(b"refresh_certs\r\n"), (AdminRequest::RefreshCerts, false));
+        assert_eq!(
+            admin(b"refresh_certs noreply\r\n"),
+            (AdminRequest::RefreshCerts, true)
+        );
+        assert_eq!(
+            admin(b"refresh_certs x y\r\n"),
+            (AdminRequest::RefreshCerts, false)
+        );
     }
 
     /// The error reply a line decodes to ("" when noreply suppresses it).

@@ -149,6 +149,7 @@ impl<'a> Line<'a, '_> {
                 b"lru_crawler" => self.lru_crawler(&t),
                 b"lru" => self.lru(&t),
                 b"watch" => self.watch(&t),
+                b"refresh_certs" => self.refresh_certs(&t),
                 // Known to memcached but not implemented here; they answer malformed input
                 // with `ERROR` and never reach the HTTP check.
                 b"bget" | b"extstore" => self.err(ProtoError::Error, false),
