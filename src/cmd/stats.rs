@@ -50,6 +50,9 @@ pub(super) fn stats(which: StatsRequest, ctx: &Context) -> StatsReply {
         StatsRequest::Reset => {
             ctx.stats.reset();
             ctx.cache.reset_stats();
+            if let Some(tls) = &ctx.tls {
+                tls.reset_counters();
+            }
             StatsReply::Reset
         }
         StatsRequest::Detail(StatsDetail::On | StatsDetail::Off) => StatsReply::DetailToggled,
