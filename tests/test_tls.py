@@ -356,6 +356,25 @@ def test_stats_rows_under_tls(kind, tls_server, certs):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_stats_reset_zeroes_tls_counters(kind, tls_server, certs):
+    srv = tls_server(kind, ["-o", "ssl_session_cache"])
+    for _ in range(2):  # a plain client: a handshake error on slabcached
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as plain:
+            plain.sendall(b"version\r\n")
+            try:
+                while plain.recv(4096):
+                    pass
+            except ConnectionResetError:
+                pass
+    c = TlsConn(srv.port, client_context(certs))
+    assert int(c.stats()["ssl_new_sessions"]) >= 1
+    assert c.cmd(b"stats reset\r\n") == b"RESET"
+    stats = c.stats()
+    assert (stats["ssl_new_sessions"], stats["ssl_handshake_errors"]) == ("0", "0")
+    c.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_slow_handshake_counts_toward_idle_timeout(kind, tls_server, certs):
     srv = tls_server(kind, ["-o", "idle_timeout=1"])
     silent = socket.create_connection(("127.0.0.1", srv.port), timeout=10)

@@ -85,11 +85,11 @@ pub struct Session {
     pub(crate) sasl_started: bool,
 }
 
-/// Whether traffic to this server is private: clients must authenticate, or it listens
-/// on loopback addresses or a UNIX socket only. (TLS, when there is such a setting,
-/// belongs here too.)
+/// Whether traffic to this server is private: clients must authenticate, it is encrypted
+/// (`-Z`), or it listens on loopback addresses or a UNIX socket only.
 pub fn is_private(config: &Config) -> bool {
     config.sasl
+        || config.tls.enabled
         || config.auth_file.is_some()
         || config.unix_socket.is_some()
         || config.port == 0

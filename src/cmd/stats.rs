@@ -56,6 +56,9 @@ pub(super) fn stats(which: StatsRequest, ctx: &Context) -> StatsReply {
             ctx.stats.reset();
             ctx.cache.reset_stats();
             ctx.detail.clear();
+            if let Some(tls) = &ctx.tls {
+                tls.reset_counters();
+            }
             StatsReply::Reset
         }
         StatsRequest::Detail(StatsDetail::On) => {

@@ -292,6 +292,13 @@ impl TlsContext {
         Ok(())
     }
 
+    /// `stats reset`: memcached zeroes its TLS counters with the others.
+    pub fn reset_counters(&self) {
+        for counter in [&self.handshake_errors, &self.proto_errors, &self.new_sessions] {
+            counter.store(0, Relaxed);
+        }
+    }
+
     /// `time_since_server_cert_refresh`, in seconds.
     pub fn seconds_since_refresh(&self) -> u64 {
         self.refreshed_at
@@ -416,6 +423,7 @@ impl TlsStream {
                 &self.ctx.proto_errors
             };
             counter.fetch_add(1, Relaxed);
+            log::debug!("TLS connection failed: {e}");
             let _ = self.push(); // the alert saying why
             return Err(io::Error::new(io::ErrorKind::InvalidData, e));
         }
