@@ -127,6 +127,8 @@ SESSION = [
     (b"replace zz 0 0 1\r\na\r\n", b"NOT_STORED"),
     (b"mg n v\r\n", b"3"),
     (b"mg nope v\r\n", b"EN"),
+    (b"me n\r\n", b"ME n"),
+    (b"me nope\r\n", b"EN"),
     (b"ms mk 2\r\nab\r\n", b"HD"),
     (b"set ex 0 -1 1\r\na\r\n", b"STORED"),
     (b"get ex\r\n", b"END"),

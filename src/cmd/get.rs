@@ -239,7 +239,7 @@ pub(super) fn debug<R: Reply>(key: &[u8], ctx: &Context, counters: &Counters, re
         vivify: false,
         counter: HitCounter::None,
     };
-    let found = ctx.cache.meta_get(key, now, peek, |it| {
+    let lookup = ctx.cache.lookup(key, now, peek, |it| {
         let info = DebugInfo {
             ttl: ttl_left(it.exptime(), now),
             last_access: u64::from(now.saturating_sub(it.written_at())),
@@ -250,8 +250,12 @@ pub(super) fn debug<R: Reply>(key: &[u8], ctx: &Context, counters: &Counters, re
             key_binary: it.key_binary(),
         };
         reply.send(Outcome::Debug(Some((it.key, info))));
+        (it.class, it.value.len())
     });
-    if found.is_none() {
+    if ctx.watch.wants(WatchStreams::FETCHERS) {
+        watch::events::item_get(ctx, key, GetStatus::of(&lookup));
+    }
+    if !matches!(lookup, Lookup::Hit(_)) {
         reply.send(Outcome::Debug(None));
     }
 }
