@@ -36,6 +36,8 @@ pub struct Get<'a> {
     pub refused: bool,
     /// `mg`'s flags.
     pub meta: Option<&'a MetaFlags<'a>>,
+    /// Keys already answered by earlier turns of this request (a resumed multi-get).
+    pub skip: usize,
 }
 
 /// An encoder that drops everything (the replies of a refused get line).
@@ -45,19 +47,28 @@ impl Reply for Discard {
     fn send(&mut self, _: Outcome<'_>) {}
 }
 
-pub(super) fn get<R: Reply>(g: Get<'_>, ctx: &Context, counters: &Counters, reply: &mut R) {
+/// Run a get; `Some(n)`: the reply is full after `n` keys and the rest waits (the
+/// encoder is asked between keys, so a reply ends up at most one value past its bound).
+pub(super) fn get<R: Reply>(g: Get<'_>, ctx: &Context, counters: &Counters, reply: &mut R) -> Option<usize> {
     let touch = g.touch.map(|t| expiry(ctx, t));
     if g.refused {
         for key in g.keys {
             one(key, touch, None, ctx, counters, &mut Discard);
         }
         reply.send(Outcome::Failed(ClientError::BadCommandLineFormat.into()));
-        return;
+        return None;
     }
-    for key in g.keys {
+    let mut done = g.skip;
+    let mut keys = g.keys.skip(g.skip).peekable();
+    while let Some(key) = keys.next() {
         one(key, touch, g.meta, ctx, counters, reply);
+        done += 1;
+        if reply.full() && keys.peek().is_some() {
+            return Some(done);
+        }
     }
     reply.send(Outcome::GetEnd);
+    None
 }
 
 fn one<R: Reply>(

@@ -77,6 +77,10 @@ pub struct Conn {
     stacked: bool,
     /// An `lru_crawler metadump` still listing classes; requests after it wait.
     metadump: Option<Metadump>,
+    /// Keys of the multi-get at `rpos` already answered: it paused at the output bound
+    /// and resumes with the next one (the request stays in `rbuf`, so a paused reply costs
+    /// no memory beyond the bound).
+    resume: usize,
 }
 
 enum Progress {
@@ -114,6 +118,7 @@ impl Conn {
             read_failed: false,
             stacked: false,
             metadump: None,
+            resume: 0,
         }
     }
 
@@ -334,10 +339,28 @@ impl Conn {
             let input = &self.rbuf[self.rpos..self.rend];
             let step = match self.protocol {
                 Protocol::Binary => wire::binary::step(input, shared, counters, &mut self.wbuf),
-                _ => wire::text::step(input, shared, counters, &mut self.wbuf, &mut self.stacked),
+                _ => {
+                    let room = WRITE_HIGH_WATER - (self.wbuf.len() - self.wpos);
+                    let stacked = &mut self.stacked;
+                    wire::text::step(
+                        input,
+                        shared,
+                        counters,
+                        &mut self.wbuf,
+                        stacked,
+                        self.resume,
+                        room,
+                    )
+                }
             };
             match step {
                 Step::Incomplete => return Progress::NeedInput,
+                Step::Paused(done) => {
+                    // The reply is past the bound: the next turn of the loop stops here,
+                    // and the get goes on once the client has read.
+                    self.resume = done;
+                    *budget = budget.saturating_sub(1);
+                }
                 Step::Done {
                     consumed,
                     swallow,
@@ -345,12 +368,15 @@ impl Conn {
                     action,
                 } => {
                     self.rpos += consumed;
+                    self.resume = 0;
                     self.swallow = swallow;
                     self.after_swallow = after_swallow;
                     *budget -= 1;
                     self.last_cmd.store(shared.clock.now(), Relaxed);
                     match action {
-                        Action::Continue => {}
+                        // Only a text multi-get pauses, and its step reports that as
+                        // `Step::Paused`.
+                        Action::Continue | Action::Paused(_) => {}
                         Action::Metadump(dump) => self.metadump = Some(dump),
                         Action::Close => return Progress::Close,
                         Action::Shutdown => {

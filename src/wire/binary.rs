@@ -67,6 +67,7 @@ fn command<'a>(req: &BinRequest<'a>, ctx: &Context) -> Result<Command<'a>, Statu
             touch,
             refused: false,
             meta: None,
+            skip: 0,
         })
     };
     Ok(match req.command {

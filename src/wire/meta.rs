@@ -75,6 +75,7 @@ fn command<'r>(req: &'r MetaRequest<'_>) -> Command<'r> {
             touch: ttl,
             refused: false,
             meta: Some(f),
+            skip: 0,
         }),
         MetaOp::Set { mode, data } => Command::Store(cmd::store::Store {
             // A compare cas turns set and replace into cas; add ignores it; append and

@@ -6,6 +6,9 @@ use crate::cmd::Action;
 pub enum Step {
     /// No complete request buffered.
     Incomplete,
+    /// A multi-get filled the output bound after this many of its keys: the request is
+    /// not consumed, and is decoded again to resume with its next key.
+    Paused(usize),
     Done {
         /// Input bytes used.
         consumed: usize,

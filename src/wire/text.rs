@@ -9,7 +9,7 @@ use slabcache::{ArithError, DeleteResult, StoreError, StoreOptions};
 use super::step::Step;
 use crate::cluster::ConfigChangeError;
 use crate::cmd::store::Refusal;
-use crate::cmd::{self, Command, Keys, Metadump, Outcome, Reply, StatsReply};
+use crate::cmd::{self, Action, Command, Keys, Metadump, Outcome, Reply, StatsReply};
 use crate::context::Context;
 use crate::stats::Counters;
 
@@ -19,7 +19,19 @@ use crate::stats::Counters;
 /// commands of this batch are still queued. memcached writes them out after each
 /// get-family command and `mn` (and whenever the input runs dry, where the connection
 /// clears the flag); `lru_crawler metadump` is refused while it is set.
-pub fn step(input: &[u8], ctx: &Context, counters: &Counters, out: &mut Vec<u8>, stacked: &mut bool) -> Step {
+///
+/// `resume` keys of the request at the front were answered by earlier turns (a paused
+/// multi-get, see [`Step::Paused`]); `room` is how many more reply bytes the connection
+/// wants before a multi-get pauses.
+pub fn step(
+    input: &[u8],
+    ctx: &Context,
+    counters: &Counters,
+    out: &mut Vec<u8>,
+    stacked: &mut bool,
+    resume: usize,
+    room: usize,
+) -> Step {
     let was_stacked = std::mem::replace(stacked, true);
     match text::decode(input, &ctx.limits) {
         Decoded::Incomplete => {
@@ -51,16 +63,20 @@ pub fn step(input: &[u8], ctx: &Context, counters: &Counters, out: &mut Vec<u8>,
             ) {
                 *stacked = false;
             }
+            let limit = out.len().saturating_add(room);
             let mut reply = TextReply {
                 out,
+                limit,
                 noreply: request.noreply(),
                 with_cas: matches!(
                     request,
                     Request::Get { with_cas: true, .. } | Request::GetAndTouch { with_cas: true, .. }
                 ),
             };
-            let action = cmd::execute(command(request, was_stacked), ctx, counters, &mut reply);
-            Step::done(consumed, action)
+            match cmd::execute(command(request, was_stacked, resume), ctx, counters, &mut reply) {
+                Action::Paused(done) => Step::Paused(done),
+                action => Step::done(consumed, action),
+            }
         }
     }
 }
@@ -76,13 +92,14 @@ pub fn metadump(dump: &mut Metadump, ctx: &Context, out: &mut Vec<u8>) -> bool {
 }
 
 /// The command a text request asks for.
-fn command(request: Request<'_>, pipelined: bool) -> Command<'_> {
+fn command(request: Request<'_>, pipelined: bool, resume: usize) -> Command<'_> {
     let get = |keys, touch, refused| {
         Command::Get(cmd::get::Get {
             keys: Keys::Line(keys),
             touch,
             refused,
             meta: None,
+            skip: resume,
         })
     };
     match request {
@@ -134,6 +151,8 @@ fn command(request: Request<'_>, pipelined: bool) -> Command<'_> {
 /// The text encoder for one request.
 pub struct TextReply<'o> {
     pub out: &'o mut Vec<u8>,
+    /// A multi-get pauses once `out` is longer than this.
+    pub limit: usize,
     /// memcached's noreply mode: send nothing.
     pub noreply: bool,
     /// gets, gats: `VALUE` lines carry the cas.
@@ -141,6 +160,10 @@ pub struct TextReply<'o> {
 }
 
 impl Reply for TextReply<'_> {
+    fn full(&self) -> bool {
+        self.out.len() > self.limit
+    }
+
     fn send(&mut self, outcome: Outcome<'_>) {
         if self.noreply {
             return;
