@@ -231,6 +231,8 @@ pub struct Config {
     pub dump_enabled: bool,
     pub prefix_delimiter: char,
     pub idle_timeout: u32,
+    /// `-o read_buf_mem_limit` (given in megabytes) in bytes; 0: none (see `net::budget`).
+    pub read_buf_mem_limit: usize,
     pub track_sizes: bool,
     /// `slabs reassign` and the page mover (`-o slab_reassign|no_slab_reassign`).
     pub slab_reassign: bool,
@@ -458,6 +460,7 @@ impl Config {
             dump_enabled: !args.disable_dumping,
             prefix_delimiter,
             idle_timeout: 0,
+            read_buf_mem_limit: 0,
             track_sizes: false,
             slab_reassign: true,
             slab_automove_window: 30,
@@ -655,6 +658,13 @@ impl Config {
                     .parse()
                     .map_err(|_| invalid(format!("Invalid idle_timeout: {v}")))?;
             }
+            "read_buf_mem_limit" => {
+                let v = need(value)?;
+                let mb: usize = v
+                    .parse()
+                    .map_err(|_| invalid(format!("Invalid read_buf_mem_limit: {v}")))?;
+                self.read_buf_mem_limit = mb << 20;
+            }
             "track_sizes" => self.track_sizes = true,
             "no_flush" | "no_flush_all" => self.flush_enabled = false,
             "no_cas" => self.use_cas = false,
@@ -666,7 +676,6 @@ impl Config {
             | "hash_algorithm"
             | "watcher_logbuf_size"
             | "worker_logbuf_size"
-            | "read_buf_mem_limit"
             | "inline_ascii_resp"
             | "no_inline_ascii_resp"
             | "no_hashexpand"

@@ -39,6 +39,8 @@ pub struct Context {
     pub maintenance: Maintenance,
     /// Listening sockets for `stats conns`: (fd, "tcp:addr:port").
     pub listeners: Vec<(i32, String)>,
+    /// Memory partial requests may hold beyond each connection's allowance.
+    pub read_budget: Arc<crate::net::budget::ReadBudget>,
 }
 
 impl Context {
@@ -86,6 +88,7 @@ impl Context {
             ..proto::Limits::default()
         };
         Context {
+            read_budget: Arc::new(crate::net::budget::ReadBudget::new(config.read_buf_mem_limit)),
             verbosity: AtomicU8::new(config.verbosity),
             maintenance: Maintenance::new(config.tunables.clone()),
             config,

@@ -66,3 +66,81 @@ def test_multiget_to_a_client_that_does_not_read(start_server):
           f"{worst * 1000:.1f} ms")
     assert growth_mb <= 16
     assert worst <= 0.1
+
+
+def test_values_that_arrive_slowly(start_server):
+    limit_mb = 64
+    srv = start_server(["-m", str(limit_mb), "-t", "2", "-c", "1024"])
+    socks = []
+    part = b"x" * (900 * 1024)
+    try:
+        for i in range(200):
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+            s.setblocking(False)
+            socks.append([s, b"set slow%d 0 0 1000000\r\n" % i + part])
+        # Push every connection's 900 KB as far as the server takes it.
+        deadline = time.monotonic() + 20
+        while any(buf for _, buf in socks) and time.monotonic() < deadline:
+            progress = False
+            for entry in socks:
+                s, buf = entry
+                if not buf:
+                    continue
+                try:
+                    n = s.send(buf[:256 * 1024])
+                    entry[1] = buf[n:]
+                    progress = progress or n > 0
+                except BlockingIOError:
+                    pass
+            if not progress:
+                time.sleep(0.01)
+        time.sleep(0.5)
+        rss_mb = rss_kb(srv.pid) / 1024
+        unsent = sum(len(buf) for _, buf in socks)
+        print(f"{TARGET}: 200 partial 1 MB values: RSS {rss_mb:.1f} MB with -m {limit_mb} "
+              f"({unsent / MB:.1f} MB not accepted)")
+        assert unsent == 0, "the server stopped reading partial values"
+        assert rss_mb <= limit_mb * 1.05 + 16
+        # The server still serves, and answers every connection once its value completes.
+        with RawConn(srv.port) as c:
+            c.send(b"set after 0 0 2\r\nok\r\nget after\r\n")
+            assert c.line() == b"STORED"
+            assert c.line() == b"VALUE after 0 2"
+        for s, _ in socks[:20]:
+            s.setblocking(True)
+            s.settimeout(10)
+            s.sendall(b"y" * (1000000 - len(part)) + b"\r\n")
+            reply = s.recv(100)
+            # Refused when the value is announced (slabcached, and memcached when it cannot
+            # allocate the item) or while it arrives (memcached's chunked items).
+            assert reply in (b"STORED\r\n", b"SERVER_ERROR out of memory storing object\r\n",
+                             b"SERVER_ERROR Out of memory during read\r\n"), reply
+    finally:
+        for s, _ in socks:
+            s.close()
+
+
+def test_idle_connections_are_cheap(start_server):
+    srv = start_server(["-m", "64", "-t", "2", "-c", "2048"])
+    with RawConn(srv.port) as c:  # warm up: a worker's first requests allocate
+        c.send(b"set k 0 0 1\r\nx\r\nget k\r\n")
+        assert c.line() == b"STORED"
+    time.sleep(0.2)
+    before = rss_kb(srv.pid)
+    socks = []
+    try:
+        for i in range(500):
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+            s.sendall(b"set half%d 0 0 10\r\nhal" % i)
+            socks.append(s)
+        time.sleep(1)
+        per_conn_kb = (rss_kb(srv.pid) - before) / 500
+        print(f"{TARGET}: 500 idle connections with half a command: {per_conn_kb:.1f} KB each")
+        assert per_conn_kb <= 8
+        # They are still served once they finish.
+        socks[0].sendall(b"f-done!\r\n")
+        assert socks[0].recv(100) == b"STORED\r\n"
+    finally:
+        for s in socks:
+            s.close()

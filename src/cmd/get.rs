@@ -16,7 +16,7 @@
 //!   smaller than memcached's).
 
 use proto::meta::{DebugInfo, ItemMeta, MetaFlags};
-use proto::ClientError;
+use proto::ProtoError;
 use slabcache::{GetOptions, HitCounter, ItemView};
 
 use super::outcome::{expiry, ttl_left, Hit, Keys, Outcome, Reply};
@@ -31,9 +31,10 @@ pub struct Get<'a> {
     pub keys: Keys<'a>,
     /// gat, gats, binary Gat, `mg` with `T`: the new expiry, as sent.
     pub touch: Option<i64>,
-    /// The line went on with a key too long: memcached looks the keys before it up (and
-    /// counts and touches them), drops their replies and answers `bad command line format`.
-    pub refused: bool,
+    /// The line went on with a key too long (or, with `-o read_buf_mem_limit`, has more
+    /// keys than replies can be held): memcached looks the keys up (and counts and touches
+    /// them), drops their replies and answers this error instead.
+    pub refused: Option<ProtoError>,
     /// `mg`'s flags.
     pub meta: Option<&'a MetaFlags<'a>>,
     /// Keys already answered by earlier turns of this request (a resumed multi-get).
@@ -51,11 +52,11 @@ impl Reply for Discard {
 /// encoder is asked between keys, so a reply ends up at most one value past its bound).
 pub(super) fn get<R: Reply>(g: Get<'_>, ctx: &Context, counters: &Counters, reply: &mut R) -> Option<usize> {
     let touch = g.touch.map(|t| expiry(ctx, t));
-    if g.refused {
+    if let Some(error) = g.refused {
         for key in g.keys {
             one(key, touch, None, ctx, counters, &mut Discard);
         }
-        reply.send(Outcome::Failed(ClientError::BadCommandLineFormat.into()));
+        reply.send(Outcome::Failed(error));
         return None;
     }
     let mut done = g.skip;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use mio::net::UnixStream;
 
+use super::bufpool::BufPool;
 use super::conn::{Conn, Drive};
 use super::stream::Stream;
 use crate::context::{for_tests, Context};
@@ -17,6 +18,7 @@ struct Pair {
     counters: Arc<Counters>,
     conn: Conn,
     client: UnixStream,
+    pool: BufPool,
 }
 
 fn pair(args: &[&str]) -> Pair {
@@ -28,6 +30,7 @@ fn pair(args: &[&str]) -> Pair {
         counters,
         conn,
         client,
+        pool: BufPool::default(),
     }
 }
 
@@ -35,7 +38,7 @@ impl Pair {
     /// Send `input`, drive the connection, and return what it answered.
     fn send(&mut self, input: &[u8]) -> (Vec<u8>, Drive) {
         self.client.write_all(input).unwrap();
-        let drive = self.conn.drive(&self.ctx, &self.counters);
+        let drive = self.conn.drive(&self.ctx, &self.counters, &mut self.pool);
         let mut out = Vec::new();
         let mut buf = [0u8; 65536];
         loop {

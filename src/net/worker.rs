@@ -18,6 +18,7 @@ use crossbeam::channel::{self, Receiver, Sender};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::context::{ConnEntry, Context};
+use crate::net::bufpool::BufPool;
 use crate::net::conn::{Conn, Drive};
 use crate::net::stream::Stream;
 use crate::stats::Counters;
@@ -66,6 +67,8 @@ pub struct Worker {
     pending: Vec<usize>,
     /// Connections with a readiness event in the current poll round.
     ready: Vec<usize>,
+    /// I/O buffers for this worker's connections.
+    pool: BufPool,
 }
 
 impl Worker {
@@ -82,6 +85,7 @@ impl Worker {
             free: Vec::new(),
             pending: Vec::new(),
             ready: Vec::new(),
+            pool: BufPool::default(),
         };
         Ok((worker, WorkerHandle { tx, waker }))
     }
@@ -143,7 +147,7 @@ impl Worker {
     fn serve_ready(&mut self) {
         for &i in &self.ready {
             if let Some(conn) = self.conns.get_mut(i).and_then(Option::as_mut) {
-                if let Some(key) = conn.prefill(&self.shared, &self.counters) {
+                if let Some(key) = conn.prefill(&self.shared, &self.counters, &mut self.pool) {
                     self.shared.cache.prefetch_index(key);
                 }
             }
@@ -203,7 +207,7 @@ impl Worker {
         let Some(conn) = self.conns.get_mut(index).and_then(Option::as_mut) else {
             return;
         };
-        let drive = conn.drive(&self.shared, &self.counters);
+        let drive = conn.drive(&self.shared, &self.counters, &mut self.pool);
         if !matches!(drive, Drive::Close) && conn.has_pending_output() != conn.write_interest {
             let interest = if conn.write_interest {
                 Interest::READABLE
@@ -236,6 +240,7 @@ impl Worker {
 
     fn close(&mut self, index: usize) {
         if let Some(mut conn) = self.conns[index].take() {
+            conn.release_buffers(&self.counters, &mut self.pool);
             let _ = self.poll.registry().deregister(conn.stream_mut());
             self.shared
                 .conns
@@ -260,6 +265,7 @@ impl Worker {
                 .as_ref()
                 .is_some_and(|c| now.saturating_sub(c.last_command()) > timeout);
             if idle {
+                crate::stats::bump(&self.counters.idle_kicks, 1);
                 self.close(i);
             }
         }

@@ -51,6 +51,22 @@ pub fn general(shared: &Context) -> Rows {
         "connection_structures",
         &(curr + shared.listeners.len() as u64),
     );
+    let raw = shared.stats.raw();
+    let pooled = raw.buf_allocs.saturating_sub(raw.buf_frees);
+    let in_use = raw.buf_takes.saturating_sub(raw.buf_gives);
+    let writing = raw.wbuf_takes.saturating_sub(raw.wbuf_gives);
+    const BUF: u64 = crate::net::bufpool::BUF_SIZE as u64;
+    s(out, "response_obj_oom", &t.response_obj_oom);
+    s(out, "response_obj_count", &t.response_obj_count);
+    s(out, "response_obj_bytes", &(writing * BUF));
+    s(out, "read_buf_count", &pooled);
+    s(
+        out,
+        "read_buf_bytes",
+        &(pooled * BUF + shared.read_budget.used() as u64),
+    );
+    s(out, "read_buf_bytes_free", &(pooled.saturating_sub(in_use) * BUF));
+    s(out, "read_buf_oom", &t.read_buf_oom);
     s(out, "reserved_fds", &20);
     for (name, value) in [
         ("cmd_get", t.cmd_get),
@@ -77,6 +93,14 @@ pub fn general(shared: &Context) -> Rows {
         ("store_no_memory", t.store_no_memory),
         ("auth_cmds", t.auth_cmds),
         ("auth_errors", t.auth_errors),
+    ] {
+        write_stat(out, name, value);
+    }
+    // memcached lists it only with an idle timeout.
+    if shared.config.idle_timeout > 0 {
+        write_stat(out, "idle_kicks", t.idle_kicks);
+    }
+    for (name, value) in [
         ("bytes_read", t.bytes_read),
         ("bytes_written", t.bytes_written),
         ("limit_maxbytes", c.limit_maxbytes),

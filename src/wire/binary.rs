@@ -65,7 +65,7 @@ fn command<'a>(req: &BinRequest<'a>, ctx: &Context) -> Result<Command<'a>, Statu
         Command::Get(cmd::get::Get {
             keys: Keys::One(Some(key)),
             touch,
-            refused: false,
+            refused: None,
             meta: None,
             skip: 0,
         })

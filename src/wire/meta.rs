@@ -73,7 +73,7 @@ fn command<'r>(req: &'r MetaRequest<'_>) -> Command<'r> {
         MetaOp::Get => Command::Get(cmd::get::Get {
             keys: Keys::One(Some(key)),
             touch: ttl,
-            refused: false,
+            refused: None,
             meta: Some(f),
             skip: 0,
         }),

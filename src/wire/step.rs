@@ -53,3 +53,16 @@ impl Step {
         }
     }
 }
+
+/// What the connection allows the request at the front of its input.
+#[derive(Debug, Clone, Copy)]
+pub struct Turn {
+    /// Keys of this multi-get answered by earlier turns (see [`Step::Paused`]).
+    pub resume: usize,
+    /// Reply bytes the connection takes before a multi-get pauses.
+    pub room: usize,
+    /// Replies ("response objects") the connection can still hold: bounded only with
+    /// `-o read_buf_mem_limit`, as memcached bounds them (a multi-get with more keys is
+    /// refused `out of memory writing get response`).
+    pub replies: usize,
+}

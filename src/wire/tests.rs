@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::step::Step;
+use super::step::{Step, Turn};
 use super::{binary, text};
 use crate::cmd::Action;
 use crate::context::Context;
@@ -26,6 +26,13 @@ enum Wire {
     Binary,
 }
 
+/// A turn without bounds.
+const TURN: Turn = Turn {
+    resume: 0,
+    room: usize::MAX,
+    replies: usize::MAX,
+};
+
 impl Server {
     /// Feed `input` as one connection would receive it; returns the replies and whether the
     /// connection was told to close.
@@ -36,15 +43,7 @@ impl Server {
         while pos < input.len() {
             let rest = &input[pos..];
             let step = match wire {
-                Wire::Text => text::step(
-                    rest,
-                    &self.ctx,
-                    &self.counters,
-                    &mut out,
-                    &mut stacked,
-                    0,
-                    usize::MAX,
-                ),
+                Wire::Text => text::step(rest, &self.ctx, &self.counters, &mut out, &mut stacked, TURN),
                 Wire::Binary => binary::step(rest, &self.ctx, &self.counters, &mut out),
             };
             let Step::Done {
@@ -425,7 +424,18 @@ fn a_paused_multiget_resumes_where_it_stopped() {
     let mut turns = 0;
     loop {
         turns += 1;
-        match text::step(request, &s.ctx, &s.counters, &mut out, &mut stacked, resume, 0) {
+        match text::step(
+            request,
+            &s.ctx,
+            &s.counters,
+            &mut out,
+            &mut stacked,
+            Turn {
+                resume,
+                room: 0,
+                ..TURN
+            },
+        ) {
             Step::Paused(done) => {
                 assert!(done > resume);
                 resume = done;

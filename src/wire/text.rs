@@ -6,12 +6,12 @@ use proto::text::{self, Decoded, Reply as Line, Request};
 use proto::{ClientError, ProtoError, ServerError};
 use slabcache::{ArithError, DeleteResult, StoreError, StoreOptions};
 
-use super::step::Step;
+use super::step::{Step, Turn};
 use crate::cluster::ConfigChangeError;
 use crate::cmd::store::Refusal;
 use crate::cmd::{self, Action, Command, Keys, Metadump, Outcome, Reply, StatsReply};
 use crate::context::Context;
-use crate::stats::Counters;
+use crate::stats::{bump, Counters};
 
 /// Decode and execute one text request from the front of `input`.
 ///
@@ -20,17 +20,15 @@ use crate::stats::Counters;
 /// get-family command and `mn` (and whenever the input runs dry, where the connection
 /// clears the flag); `lru_crawler metadump` is refused while it is set.
 ///
-/// `resume` keys of the request at the front were answered by earlier turns (a paused
-/// multi-get, see [`Step::Paused`]); `room` is how many more reply bytes the connection
-/// wants before a multi-get pauses.
+/// `turn` is what the connection allows this request: where a paused multi-get resumes,
+/// the reply bytes before it pauses again, and the replies it may hold.
 pub fn step(
     input: &[u8],
     ctx: &Context,
     counters: &Counters,
     out: &mut Vec<u8>,
     stacked: &mut bool,
-    resume: usize,
-    room: usize,
+    turn: Turn,
 ) -> Step {
     let was_stacked = std::mem::replace(stacked, true);
     match text::decode(input, &ctx.limits) {
@@ -63,7 +61,7 @@ pub fn step(
             ) {
                 *stacked = false;
             }
-            let limit = out.len().saturating_add(room);
+            let limit = out.len().saturating_add(turn.room);
             let mut reply = TextReply {
                 out,
                 limit,
@@ -73,7 +71,17 @@ pub fn step(
                     Request::Get { with_cas: true, .. } | Request::GetAndTouch { with_cas: true, .. }
                 ),
             };
-            match cmd::execute(command(request, was_stacked, resume), ctx, counters, &mut reply) {
+            let mut command = command(request, was_stacked, turn.resume);
+            if let Command::Get(g) = &mut command {
+                // memcached needs a response object per key, and gives up the whole line
+                // when it runs out of them.
+                if turn.replies != usize::MAX && g.refused.is_none() && g.keys.clone().count() > turn.replies
+                {
+                    bump(&counters.response_obj_oom, 1);
+                    g.refused = Some(ServerError::OutOfMemoryWritingGet.into());
+                }
+            }
+            match cmd::execute(command, ctx, counters, &mut reply) {
                 Action::Paused(done) => Step::Paused(done),
                 action => Step::done(consumed, action),
             }
@@ -93,7 +101,8 @@ pub fn metadump(dump: &mut Metadump, ctx: &Context, out: &mut Vec<u8>) -> bool {
 
 /// The command a text request asks for.
 fn command(request: Request<'_>, pipelined: bool, resume: usize) -> Command<'_> {
-    let get = |keys, touch, refused| {
+    let get = |keys, touch, refused: bool| {
+        let refused = refused.then(|| ClientError::BadCommandLineFormat.into());
         Command::Get(cmd::get::Get {
             keys: Keys::Line(keys),
             touch,
