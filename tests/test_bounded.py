@@ -144,3 +144,32 @@ def test_idle_connections_are_cheap(start_server):
     finally:
         for s in socks:
             s.close()
+
+
+def curr_connections(port: int) -> int:
+    with RawConn(port) as c:
+        c.send(b"stats\r\n")
+        while True:
+            line = c.line()
+            if line.startswith(b"STAT curr_connections "):
+                return int(line.split()[2])
+
+
+def test_half_closed_clients_get_every_reply_and_are_closed(start_server):
+    srv = start_server(["-m", "64", "-t", "1"])
+    fill(srv.port, [b"h%d" % i for i in range(20)], 100 * 1024)
+    base = curr_connections(srv.port)
+    for n in (1, 20):
+        for _ in range(20):
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+            s.sendall(b"get " + b" ".join(b"h%d" % i for i in range(n)) + b"\r\n")
+            s.shutdown(socket.SHUT_WR)
+            got = b""
+            while chunk := s.recv(1 << 20):
+                got += chunk
+            s.close()
+            assert got.count(b"VALUE ") == n and got.endswith(b"END\r\n")
+    deadline = time.monotonic() + 5
+    while curr_connections(srv.port) > base and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert curr_connections(srv.port) == base

@@ -87,6 +87,9 @@ pub struct Conn {
     prefilled: bool,
     /// `prefill`'s read failed (EOF or error, with no request buffered): close.
     read_failed: bool,
+    /// The peer closed its side or reset (the event said so): read until EOF even after a
+    /// short read, or a FIN that came with the last data would never be seen.
+    pub hangup: bool,
     /// Replies of earlier text commands of this batch are queued (see [`wire::text::step`]).
     stacked: bool,
     /// An `lru_crawler metadump` still listing classes; requests after it wait.
@@ -137,6 +140,7 @@ impl Conn {
             write_interest: false,
             prefilled: false,
             read_failed: false,
+            hangup: false,
             stacked: false,
             metadump: None,
             resume: 0,
@@ -199,7 +203,7 @@ impl Conn {
         if self.read_failed {
             return Drive::Close;
         }
-        if !std::mem::take(&mut self.prefilled) {
+        if !std::mem::take(&mut self.prefilled) || self.hangup {
             self.drained = false;
         }
         loop {
@@ -246,6 +250,11 @@ impl Conn {
                     self.shrink_idle_buffers(counters, pool);
                     return Drive::Wait;
                 }
+                // A client that half-closed still gets the replies to what it sent: every
+                // complete request has run by now, so close once they are written.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && self.has_pending_output() => {
+                    self.closing = true;
+                }
                 Err(_) => return Drive::Close,
             }
         }
@@ -280,7 +289,7 @@ impl Conn {
             match self.stream.read(&mut self.rbuf[self.rend..]) {
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
                 Ok(n) => {
-                    self.drained = self.rend + n < self.rbuf.len();
+                    self.drained = !self.hangup && self.rend + n < self.rbuf.len();
                     self.rend += n;
                     bump(&counters.bytes_read, n as u64);
                     return Ok(true);

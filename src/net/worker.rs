@@ -113,7 +113,14 @@ impl Worker {
             for event in events.iter() {
                 match event.token() {
                     WAKER => self.accept_new(),
-                    Token(i) => self.ready.push(i),
+                    Token(i) => {
+                        if event.is_read_closed() || event.is_error() {
+                            if let Some(conn) = self.conns.get_mut(i).and_then(Option::as_mut) {
+                                conn.hangup = true;
+                            }
+                        }
+                        self.ready.push(i);
+                    }
                 }
             }
             self.serve_ready();
