@@ -159,6 +159,12 @@ impl Conn {
         &mut self.stream
     }
 
+    /// Bytes of buffers the connection holds (tests check the bound).
+    #[cfg(test)]
+    pub fn held_bytes(&self) -> usize {
+        self.rbuf.capacity() + self.wbuf.capacity()
+    }
+
     /// Replies are waiting for the socket to accept them.
     pub fn has_pending_output(&self) -> bool {
         self.wpos < self.wbuf.len()
