@@ -659,11 +659,11 @@ impl Config {
                     .map_err(|_| invalid(format!("Invalid idle_timeout: {v}")))?;
             }
             "read_buf_mem_limit" => {
-                let v = need(value)?;
+                let v = value.ok_or_else(|| invalid("Missing read_buf_mem_limit argument"))?;
                 let mb: usize = v
                     .parse()
-                    .map_err(|_| invalid(format!("Invalid read_buf_mem_limit: {v}")))?;
-                self.read_buf_mem_limit = mb << 20;
+                    .map_err(|_| invalid("could not parse argument to read_buf_mem_limit"))?;
+                self.read_buf_mem_limit = mb.saturating_mul(1 << 20);
             }
             "track_sizes" => self.track_sizes = true,
             "no_flush" | "no_flush_all" => self.flush_enabled = false,

@@ -249,6 +249,7 @@ pub fn settings(shared: &Context) -> Rows {
         ("temp_lru", yes_no(t.temp_lru).into()),
         ("temporary_ttl", t.temporary_ttl.to_string()),
         ("idle_timeout", cfg.idle_timeout.to_string()),
+        ("read_buf_mem_limit", cfg.read_buf_mem_limit.to_string()),
         (
             "track_sizes",
             yes_no(shared.cache.size_histogram().is_some()).into(),
