@@ -218,3 +218,32 @@ def test_a_value_over_the_read_budget_is_refused_and_swallowed(start_server):
     with RawConn(srv.port, timeout=10) as c:
         c.send(b"set other 0 0 600000\r\n" + b"o" * 600000 + b"\r\n")
         assert c.line() == b"STORED"
+
+
+def test_large_values_to_a_client_that_does_not_read(start_server):
+    """One 6 MB value (-I 8m) asked for 40 times by a client that never reads: the server's
+    RSS grows by at most 16 MB (a reply is not copied out whole), and a client that reads
+    gets the value intact."""
+    srv = start_server(["-m", "64", "-t", "1", "-I", "8m"])
+    value = bytes(i % 251 for i in range(6 * MB))
+    with RawConn(srv.port, timeout=30) as c:
+        c.send(b"set huge 0 0 %d\r\n%s\r\n" % (len(value), value))
+        assert c.line() == b"STORED"
+    time.sleep(0.2)
+    before = rss_kb(srv.pid)
+    hog = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    hog.sendall(b"get huge\r\n" * 40)
+    peak = before
+    with RawConn(srv.port, timeout=30) as c:
+        for _ in range(3):
+            c.send(b"get huge\r\n")
+            assert c.line() == b"VALUE huge 0 %d" % len(value)
+            assert c.exact(len(value) + 2) == value + b"\r\n"
+            assert c.line() == b"END"
+            peak = max(peak, rss_kb(srv.pid))
+            time.sleep(0.3)
+    hog.close()
+    growth_mb = (peak - before) / 1024
+    print(f"{TARGET}: 6 MB value x 40 to a non-reader: RSS growth {growth_mb:.1f} MB")
+    assert growth_mb <= 16

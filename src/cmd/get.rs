@@ -64,7 +64,8 @@ pub(super) fn get<R: Reply>(g: Get<'_>, ctx: &Context, counters: &Counters, repl
     while let Some(key) = keys.next() {
         one(key, touch, g.meta, ctx, counters, reply);
         done += 1;
-        if reply.full() && keys.peek().is_some() {
+        // A value still being written in pieces pauses even the last key: `END` follows it.
+        if reply.full() && (keys.peek().is_some() || reply.writing_value()) {
             return Some(done);
         }
     }

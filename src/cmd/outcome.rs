@@ -114,6 +114,11 @@ pub trait Reply {
     fn full(&self) -> bool {
         false
     }
+
+    /// A large value is being written in pieces: the request waits for them to be out.
+    fn writing_value(&self) -> bool {
+        false
+    }
 }
 
 /// A wire exptime (relative seconds, a Unix time, or negative for "already expired") as

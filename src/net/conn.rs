@@ -25,6 +25,7 @@ use crate::net::budget::{ReadBudget, FREE_ALLOWANCE};
 use crate::net::bufpool::{BufPool, BUF_SIZE};
 use crate::net::stream::Stream;
 use crate::stats::{bump, Counters};
+use crate::wire::value_rest::{self, ValueRest};
 use crate::wire::{self, Step, Turn};
 
 /// Stop executing requests while this many reply bytes are unsent.
@@ -105,6 +106,9 @@ pub struct Conn {
     /// response objects); `replies` is how many are queued.
     reply_cap: Option<usize>,
     replies: usize,
+    /// A large value of a get reply still being written, a piece per turn (see
+    /// [`wire::value_rest`]); it goes before any other request.
+    value_rest: Option<ValueRest>,
 }
 
 enum Progress {
@@ -148,6 +152,7 @@ impl Conn {
             budget: Arc::clone(&shared.read_budget),
             reply_cap: reply_cap(shared),
             replies: 0,
+            value_rest: None,
         }
     }
 
@@ -454,6 +459,15 @@ impl Conn {
                     Progress::Budget
                 };
             }
+            if self.value_rest.is_some() {
+                *budget -= 1;
+                let room = WRITE_HIGH_WATER - (self.wbuf.len() - self.wpos);
+                if value_rest::continue_value(&mut self.value_rest, shared, &mut self.wbuf, room).is_err() {
+                    // The item changed between two pieces: the reply cannot be completed.
+                    return Progress::Close;
+                }
+                continue;
+            }
             if let Some(dump) = &mut self.metadump {
                 // One class per turn, each counted as a request.
                 *budget -= 1;
@@ -483,16 +497,15 @@ impl Conn {
                 };
             }
             let input = &self.rbuf[self.rpos..self.rend];
+            let turn = Turn {
+                resume: self.resume,
+                room: WRITE_HIGH_WATER - (self.wbuf.len() - self.wpos),
+                replies: self.reply_cap.map_or(usize::MAX, |cap| cap - self.replies),
+            };
+            let (out, rest) = (&mut self.wbuf, &mut self.value_rest);
             let step = match self.protocol {
-                Protocol::Binary => wire::binary::step(input, shared, counters, &mut self.wbuf),
-                _ => {
-                    let turn = Turn {
-                        resume: self.resume,
-                        room: WRITE_HIGH_WATER - (self.wbuf.len() - self.wpos),
-                        replies: self.reply_cap.map_or(usize::MAX, |cap| cap - self.replies),
-                    };
-                    wire::text::step(input, shared, counters, &mut self.wbuf, &mut self.stacked, turn)
-                }
+                Protocol::Binary => wire::binary::step(input, shared, counters, out, turn, rest),
+                _ => wire::text::step(input, shared, counters, out, &mut self.stacked, turn, rest),
             };
             match step {
                 Step::Incomplete => return Progress::NeedInput,

@@ -17,7 +17,8 @@ use proto::binary::{self, BinCommand, BinDecoded, BinRequest, Opcode, Status, AR
 use proto::text::{StatsDetail, StatsRequest};
 use slabcache::{ArithError, DeleteResult, StoreError, StoreMode, StoreOptions};
 
-use super::step::Step;
+use super::step::{Step, Turn};
+use super::value_rest::{append_value, ValueRest};
 use crate::cluster::ConfigChangeError;
 use crate::cmd::store::Refusal;
 use crate::cmd::{self, Action, Command, Keys, Outcome, Reply, StatsReply};
@@ -25,23 +26,34 @@ use crate::context::Context;
 use crate::stats::Counters;
 
 /// Decode and execute one request frame from the front of `input`.
-pub fn step(input: &[u8], ctx: &Context, counters: &Counters, out: &mut Vec<u8>) -> Step {
+pub fn step(
+    input: &[u8],
+    ctx: &Context,
+    counters: &Counters,
+    out: &mut Vec<u8>,
+    turn: Turn,
+    rest: &mut Option<ValueRest>,
+) -> Step {
     match binary::decode(input, &ctx.limits) {
         BinDecoded::Incomplete => Step::Incomplete,
         BinDecoded::Request { request, consumed } => {
             let mut reply = BinaryReply {
                 out,
+                rest,
                 opcode: request.opcode,
                 opaque: request.opaque,
             };
-            let action = match command(&request, ctx) {
+            let action = match command(&request, ctx, turn.resume) {
                 Ok(command) => cmd::execute(command, ctx, counters, &mut reply),
                 Err(status) => {
                     reply.status(status, 0);
                     Action::Continue
                 }
             };
-            Step::done(consumed, action)
+            match action {
+                Action::Paused(done) => Step::Paused(done),
+                action => Step::done(consumed, action),
+            }
         }
         BinDecoded::Error(e) => {
             cmd::store::refused(ctx, counters, Refusal::Uncounted, e.unlink);
@@ -59,7 +71,7 @@ pub fn step(input: &[u8], ctx: &Context, counters: &Counters, out: &mut Vec<u8>)
 }
 
 /// The command a frame asks for, or the status that refuses it outright.
-fn command<'a>(req: &BinRequest<'a>, ctx: &Context) -> Result<Command<'a>, Status> {
+fn command<'a>(req: &BinRequest<'a>, ctx: &Context, resume: usize) -> Result<Command<'a>, Status> {
     let header_cas = (req.cas != 0).then_some(req.cas);
     let get = |key, touch| {
         Command::Get(cmd::get::Get {
@@ -67,7 +79,7 @@ fn command<'a>(req: &BinRequest<'a>, ctx: &Context) -> Result<Command<'a>, Statu
             touch,
             refused: None,
             meta: None,
-            skip: 0,
+            skip: resume,
         })
     };
     Ok(match req.command {
@@ -160,6 +172,8 @@ fn stats_group(group: &[u8]) -> Option<StatsRequest> {
 /// The binary encoder for one request.
 pub struct BinaryReply<'o> {
     pub out: &'o mut Vec<u8>,
+    /// A large value's pieces still to write (see [`super::value_rest`]).
+    pub rest: &'o mut Option<ValueRest>,
     pub opcode: Opcode,
     pub opaque: u32,
 }
@@ -191,6 +205,14 @@ impl BinaryReply<'_> {
 }
 
 impl Reply for BinaryReply<'_> {
+    fn full(&self) -> bool {
+        self.rest.is_some()
+    }
+
+    fn writing_value(&self) -> bool {
+        self.rest.is_some()
+    }
+
     fn send(&mut self, outcome: Outcome<'_>) {
         let (opcode, opaque) = (self.opcode, self.opaque);
         match outcome {
@@ -204,7 +226,7 @@ impl Reply for BinaryReply<'_> {
                     hit.key,
                     hit.value.len(),
                 );
-                hit.value.append_to(self.out);
+                append_value(self.out, hit.key, hit.cas, &hit.value, b"", self.rest);
             }
             Outcome::Miss { key } => self.miss(key),
             Outcome::Touched(Some((cas, flags))) => {
@@ -305,6 +327,7 @@ mod tests {
         let mut out = Vec::new();
         let mut reply = BinaryReply {
             out: &mut out,
+            rest: &mut None,
             opcode: Opcode::SetQ,
             opaque: 9,
         };

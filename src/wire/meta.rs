@@ -12,7 +12,8 @@ use proto::meta::{
 };
 use slabcache::{ArithError, DeleteResult, StoreError, StoreOptions};
 
-use super::step::Step;
+use super::step::{Step, Turn};
+use super::value_rest::{append_value, ValueRest};
 use crate::cmd::store::Refusal;
 use crate::cmd::{self, Action, Command, Keys, Outcome, Reply};
 use crate::context::Context;
@@ -22,15 +23,30 @@ use crate::stats::Counters;
 const CREATE_OUT_OF_MEMORY: &[u8] = b"SERVER_ERROR Out of memory allocating new item\r\n";
 
 /// Execute one decoded meta command (or answer its decoding error).
-pub fn step(decoded: MetaDecoded<'_>, ctx: &Context, counters: &Counters, out: &mut Vec<u8>) -> Step {
+pub fn step(
+    decoded: MetaDecoded<'_>,
+    ctx: &Context,
+    counters: &Counters,
+    out: &mut Vec<u8>,
+    turn: Turn,
+    rest: &mut Option<ValueRest>,
+) -> Step {
     match decoded {
         MetaDecoded::Incomplete => Step::Incomplete,
         MetaDecoded::Request { request, consumed } => {
             if let Some(e) = unsupported_flag(&request) {
                 e.write(out);
             } else {
-                let mut reply = MetaReply { out, req: &request };
-                cmd::execute(command(&request), ctx, counters, &mut reply);
+                let mut reply = MetaReply {
+                    out,
+                    rest,
+                    req: &request,
+                };
+                if let Action::Paused(done) =
+                    cmd::execute(command(&request, turn.resume), ctx, counters, &mut reply)
+                {
+                    return Step::Paused(done);
+                }
             }
             Step::done(consumed, Action::Continue)
         }
@@ -65,7 +81,7 @@ fn unsupported_flag(req: &MetaRequest<'_>) -> Option<MetaError> {
 }
 
 /// The command a meta request asks for.
-fn command<'r>(req: &'r MetaRequest<'_>) -> Command<'r> {
+fn command<'r>(req: &'r MetaRequest<'_>, resume: usize) -> Command<'r> {
     let f = &req.flags;
     let key = req.key.bytes();
     let ttl = f.ttl.map(i64::from);
@@ -75,7 +91,7 @@ fn command<'r>(req: &'r MetaRequest<'_>) -> Command<'r> {
             touch: ttl,
             refused: None,
             meta: Some(f),
-            skip: 0,
+            skip: resume,
         }),
         MetaOp::Set { mode, data } => Command::Store(cmd::store::Store {
             // A compare cas turns set and replace into cas; add ignores it; append and
@@ -127,18 +143,27 @@ fn command<'r>(req: &'r MetaRequest<'_>) -> Command<'r> {
 /// The meta encoder for one request.
 pub struct MetaReply<'o, 'r> {
     pub out: &'o mut Vec<u8>,
+    /// A large value's pieces still to write (see [`super::value_rest`]).
+    pub rest: &'o mut Option<ValueRest>,
     pub req: &'r MetaRequest<'r>,
 }
 
 impl Reply for MetaReply<'_, '_> {
+    fn full(&self) -> bool {
+        self.rest.is_some()
+    }
+
+    fn writing_value(&self) -> bool {
+        self.rest.is_some()
+    }
+
     fn send(&mut self, outcome: Outcome<'_>) {
         let (out, req) = (&mut *self.out, self.req);
         match outcome {
             Outcome::Hit(hit) => {
                 meta::write_mg_hit_head(out, req, &hit.meta, hit.value.len());
                 if req.flags.return_value {
-                    hit.value.append_to(out);
-                    out.extend_from_slice(b"\r\n");
+                    append_value(out, hit.key, hit.cas, &hit.value, b"\r\n", self.rest);
                 }
             }
             Outcome::Miss { .. } => {

@@ -15,5 +15,6 @@ mod step;
 #[cfg(test)]
 mod tests;
 pub mod text;
+pub mod value_rest;
 
 pub use step::{Step, Turn};

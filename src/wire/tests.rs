@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use super::step::{Step, Turn};
+use super::value_rest::{continue_value, Torn, PIECE};
 use super::{binary, text};
 use crate::cmd::Action;
 use crate::context::Context;
@@ -40,12 +41,34 @@ impl Server {
         let mut out = Vec::new();
         let mut pos = 0;
         let mut stacked = false;
+        let mut resume = 0;
+        let mut value_rest = None;
         while pos < input.len() {
             let rest = &input[pos..];
+            let turn = Turn { resume, ..TURN };
             let step = match wire {
-                Wire::Text => text::step(rest, &self.ctx, &self.counters, &mut out, &mut stacked, TURN),
-                Wire::Binary => binary::step(rest, &self.ctx, &self.counters, &mut out),
+                Wire::Text => text::step(
+                    rest,
+                    &self.ctx,
+                    &self.counters,
+                    &mut out,
+                    &mut stacked,
+                    turn,
+                    &mut value_rest,
+                ),
+                Wire::Binary => {
+                    binary::step(rest, &self.ctx, &self.counters, &mut out, turn, &mut value_rest)
+                }
             };
+            if let Step::Paused(done) = step {
+                // As the connection does: the value's pieces, then the request again.
+                while value_rest.is_some() {
+                    continue_value(&mut value_rest, &self.ctx, &mut out, usize::MAX).unwrap();
+                }
+                resume = done;
+                continue;
+            }
+            resume = 0;
             let Step::Done {
                 consumed,
                 swallow,
@@ -435,6 +458,7 @@ fn a_paused_multiget_resumes_where_it_stopped() {
                 room: 0,
                 ..TURN
             },
+            &mut None,
         ) {
             Step::Paused(done) => {
                 assert!(done > resume);
@@ -450,4 +474,52 @@ fn a_paused_multiget_resumes_where_it_stopped() {
     assert_eq!(String::from_utf8(out).unwrap(), whole);
     // Paused after a and after b; a miss writes nothing, so it never fills the reply.
     assert_eq!(turns, 3);
+}
+
+/// A value larger than a piece goes out a piece per turn (text, meta and binary), and the
+/// replies are byte for byte those of an unbounded copy; a value replaced between two
+/// pieces stops the reply (`Torn`).
+#[test]
+fn a_large_value_is_written_in_pieces() {
+    let s = server(&["-m", "16", "-I", "2m"]);
+    let value: Vec<u8> = (0..PIECE * 3 + 17).map(|i| (i % 251) as u8).collect();
+    let set = [
+        format!("set big 3 0 {}\r\n", value.len()).as_bytes(),
+        &value,
+        b"\r\n",
+    ]
+    .concat();
+    assert_eq!(s.exchange(Wire::Text, &set).0, b"STORED\r\n");
+    let head = format!("VALUE big 3 {}\r\n", value.len());
+    let (out, _) = s.exchange(Wire::Text, b"get big big\r\n");
+    let one = [head.as_bytes(), &value, b"\r\n"].concat();
+    assert_eq!(out, [&one[..], &one, b"END\r\n"].concat());
+    let (out, _) = s.exchange(Wire::Text, b"mg big v\r\n");
+    let head_end = out.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
+    assert!(out.starts_with(format!("VA {}", value.len()).as_bytes()));
+    assert_eq!(&out[head_end..], [&value[..], b"\r\n"].concat().as_slice());
+    let mut get = vec![0x80, 0x00, 0, 3, 0, 0, 0, 0, 0, 0, 0, 3];
+    get.resize(24, 0);
+    get.extend_from_slice(b"big");
+    let (out, _) = s.exchange(Wire::Binary, &get);
+    assert_eq!(out.len(), 24 + 4 + value.len());
+    assert_eq!(&out[28..], &value[..]);
+
+    // Torn: the item is replaced after the first piece.
+    let mut out = Vec::new();
+    let mut rest = None;
+    let step = text::step(
+        b"get big\r\n",
+        &s.ctx,
+        &s.counters,
+        &mut out,
+        &mut false,
+        TURN,
+        &mut rest,
+    );
+    assert!(matches!(step, Step::Paused(1)));
+    assert!(rest.is_some());
+    s.text("set big 0 0 1\r\nx\r\n");
+    assert_eq!(continue_value(&mut rest, &s.ctx, &mut out, usize::MAX), Err(Torn));
+    assert!(rest.is_none());
 }

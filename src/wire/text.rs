@@ -7,6 +7,7 @@ use proto::{ClientError, ProtoError, ServerError};
 use slabcache::{ArithError, DeleteResult, StoreError, StoreOptions};
 
 use super::step::{Step, Turn};
+use super::value_rest::{append_value, ValueRest};
 use crate::cluster::ConfigChangeError;
 use crate::cmd::store::Refusal;
 use crate::cmd::{self, Action, Command, Keys, Metadump, Outcome, Reply, StatsReply};
@@ -21,7 +22,8 @@ use crate::stats::{bump, Counters};
 /// clears the flag); `lru_crawler metadump` is refused while it is set.
 ///
 /// `turn` is what the connection allows this request: where a paused multi-get resumes,
-/// the reply bytes before it pauses again, and the replies it may hold.
+/// the reply bytes before it pauses again, and the replies it may hold. A large value
+/// hit leaves its remaining pieces in `rest`.
 pub fn step(
     input: &[u8],
     ctx: &Context,
@@ -29,6 +31,7 @@ pub fn step(
     out: &mut Vec<u8>,
     stacked: &mut bool,
     turn: Turn,
+    rest: &mut Option<ValueRest>,
 ) -> Step {
     let was_stacked = std::mem::replace(stacked, true);
     match text::decode(input, &ctx.limits) {
@@ -36,7 +39,7 @@ pub fn step(
             *stacked = was_stacked;
             Step::Incomplete
         }
-        Decoded::Meta(meta) => super::meta::step(meta, ctx, counters, out),
+        Decoded::Meta(meta) => super::meta::step(meta, ctx, counters, out, turn, rest),
         Decoded::Error {
             error,
             consumed,
@@ -64,6 +67,7 @@ pub fn step(
             let limit = out.len().saturating_add(turn.room);
             let mut reply = TextReply {
                 out,
+                rest,
                 limit,
                 noreply: request.noreply(),
                 with_cas: matches!(
@@ -160,6 +164,8 @@ fn command(request: Request<'_>, pipelined: bool, resume: usize) -> Command<'_> 
 /// The text encoder for one request.
 pub struct TextReply<'o> {
     pub out: &'o mut Vec<u8>,
+    /// A large value's pieces still to write (see [`super::value_rest`]).
+    pub rest: &'o mut Option<ValueRest>,
     /// A multi-get pauses once `out` is longer than this.
     pub limit: usize,
     /// memcached's noreply mode: send nothing.
@@ -170,7 +176,11 @@ pub struct TextReply<'o> {
 
 impl Reply for TextReply<'_> {
     fn full(&self) -> bool {
-        self.out.len() > self.limit
+        self.out.len() > self.limit || self.rest.is_some()
+    }
+
+    fn writing_value(&self) -> bool {
+        self.rest.is_some()
     }
 
     fn send(&mut self, outcome: Outcome<'_>) {
@@ -182,8 +192,7 @@ impl Reply for TextReply<'_> {
             Outcome::Hit(hit) => {
                 let cas = self.with_cas.then_some(hit.cas);
                 text::write_value_header(out, hit.key, hit.flags, hit.value.len(), cas);
-                hit.value.append_to(out);
-                out.extend_from_slice(b"\r\n");
+                append_value(out, hit.key, hit.cas, &hit.value, b"\r\n", self.rest);
                 return;
             }
             Outcome::Miss { .. } | Outcome::Quit | Outcome::Debug(_) => return,

@@ -1,0 +1,112 @@
+//! A large value written in pieces: a get reply does not copy a value of more than
+//! [`PIECE`] bytes into the connection's output at once. It writes the first piece and
+//! leaves a [`ValueRest`], which the connection continues a piece per turn as the client
+//! reads, before it runs any other request.
+//!
+//! Each piece is copied under the item's lock (the engine's read), so a piece is never torn;
+//! between pieces the item may change. A value is only written in pieces when its item has
+//! a cas unique (every write gets a new one), and each piece checks it: if the item was
+//! replaced or removed meanwhile, the reply cannot be completed with the bytes it started
+//! with and the connection is closed ([`Torn`]), so a client never reads a mix of two values.
+//! With CAS disabled (`-C`) values are copied whole, as before.
+
+use slabcache::{GetOptions, HitCounter, Value};
+
+use crate::context::Context;
+
+/// Values larger than this are written a piece of this size at a time.
+pub const PIECE: usize = 256 * 1024;
+
+/// The part of a value still to be written, and what ends the reply after it.
+#[derive(Debug)]
+pub struct ValueRest {
+    key: Vec<u8>,
+    cas: u64,
+    len: usize,
+    sent: usize,
+    trailer: &'static [u8],
+}
+
+/// The item changed between two pieces of its value.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Torn;
+
+/// Append `value` and `trailer`, or, for a large value whose item has a cas, only its first
+/// piece, with the rest left in `rest`.
+pub fn append_value(
+    out: &mut Vec<u8>,
+    key: &[u8],
+    cas: u64,
+    value: &Value<'_>,
+    trailer: &'static [u8],
+    rest: &mut Option<ValueRest>,
+) {
+    if value.len() <= PIECE || cas == 0 {
+        value.append_to(out);
+        out.extend_from_slice(trailer);
+        return;
+    }
+    copy_range(out, value, 0, PIECE);
+    *rest = Some(ValueRest {
+        key: key.to_vec(),
+        cas,
+        len: value.len(),
+        sent: PIECE,
+        trailer,
+    });
+}
+
+/// Write the next piece of `rest` (at most `room` bytes, at least one piece's worth is not
+/// promised). Clears `rest` once the value and its trailer are written.
+pub fn continue_value(
+    rest: &mut Option<ValueRest>,
+    ctx: &Context,
+    out: &mut Vec<u8>,
+    room: usize,
+) -> Result<(), Torn> {
+    let Some(r) = rest.as_mut() else {
+        return Ok(());
+    };
+    let peek = GetOptions {
+        bump: false,
+        vivify: false,
+        counter: HitCounter::None,
+    };
+    let n = room.clamp(1, PIECE).min(r.len - r.sent);
+    let copied = ctx.cache.meta_get(&r.key, ctx.clock.now(), peek, |it| {
+        if it.cas != r.cas || it.value.len() != r.len {
+            return false;
+        }
+        copy_range(out, &it.value, r.sent, n);
+        true
+    });
+    if copied != Some(true) {
+        *rest = None;
+        return Err(Torn);
+    }
+    r.sent += n;
+    if r.sent == r.len {
+        out.extend_from_slice(r.trailer);
+        *rest = None;
+    }
+    Ok(())
+}
+
+/// Append bytes `from..from + n` of `value`.
+fn copy_range(out: &mut Vec<u8>, value: &Value<'_>, from: usize, n: usize) {
+    out.reserve(n);
+    let (mut skip, mut left) = (from, n);
+    for piece in value.parts() {
+        if left == 0 {
+            break;
+        }
+        if skip >= piece.len() {
+            skip -= piece.len();
+            continue;
+        }
+        let take = (piece.len() - skip).min(left);
+        out.extend_from_slice(&piece[skip..skip + take]);
+        skip = 0;
+        left -= take;
+    }
+}
