@@ -18,7 +18,7 @@ use proto::text::{StatsDetail, StatsRequest};
 use slabcache::{ArithError, DeleteResult, StoreError, StoreMode, StoreOptions};
 
 use super::step::{Step, Turn};
-use super::value_rest::{append_value, ValueRest};
+use super::value_rest::{append_value, ValueRest, ValueSink};
 use crate::cluster::ConfigChangeError;
 use crate::cmd::store::Refusal;
 use crate::cmd::{self, Action, Command, Keys, Outcome, Reply, StatsReply};
@@ -38,6 +38,7 @@ pub fn step(
         BinDecoded::Incomplete => Step::Incomplete,
         BinDecoded::Request { request, consumed } => {
             let mut reply = BinaryReply {
+                limit: out.len().saturating_add(turn.room),
                 out,
                 rest,
                 opcode: request.opcode,
@@ -174,6 +175,8 @@ pub struct BinaryReply<'o> {
     pub out: &'o mut Vec<u8>,
     /// A large value's pieces still to write (see [`super::value_rest`]).
     pub rest: &'o mut Option<ValueRest>,
+    /// A value that would take `out` past this length goes out in pieces.
+    pub limit: usize,
     pub opcode: Opcode,
     pub opaque: u32,
 }
@@ -226,7 +229,12 @@ impl Reply for BinaryReply<'_> {
                     hit.key,
                     hit.value.len(),
                 );
-                append_value(self.out, hit.key, hit.cas, &hit.value, b"", self.rest);
+                let sink = ValueSink {
+                    out: self.out,
+                    limit: self.limit,
+                    rest: self.rest,
+                };
+                append_value(sink, hit.key, hit.cas, &hit.value, b"");
             }
             Outcome::Miss { key } => self.miss(key),
             Outcome::Touched(Some((cas, flags))) => {
@@ -328,6 +336,7 @@ mod tests {
         let mut reply = BinaryReply {
             out: &mut out,
             rest: &mut None,
+            limit: usize::MAX,
             opcode: Opcode::SetQ,
             opaque: 9,
         };

@@ -13,7 +13,7 @@ use proto::meta::{
 use slabcache::{ArithError, DeleteResult, StoreError, StoreOptions};
 
 use super::step::{Step, Turn};
-use super::value_rest::{append_value, ValueRest};
+use super::value_rest::{append_value, ValueRest, ValueSink};
 use crate::cmd::store::Refusal;
 use crate::cmd::{self, Action, Command, Keys, Outcome, Reply};
 use crate::context::Context;
@@ -38,6 +38,7 @@ pub fn step(
                 e.write(out);
             } else {
                 let mut reply = MetaReply {
+                    limit: out.len().saturating_add(turn.room),
                     out,
                     rest,
                     req: &request,
@@ -145,6 +146,8 @@ pub struct MetaReply<'o, 'r> {
     pub out: &'o mut Vec<u8>,
     /// A large value's pieces still to write (see [`super::value_rest`]).
     pub rest: &'o mut Option<ValueRest>,
+    /// A value that would take `out` past this length goes out in pieces.
+    pub limit: usize,
     pub req: &'r MetaRequest<'r>,
 }
 
@@ -163,7 +166,12 @@ impl Reply for MetaReply<'_, '_> {
             Outcome::Hit(hit) => {
                 meta::write_mg_hit_head(out, req, &hit.meta, hit.value.len());
                 if req.flags.return_value {
-                    append_value(out, hit.key, hit.cas, &hit.value, b"\r\n", self.rest);
+                    let sink = ValueSink {
+                        out,
+                        limit: self.limit,
+                        rest: self.rest,
+                    };
+                    append_value(sink, hit.key, hit.cas, &hit.value, b"\r\n");
                 }
             }
             Outcome::Miss { .. } => {

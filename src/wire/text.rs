@@ -7,7 +7,7 @@ use proto::{ClientError, ProtoError, ServerError};
 use slabcache::{ArithError, DeleteResult, StoreError, StoreOptions};
 
 use super::step::{Step, Turn};
-use super::value_rest::{append_value, ValueRest};
+use super::value_rest::{append_value, ValueRest, ValueSink};
 use crate::cluster::ConfigChangeError;
 use crate::cmd::store::Refusal;
 use crate::cmd::{self, Action, Command, Keys, Metadump, Outcome, Reply, StatsReply};
@@ -192,7 +192,12 @@ impl Reply for TextReply<'_> {
             Outcome::Hit(hit) => {
                 let cas = self.with_cas.then_some(hit.cas);
                 text::write_value_header(out, hit.key, hit.flags, hit.value.len(), cas);
-                append_value(out, hit.key, hit.cas, &hit.value, b"\r\n", self.rest);
+                let sink = ValueSink {
+                    out,
+                    limit: self.limit,
+                    rest: self.rest,
+                };
+                append_value(sink, hit.key, hit.cas, &hit.value, b"\r\n");
                 return;
             }
             Outcome::Miss { .. } | Outcome::Quit | Outcome::Debug(_) => return,

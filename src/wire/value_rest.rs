@@ -1,7 +1,8 @@
-//! A large value written in pieces: a get reply does not copy a value of more than
-//! [`PIECE`] bytes into the connection's output at once. It writes the first piece and
-//! leaves a [`ValueRest`], which the connection continues a piece per turn as the client
-//! reads, before it runs any other request.
+//! A large value written in pieces: a get reply copies a value into the connection's
+//! output whole when the output has room for it (as it does while the client reads).
+//! Otherwise, for a value of more than [`PIECE`] bytes, it writes what there is room for
+//! (at least a piece) and leaves a [`ValueRest`], which the connection continues as the
+//! client reads, before it runs any other request.
 //!
 //! Each piece is copied under the item's lock (the engine's read), so a piece is never torn;
 //! between pieces the item may change. A value is only written in pieces when its item has
@@ -31,33 +32,36 @@ pub struct ValueRest {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Torn;
 
-/// Append `value` and `trailer`, or, for a large value whose item has a cas, only its first
-/// piece, with the rest left in `rest`.
-pub fn append_value(
-    out: &mut Vec<u8>,
-    key: &[u8],
-    cas: u64,
-    value: &Value<'_>,
-    trailer: &'static [u8],
-    rest: &mut Option<ValueRest>,
-) {
-    if value.len() <= PIECE || cas == 0 {
-        value.append_to(out);
-        out.extend_from_slice(trailer);
+/// Where a value goes: the output, the room the connection gives it, and the slot for
+/// what does not fit.
+pub struct ValueSink<'a> {
+    pub out: &'a mut Vec<u8>,
+    /// The output may grow to this length before a value is split.
+    pub limit: usize,
+    pub rest: &'a mut Option<ValueRest>,
+}
+
+/// Append `value` and `trailer`; or, for a large value that does not fit the room and whose
+/// item has a cas, what fits (at least a piece), with the rest left in `rest`.
+pub fn append_value(sink: ValueSink<'_>, key: &[u8], cas: u64, value: &Value<'_>, trailer: &'static [u8]) {
+    let room = sink.limit.saturating_sub(sink.out.len()).max(PIECE);
+    if value.len() <= room || cas == 0 {
+        value.append_to(sink.out);
+        sink.out.extend_from_slice(trailer);
         return;
     }
-    copy_range(out, value, 0, PIECE);
-    *rest = Some(ValueRest {
+    copy_range(sink.out, value, 0, room);
+    *sink.rest = Some(ValueRest {
         key: key.to_vec(),
         cas,
         len: value.len(),
-        sent: PIECE,
+        sent: room,
         trailer,
     });
 }
 
-/// Write the next piece of `rest` (at most `room` bytes, at least one piece's worth is not
-/// promised). Clears `rest` once the value and its trailer are written.
+/// Write the next part of `rest`: what `room` allows, at least a piece. Clears `rest` once
+/// the value and its trailer are written.
 pub fn continue_value(
     rest: &mut Option<ValueRest>,
     ctx: &Context,
@@ -72,7 +76,7 @@ pub fn continue_value(
         vivify: false,
         counter: HitCounter::None,
     };
-    let n = room.clamp(1, PIECE).min(r.len - r.sent);
+    let n = room.max(PIECE).min(r.len - r.sent);
     let copied = ctx.cache.meta_get(&r.key, ctx.clock.now(), peek, |it| {
         if it.cas != r.cas || it.value.len() != r.len {
             return false;
