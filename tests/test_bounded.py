@@ -247,3 +247,16 @@ def test_large_values_to_a_client_that_does_not_read(start_server):
     growth_mb = (peak - before) / 1024
     print(f"{TARGET}: 6 MB value x 40 to a non-reader: RSS growth {growth_mb:.1f} MB")
     assert growth_mb <= 16
+
+
+def test_values_near_a_large_item_limit_arrive_whole(start_server):
+    """3.9 MB values with -I 4m, each on a new connection after another request: the read
+    buffer is sized to the store, and its last bytes never make it grow past the limit."""
+    srv = start_server(["-m", "128", "-I", "4m", "-t", "2"])
+    value = bytes(i % 253 for i in range(3_900_000))
+    for _ in range(10):
+        with RawConn(srv.port, timeout=20) as c:
+            c.send(b"version\r\n")
+            assert c.line().startswith(b"VERSION")
+            c.send(b"set large 7 0 %d\r\n%s\r\n" % (len(value), value))
+            assert c.line() == b"STORED"

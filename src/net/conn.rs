@@ -343,8 +343,10 @@ impl Conn {
         let binary = self.protocol == Protocol::Binary;
         let store = wire::partial::pending_store(&self.rbuf[..self.rend], binary);
         let size = match store {
+            // The buffer already has room for the rest of this store.
+            Some(p) if p.total > self.rend && p.total <= self.rbuf.len() => return Ok(()),
             // Room for exactly the rest of a large store.
-            Some(p) if p.total > self.rend + READ_CHUNK => p.total,
+            Some(p) if p.total > self.rend => p.total.max(self.rend + READ_CHUNK),
             _ => (self.rbuf.len() * 2).max(self.rend + READ_CHUNK),
         };
         // A client can make us buffer at most one maximal request (plus slack): the
