@@ -4,8 +4,9 @@
 //! copied) and every reply for one batch of requests is appended to one write buffer, so
 //! a pipelined burst costs one `write`. Back-pressure: while more than [`WRITE_HIGH_WATER`]
 //! bytes of replies wait for a client that is not reading, no further requests are read
-//! or executed, and a text multi-get stops between two keys and resumes with the next once
-//! the client has read (its request stays in the read buffer). An `lru_crawler metadump`
+//! or executed, a text multi-get stops between two keys and resumes with the next once
+//! the client has read (its request stays in the read buffer), and a large value that does
+//! not fit goes out in parts ([`wire::value_rest`]). An `lru_crawler metadump`
 //! is written under the same rule, one slab class per turn ([`crate::cmd::Metadump`]), and
 //! the requests after it wait for its `END`.
 //!
