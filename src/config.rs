@@ -259,6 +259,8 @@ pub struct Config {
     /// Per-prefix counting (`stats detail`) on from the start: `-D` was given.
     pub detail_enabled: bool,
     pub idle_timeout: u32,
+    /// `-o read_buf_mem_limit` (given in megabytes) in bytes; 0: none (see `net::budget`).
+    pub read_buf_mem_limit: usize,
     pub track_sizes: bool,
     /// `slabs reassign` and the page mover (`-o slab_reassign|no_slab_reassign`).
     pub slab_reassign: bool,
@@ -630,6 +632,7 @@ impl Config {
             prefix_delimiter,
             detail_enabled: args.prefix_delimiter.is_some(),
             idle_timeout: 0,
+            read_buf_mem_limit: 0,
             track_sizes: false,
             slab_reassign: true,
             slab_automove_window: 30,
@@ -935,6 +938,13 @@ impl Config {
                     .parse()
                     .map_err(|_| invalid(format!("Invalid idle_timeout: {v}")))?;
             }
+            "read_buf_mem_limit" => {
+                let v = value.ok_or_else(|| invalid("Missing read_buf_mem_limit argument"))?;
+                let mb: usize = v
+                    .parse()
+                    .map_err(|_| invalid("could not parse argument to read_buf_mem_limit"))?;
+                self.read_buf_mem_limit = mb.saturating_mul(1 << 20);
+            }
             "track_sizes" => self.track_sizes = true,
             "no_flush" | "no_flush_all" => self.flush_enabled = false,
             "no_cas" => self.use_cas = false,
@@ -944,7 +954,6 @@ impl Config {
             | "hashpower"
             | "tail_repair_time"
             | "hash_algorithm"
-            | "read_buf_mem_limit"
             | "inline_ascii_resp"
             | "no_inline_ascii_resp"
             | "no_hashexpand"

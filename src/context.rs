@@ -65,6 +65,8 @@ pub struct Context {
     pub watch: crate::watch::Watch,
     /// TLS certificates, settings and counters under `-Z` (set by the listener at bind).
     pub tls: Option<Arc<crate::net::tls::TlsContext>>,
+    /// Memory partial requests may hold beyond each connection's allowance.
+    pub read_budget: Arc<crate::net::budget::ReadBudget>,
 }
 
 impl Context {
@@ -134,6 +136,7 @@ impl Context {
         watch.observe_cache(&cache);
         Context {
             watch,
+            read_budget: Arc::new(crate::net::budget::ReadBudget::new(config.read_buf_mem_limit)),
             verbosity: AtomicU8::new(config.verbosity),
             detail: PrefixStats::new(config.prefix_delimiter, config.detail_enabled),
             maintenance: Maintenance::new(config.tunables.clone()),

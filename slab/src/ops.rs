@@ -395,6 +395,12 @@ impl Cache {
         self.page_limit.load(Relaxed) * self.config.page_size
     }
 
+    /// Bytes of pages taken from the arena so far (in classes or pooled): the part of the
+    /// limit the cache has touched.
+    pub fn malloced_bytes(&self) -> usize {
+        lock(&self.pool).malloced() * self.config.page_size
+    }
+
     /// Visit up to `limit` items of a class, newest first (0 = no limit), for
     /// `stats cachedump`: key, value length, expiry (cache time, 0 = never).
     pub fn dump(&self, class: usize, limit: usize, mut visit: impl FnMut(&[u8], usize, u32)) {

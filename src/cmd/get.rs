@@ -16,7 +16,7 @@
 //!   smaller than memcached's).
 
 use proto::meta::{DebugInfo, ItemMeta, MetaFlags};
-use proto::ClientError;
+use proto::ProtoError;
 use slabcache::{GetOptions, HitCounter, ItemView, Lookup};
 
 use super::outcome::{expiry, ttl_left, Hit, Keys, Outcome, Reply};
@@ -33,11 +33,14 @@ pub struct Get<'a> {
     pub keys: Keys<'a>,
     /// gat, gats, binary Gat, `mg` with `T`: the new expiry, as sent.
     pub touch: Option<i64>,
-    /// The line went on with a key too long: memcached looks the keys before it up (and
-    /// counts and touches them), drops their replies and answers `bad command line format`.
-    pub refused: bool,
+    /// The line went on with a key too long (or, with `-o read_buf_mem_limit`, has more
+    /// keys than replies can be held): memcached looks the keys up (and counts and touches
+    /// them), drops their replies and answers this error instead.
+    pub refused: Option<ProtoError>,
     /// `mg`'s flags.
     pub meta: Option<&'a MetaFlags<'a>>,
+    /// Keys already answered by earlier turns of this request (a resumed multi-get).
+    pub skip: usize,
 }
 
 /// An encoder that drops everything (the replies of a refused get line).
@@ -47,19 +50,29 @@ impl Reply for Discard {
     fn send(&mut self, _: Outcome<'_>) {}
 }
 
-pub(super) fn get<R: Reply>(g: Get<'_>, ctx: &Context, counters: &Counters, reply: &mut R) {
+/// Run a get; `Some(n)`: the reply is full after `n` keys and the rest waits (the
+/// encoder is asked between keys, so a reply ends up at most one value past its bound).
+pub(super) fn get<R: Reply>(g: Get<'_>, ctx: &Context, counters: &Counters, reply: &mut R) -> Option<usize> {
     let touch = g.touch.map(|t| expiry(ctx, t));
-    if g.refused {
+    if let Some(error) = g.refused {
         for key in g.keys {
             one(key, touch, None, ctx, counters, &mut Discard);
         }
-        reply.send(Outcome::Failed(ClientError::BadCommandLineFormat.into()));
-        return;
+        reply.send(Outcome::Failed(error));
+        return None;
     }
-    for key in g.keys {
+    let mut done = g.skip;
+    let mut keys = g.keys.skip(g.skip).peekable();
+    while let Some(key) = keys.next() {
         one(key, touch, g.meta, ctx, counters, reply);
+        done += 1;
+        // A value still being written in pieces pauses even the last key: `END` follows it.
+        if reply.full() && (keys.peek().is_some() || reply.writing_value()) {
+            return Some(done);
+        }
     }
     reply.send(Outcome::GetEnd);
+    None
 }
 
 fn one<R: Reply>(

@@ -102,7 +102,11 @@ pub fn execute<R: Reply>(cmd: Command<'_>, ctx: &Context, counters: &Counters, r
 
 fn dispatch<R: Reply>(cmd: Command<'_>, ctx: &Context, counters: &Counters, reply: &mut R) -> Action {
     match cmd {
-        Command::Get(g) => get::get(g, ctx, counters, reply),
+        Command::Get(g) => {
+            if let Some(done) = get::get(g, ctx, counters, reply) {
+                return Action::Paused(done);
+            }
+        }
         Command::Touch { key, exptime } => get::touch(key, exptime, ctx, counters, reply),
         Command::Debug { key } => get::debug(key, ctx, counters, reply),
         Command::Store(s) => store::store(s, ctx, counters, reply),

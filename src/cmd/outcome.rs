@@ -26,6 +26,10 @@ pub enum Action {
     Shutdown,
     /// List items for `lru_crawler metadump`, a class at a time, before the next request.
     Metadump(Metadump),
+    /// A multi-get filled the connection's output bound after answering this many of its
+    /// keys (counted from the start of the line): the request stays buffered and resumes
+    /// with the next key once the client has read (see `crate::net::conn`).
+    Paused(usize),
 }
 
 /// The keys of a get: one (meta, binary) or a text line's list.
@@ -114,6 +118,16 @@ pub enum Outcome<'a> {
 /// A protocol's encoder: it receives every outcome of one request, in order.
 pub trait Reply {
     fn send(&mut self, outcome: Outcome<'_>);
+
+    /// The encoder's output reached its bound: a multi-get stops before its next key.
+    fn full(&self) -> bool {
+        false
+    }
+
+    /// A large value is being written in pieces: the request waits for them to be out.
+    fn writing_value(&self) -> bool {
+        false
+    }
 }
 
 /// A wire exptime (relative seconds, a Unix time, or negative for "already expired") as

@@ -330,6 +330,12 @@ mod tests {
                     &mut out,
                     &mut stacked,
                     &mut session,
+                    crate::wire::Turn {
+                        resume: 0,
+                        room: usize::MAX,
+                        replies: usize::MAX,
+                    },
+                    &mut None,
                 );
             }
         }
@@ -348,9 +354,17 @@ mod tests {
                     &mut out,
                     &mut stacked,
                     &mut session,
+                    crate::wire::Turn {
+                        resume: 0,
+                        room: usize::MAX,
+                        replies: usize::MAX,
+                    },
+                    &mut None,
                 ) {
                     crate::wire::Step::Done { consumed, .. } => pos += consumed,
-                    crate::wire::Step::Incomplete => unreachable!(),
+                    crate::wire::Step::Incomplete | crate::wire::Step::Paused(_) => {
+                        unreachable!("unbounded turn, complete requests")
+                    }
                 }
             }
         }

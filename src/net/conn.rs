@@ -4,8 +4,17 @@
 //! copied) and every reply for one batch of requests is appended to one write buffer, so
 //! a pipelined burst costs one `write`. Back-pressure: while more than [`WRITE_HIGH_WATER`]
 //! bytes of replies wait for a client that is not reading, no further requests are read
-//! or executed. An `lru_crawler metadump` is written under the same rule, one slab class
-//! per turn ([`crate::cmd::Metadump`]), and the requests after it wait for its `END`.
+//! or executed, a text multi-get stops between two keys and resumes with the next once
+//! the client has read (its request stays in the read buffer), and a large value that does
+//! not fit goes out in parts ([`wire::value_rest`]). An `lru_crawler metadump`
+//! is written under the same rule, one slab class per turn ([`crate::cmd::Metadump`]), and
+//! the requests after it wait for its `END`.
+//!
+//! Memory: the buffers come from the worker's pool ([`BufPool`]) and go back to it when the
+//! connection waits with nothing buffered, so an idle connection holds none (a partial
+//! command is kept in a buffer of its own size). Input beyond [`FREE_ALLOWANCE`] (a large
+//! value arriving) is reserved in the global [`ReadBudget`] first; a store that cannot
+//! reserve is refused as memcached refuses one it cannot allocate, and its value swallowed.
 
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering::Relaxed};
@@ -14,17 +23,24 @@ use std::sync::Arc;
 use crate::auth::Session;
 use crate::cmd::{Action, Metadump};
 use crate::context::Context;
+use crate::net::budget::{ReadBudget, FREE_ALLOWANCE};
+use crate::net::bufpool::{BufPool, BUF_SIZE};
 use crate::net::stream::Stream;
 use crate::stats::{bump, ConnState, Counters};
 use crate::watch::{CloseReason, WatchStreams};
-use crate::wire::{self, Step};
+use crate::wire::value_rest::{self, ValueRest};
+use crate::wire::{self, Step, Turn};
 
 /// Stop executing requests while this many reply bytes are unsent.
 const WRITE_HIGH_WATER: usize = 1 << 20;
 /// Read in chunks of at least this size.
 const READ_CHUNK: usize = 16 * 1024;
-/// Buffers larger than this are given back when the connection goes idle.
-const KEEP_BUFFER: usize = 64 * 1024;
+/// A partial command at most this long is moved out of the pooled buffer when the
+/// connection waits (larger ones are partial values, reserved in the budget).
+const SMALL_PARTIAL: usize = 4 * 1024;
+/// Replies a pooled 16 KB buffer stands for when `-o read_buf_mem_limit` bounds them
+/// (memcached fits about this many response objects in one of its 16 KB bundles).
+const REPLIES_PER_BUFFER: usize = 14;
 
 /// What the worker should do after driving a connection.
 pub enum Drive {
@@ -82,6 +98,9 @@ pub struct Conn {
     prefilled: bool,
     /// `prefill`'s read failed (EOF or error, with no request buffered): close.
     read_failed: bool,
+    /// The peer closed its side or reset (the event said so): read until EOF even after a
+    /// short read, or a FIN that came with the last data would never be seen.
+    pub hangup: bool,
     /// Replies of earlier text commands of this batch are queued (see [`wire::text::step`]).
     stacked: bool,
     /// An `lru_crawler metadump` still listing classes; requests after it wait.
@@ -90,6 +109,20 @@ pub struct Conn {
     session: Session,
     /// What a `connevents` watcher is told when this connection closes.
     close_reason: CloseReason,
+    /// Keys of the multi-get at `rpos` already answered: it paused at the output bound
+    /// and resumes with the next one (the request stays in `rbuf`, so a paused reply costs
+    /// no memory beyond the bound).
+    resume: usize,
+    /// Bytes of `rbuf` reserved in `budget` (its size beyond [`FREE_ALLOWANCE`]).
+    reserved: usize,
+    budget: Arc<ReadBudget>,
+    /// With `-o read_buf_mem_limit`: replies this connection may queue unsent (memcached's
+    /// response objects); `replies` is how many are queued.
+    reply_cap: Option<usize>,
+    replies: usize,
+    /// A large value of a get reply still being written, a piece per turn (see
+    /// [`wire::value_rest`]); it goes before any other request.
+    value_rest: Option<ValueRest>,
 }
 
 /// Where the value of the binary frame at the front of `pending` starts (past the header,
@@ -146,10 +179,17 @@ impl Conn {
             write_interest: false,
             prefilled: false,
             read_failed: false,
+            hangup: false,
             stacked: false,
             metadump: None,
             session: Session::default(),
             close_reason: CloseReason::Error,
+            resume: 0,
+            reserved: 0,
+            budget: Arc::clone(&shared.read_budget),
+            reply_cap: reply_cap(shared),
+            replies: 0,
+            value_rest: None,
         }
     }
 
@@ -175,6 +215,12 @@ impl Conn {
         &mut self.stream
     }
 
+    /// Bytes of buffers the connection holds (tests check the bound).
+    #[cfg(test)]
+    pub fn held_bytes(&self) -> usize {
+        self.rbuf.capacity() + self.wbuf.capacity()
+    }
+
     /// Replies (or TLS records) are waiting for the socket to accept them.
     pub fn has_pending_output(&self) -> bool {
         self.wpos < self.wbuf.len() || self.stream.wants_write()
@@ -188,13 +234,13 @@ impl Conn {
     /// driven: read what arrived, and return the key of the first request so its index
     /// entry can be prefetched while the other connections are read. Skipped (None, and
     /// `drive` reads as usual) when the connection has replies or requests left over.
-    pub fn prefill(&mut self, shared: &Context, counters: &Counters) -> Option<&[u8]> {
+    pub fn prefill(&mut self, shared: &Context, counters: &Counters, pool: &mut BufPool) -> Option<&[u8]> {
         if self.prefilled || self.closing || self.has_pending_output() || self.rpos != self.rend {
             return None;
         }
         self.prefilled = true;
         self.drained = false;
-        match self.fill(shared, counters) {
+        match self.fill(shared, counters, pool) {
             Ok(true) => {}
             Ok(false) => self.drained = true,
             Err(_) => {
@@ -214,9 +260,9 @@ impl Conn {
     }
 
     /// Serve the connection until it would block, must close, or used its budget.
-    pub fn drive(&mut self, shared: &Context, counters: &Counters) -> Drive {
+    pub fn drive(&mut self, shared: &Context, counters: &Counters, pool: &mut BufPool) -> Drive {
         self.state.store(ConnState::ParseCmd as u8, Relaxed);
-        let drive = self.serve(shared, counters);
+        let drive = self.serve(shared, counters, pool);
         // A yielded connection is still being served (it is driven again soon).
         if matches!(drive, Drive::Wait) {
             self.state.store(self.waiting_state() as u8, Relaxed);
@@ -250,12 +296,12 @@ impl Conn {
         }
     }
 
-    fn serve(&mut self, shared: &Context, counters: &Counters) -> Drive {
+    fn serve(&mut self, shared: &Context, counters: &Counters, pool: &mut BufPool) -> Drive {
         let mut budget = shared.config.reqs_per_event;
         if self.read_failed {
             return Drive::Close;
         }
-        if !std::mem::take(&mut self.prefilled) {
+        if !std::mem::take(&mut self.prefilled) || self.hangup {
             self.drained = false;
         }
         if shared.watch.streams() != 0 {
@@ -275,7 +321,7 @@ impl Conn {
                     Drive::Wait
                 };
             }
-            match self.process(shared, counters, &mut budget) {
+            match self.process(shared, counters, pool, &mut budget) {
                 Progress::Close => {
                     self.closing = true;
                     continue;
@@ -294,41 +340,52 @@ impl Conn {
                 if self.flush(counters).is_err() {
                     return Drive::Close;
                 }
-                self.shrink_idle_buffers();
+                self.shrink_idle_buffers(counters, pool);
                 return Drive::Wait;
             }
-            match self.fill(shared, counters) {
+            match self.fill(shared, counters, pool) {
                 Ok(true) => continue,
                 Ok(false) => {
                     if self.flush(counters).is_err() {
                         return Drive::Close;
                     }
-                    self.shrink_idle_buffers();
+                    self.shrink_idle_buffers(counters, pool);
                     return Drive::Wait;
+                }
+                // A client that half-closed still gets the replies to what it sent: every
+                // complete request has run by now, so close once they are written.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && self.has_pending_output() => {
+                    self.closing = true;
                 }
                 Err(_) => return Drive::Close,
             }
         }
     }
 
-    /// Read what the socket has. Ok(true): got bytes; Ok(false): would block.
-    fn fill(&mut self, shared: &Context, counters: &Counters) -> io::Result<bool> {
+    /// Read what the socket has. Ok(true): got bytes (or a refused value is to be
+    /// swallowed); Ok(false): would block.
+    fn fill(&mut self, shared: &Context, counters: &Counters, pool: &mut BufPool) -> io::Result<bool> {
+        let consumed = self.rpos > 0;
         if self.rpos == self.rend {
             self.rpos = 0;
             self.rend = 0;
-        } else if self.rpos > 0 && (self.rpos > KEEP_BUFFER || self.rend == self.rbuf.len()) {
+        }
+        let large_done =
+            self.rbuf.len() > FREE_ALLOWANCE && consumed && self.rend - self.rpos <= BUF_SIZE / 2;
+        if self.rbuf.len() < BUF_SIZE || large_done {
+            // No buffer, a partial command kept in one of its own size, or a large request
+            // done: continue in a pooled buffer.
+            self.rebuffer(counters, pool);
+        } else if self.rpos > 0 && (self.rpos > FREE_ALLOWANCE || self.rend == self.rbuf.len()) {
             self.rbuf.copy_within(self.rpos..self.rend, 0);
             self.rend -= self.rpos;
             self.rpos = 0;
         }
-        // A client can make us buffer at most one maximal request (plus slack): the
-        // decoder refuses anything larger before it arrives.
-        if self.rend - self.rpos > shared.config.item_size_max + (1 << 20) {
-            return Err(io::Error::other("request larger than any the decoder accepts"));
-        }
         if self.rbuf.len() - self.rend < READ_CHUNK {
-            let size = (self.rbuf.len() * 2).max(self.rend + READ_CHUNK);
-            self.rbuf.resize(size, 0);
+            self.grow(shared, counters, pool)?;
+            if self.swallow > 0 {
+                return Ok(true);
+            }
         }
         loop {
             match self.stream.read(&mut self.rbuf[self.rend..]) {
@@ -338,7 +395,7 @@ impl Conn {
                 }
                 Ok(n) => {
                     self.seen_input = true;
-                    self.drained = self.rend + n < self.rbuf.len();
+                    self.drained = !self.hangup && self.rend + n < self.rbuf.len();
                     self.rend += n;
                     bump(&counters.bytes_read, n as u64);
                     return Ok(true);
@@ -348,6 +405,85 @@ impl Conn {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Move the buffered input into a pooled buffer, giving back a larger one and its
+    /// reservation.
+    fn rebuffer(&mut self, counters: &Counters, pool: &mut BufPool) {
+        let held = self.rend - self.rpos;
+        let mut buf = pool.take_read(counters);
+        if held > buf.len() {
+            buf.resize(held, 0);
+        }
+        buf[..held].copy_from_slice(&self.rbuf[self.rpos..self.rend]);
+        let old = std::mem::replace(&mut self.rbuf, buf);
+        if old.len() >= BUF_SIZE {
+            pool.give(old, counters);
+        }
+        self.rpos = 0;
+        self.rend = held;
+        self.release_reservation();
+    }
+
+    /// Make room to read a chunk more, for the request at the front of the input: past
+    /// the free allowance only with a reservation. A store that cannot have one is refused
+    /// (the reply queued, its value to be swallowed); any other request closes the
+    /// connection (memcached's `read_buf_oom`).
+    fn grow(&mut self, shared: &Context, counters: &Counters, pool: &mut BufPool) -> io::Result<()> {
+        if self.rpos > 0 {
+            self.rbuf.copy_within(self.rpos..self.rend, 0);
+            self.rend -= self.rpos;
+            self.rpos = 0;
+        }
+        let binary = self.protocol == Protocol::Binary;
+        let store = wire::partial::pending_store(&self.rbuf[..self.rend], binary);
+        let size = match store {
+            // The buffer already has room for the rest of this store.
+            Some(p) if p.total > self.rend && p.total <= self.rbuf.len() => return Ok(()),
+            // Room for exactly the rest of a large store.
+            Some(p) if p.total > self.rend => p.total.max(self.rend + READ_CHUNK),
+            _ => (self.rbuf.len() * 2).max(self.rend + READ_CHUNK),
+        };
+        // A client can make us buffer at most one maximal request (plus slack): the
+        // decoder refuses anything larger before it arrives.
+        if size > shared.config.item_size_max + (2 << 20) {
+            return Err(io::Error::other("request larger than any the decoder accepts"));
+        }
+        let want = size.saturating_sub(FREE_ALLOWANCE);
+        if want > self.reserved {
+            if !self.budget.reserve(want - self.reserved, &shared.cache) {
+                let Some(p) = store else {
+                    bump(&counters.read_buf_oom, 1);
+                    return Err(io::Error::other("no read buffer memory"));
+                };
+                if self.wbuf.capacity() == 0 {
+                    self.wbuf = pool.take_write(counters);
+                }
+                self.after_swallow = wire::partial::refuse(&p, shared, counters, &mut self.wbuf);
+                self.swallow = p.total - self.rend;
+                self.rpos = self.rend;
+                self.rebuffer(counters, pool);
+                return Ok(());
+            }
+            self.reserved = want;
+        }
+        self.rbuf.resize(size, 0);
+        Ok(())
+    }
+
+    fn release_reservation(&mut self) {
+        if self.reserved > 0 {
+            self.budget.release(std::mem::take(&mut self.reserved));
+        }
+    }
+
+    /// Give every buffer back (the connection is closing).
+    pub fn release_buffers(&mut self, counters: &Counters, pool: &mut BufPool) {
+        if self.rbuf.len() >= BUF_SIZE {
+            pool.give(std::mem::take(&mut self.rbuf), counters);
+        }
+        pool.give_write(std::mem::take(&mut self.wbuf), counters);
+        self.release_reservation();
     }
 
     /// Write as much of the reply buffer as the socket takes.
@@ -369,26 +505,40 @@ impl Conn {
             self.wbuf.clear();
             self.wpos = 0;
             self.stacked = false;
-        } else if self.wpos > KEEP_BUFFER && self.wpos * 2 > self.wbuf.len() {
+            self.replies = 0;
+        } else if self.wpos > FREE_ALLOWANCE && self.wpos * 2 > self.wbuf.len() {
             self.wbuf.drain(..self.wpos);
             self.wpos = 0;
         }
         Ok(())
     }
 
-    fn shrink_idle_buffers(&mut self) {
-        if self.rpos == self.rend && self.rbuf.len() > KEEP_BUFFER {
-            self.rbuf = Vec::new();
+    /// The connection waits: give back what it does not need to keep (see the module doc).
+    fn shrink_idle_buffers(&mut self, counters: &Counters, pool: &mut BufPool) {
+        let held = self.rend - self.rpos;
+        if held <= SMALL_PARTIAL && self.rbuf.len() >= BUF_SIZE {
+            let partial = self.rbuf[self.rpos..self.rend].to_vec();
+            pool.give(std::mem::replace(&mut self.rbuf, partial), counters);
             self.rpos = 0;
-            self.rend = 0;
+            self.rend = held;
+            self.release_reservation();
         }
-        if self.wbuf.is_empty() && self.wbuf.capacity() > KEEP_BUFFER {
-            self.wbuf = Vec::new();
+        if self.wbuf.is_empty() {
+            pool.give_write(std::mem::take(&mut self.wbuf), counters);
         }
     }
 
     /// Execute the complete requests in the read buffer.
-    fn process(&mut self, shared: &Context, counters: &Counters, budget: &mut usize) -> Progress {
+    fn process(
+        &mut self,
+        shared: &Context,
+        counters: &Counters,
+        pool: &mut BufPool,
+        budget: &mut usize,
+    ) -> Progress {
+        if self.wbuf.capacity() == 0 {
+            self.wbuf = pool.take_write(counters);
+        }
         loop {
             if self.swallow > 0 {
                 let n = self.swallow.min(self.rend - self.rpos);
@@ -407,6 +557,15 @@ impl Conn {
                     Progress::Budget
                 };
             }
+            if self.value_rest.is_some() {
+                *budget -= 1;
+                let room = WRITE_HIGH_WATER - (self.wbuf.len() - self.wpos);
+                if value_rest::continue_value(&mut self.value_rest, shared, &mut self.wbuf, room).is_err() {
+                    // The item changed between two pieces: the reply cannot be completed.
+                    return Progress::Close;
+                }
+                continue;
+            }
             if let Some(dump) = &mut self.metadump {
                 // One class per turn, each counted as a request.
                 *budget -= 1;
@@ -419,6 +578,15 @@ impl Conn {
             if self.rpos == self.rend {
                 return Progress::NeedInput;
             }
+            if let Some(cap) = self.reply_cap {
+                if self.replies >= cap {
+                    // memcached closes a connection it has no response object for, and
+                    // drops the replies it had not sent.
+                    bump(&counters.response_obj_oom, 1);
+                    self.wbuf.truncate(self.wpos);
+                    return Progress::Close;
+                }
+            }
             if self.protocol == Protocol::Unknown {
                 self.protocol = if self.rbuf[self.rpos] == 0x80 {
                     Protocol::Binary
@@ -427,21 +595,35 @@ impl Conn {
                 };
             }
             let input = &self.rbuf[self.rpos..self.rend];
+            let turn = Turn {
+                resume: self.resume,
+                room: WRITE_HIGH_WATER - (self.wbuf.len() - self.wpos),
+                replies: self.reply_cap.map_or(usize::MAX, |cap| cap - self.replies),
+            };
+            let (out, rest) = (&mut self.wbuf, &mut self.value_rest);
             let step = match self.protocol {
                 Protocol::Binary => {
-                    wire::binary::step(input, shared, counters, &mut self.wbuf, &mut self.session)
+                    wire::binary::step(input, shared, counters, out, &mut self.session, turn, rest)
                 }
                 _ => wire::text::step(
                     input,
                     shared,
                     counters,
-                    &mut self.wbuf,
+                    out,
                     &mut self.stacked,
                     &mut self.session,
+                    turn,
+                    rest,
                 ),
             };
             match step {
                 Step::Incomplete => return Progress::NeedInput,
+                Step::Paused(done) => {
+                    // The reply is past the bound: the next turn of the loop stops here,
+                    // and the get goes on once the client has read.
+                    self.resume = done;
+                    *budget = budget.saturating_sub(1);
+                }
                 Step::Done {
                     consumed,
                     swallow,
@@ -449,12 +631,17 @@ impl Conn {
                     action,
                 } => {
                     self.rpos += consumed;
+                    self.resume = 0;
+                    self.replies += 1;
+                    bump(&counters.response_obj_count, 1);
                     self.swallow = swallow;
                     self.after_swallow = after_swallow;
                     *budget -= 1;
                     self.last_cmd.store(shared.clock.now(), Relaxed);
                     match action {
-                        Action::Continue => {}
+                        // Only a text multi-get pauses, and its step reports that as
+                        // `Step::Paused`.
+                        Action::Continue | Action::Paused(_) => {}
                         Action::Metadump(dump) => self.metadump = Some(dump),
                         Action::Close => {
                             self.close_reason = CloseReason::Normal;
@@ -472,4 +659,16 @@ impl Conn {
             }
         }
     }
+}
+
+/// Replies a connection may queue with `-o read_buf_mem_limit`: memcached splits the limit
+/// between its worker threads in 16 KB buffers, one of them the read buffer, the rest
+/// holding response objects.
+fn reply_cap(shared: &Context) -> Option<usize> {
+    let limit = shared.config.read_buf_mem_limit;
+    if limit == 0 {
+        return None;
+    }
+    let buffers = (limit / shared.config.threads.max(1) / BUF_SIZE).max(1);
+    Some(buffers.saturating_sub(1).max(1) * REPLIES_PER_BUFFER)
 }

@@ -3,6 +3,8 @@
 //! ([`conn`]). Requests are turned into replies by [`crate::wire`] and [`crate::cmd`]; nothing here knows a
 //! protocol beyond the first byte that picks one.
 
+pub mod budget;
+pub mod bufpool;
 pub mod conn;
 pub mod listener;
 pub mod stream;

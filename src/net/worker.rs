@@ -18,6 +18,7 @@ use crossbeam::channel::{self, Receiver, Sender};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::context::{ConnEntry, Context};
+use crate::net::bufpool::BufPool;
 use crate::net::conn::{Conn, Drive};
 use crate::net::stream::Stream;
 use crate::stats::Counters;
@@ -66,6 +67,8 @@ pub struct Worker {
     pending: Vec<usize>,
     /// Connections with a readiness event in the current poll round.
     ready: Vec<usize>,
+    /// I/O buffers for this worker's connections.
+    pool: BufPool,
 }
 
 impl Worker {
@@ -82,6 +85,7 @@ impl Worker {
             free: Vec::new(),
             pending: Vec::new(),
             ready: Vec::new(),
+            pool: BufPool::default(),
         };
         Ok((worker, WorkerHandle { tx, waker }))
     }
@@ -110,7 +114,14 @@ impl Worker {
             for event in events.iter() {
                 match event.token() {
                     WAKER => self.accept_new(),
-                    Token(i) => self.ready.push(i),
+                    Token(i) => {
+                        if event.is_read_closed() || event.is_error() {
+                            if let Some(conn) = self.conns.get_mut(i).and_then(Option::as_mut) {
+                                conn.hangup = true;
+                            }
+                        }
+                        self.ready.push(i);
+                    }
                 }
             }
             self.serve_ready();
@@ -144,7 +155,7 @@ impl Worker {
     fn serve_ready(&mut self) {
         for &i in &self.ready {
             if let Some(conn) = self.conns.get_mut(i).and_then(Option::as_mut) {
-                if let Some(key) = conn.prefill(&self.shared, &self.counters) {
+                if let Some(key) = conn.prefill(&self.shared, &self.counters, &mut self.pool) {
                     self.shared.cache.prefetch_index(key);
                 }
             }
@@ -208,7 +219,7 @@ impl Worker {
         let Some(conn) = self.conns.get_mut(index).and_then(Option::as_mut) else {
             return;
         };
-        let drive = conn.drive(&self.shared, &self.counters);
+        let drive = conn.drive(&self.shared, &self.counters, &mut self.pool);
         if let Drive::Watch(streams) = drive {
             self.hand_to_logger(index, streams);
             return;
@@ -270,6 +281,7 @@ impl Worker {
 
     fn close(&mut self, index: usize) {
         if let Some(mut conn) = self.conns[index].take() {
+            conn.release_buffers(&self.counters, &mut self.pool);
             let _ = self.poll.registry().deregister(conn.stream_mut());
             let entry = self
                 .shared

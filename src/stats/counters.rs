@@ -65,6 +65,18 @@ counters!(
     total_connections,
     rejected_connections,
     idle_kicks,
+    response_obj_oom,
+    response_obj_count,
+    read_buf_oom,
+    // Gauges as differences of these (read with `StatsRegistry::raw`, never reset):
+    // buffers of the workers' pools allocated and freed, taken and given back (all), and
+    // taken and given back as write buffers.
+    buf_allocs,
+    buf_frees,
+    buf_takes,
+    buf_gives,
+    wbuf_takes,
+    wbuf_gives,
 );
 
 /// Add `n` to a counter this thread owns.
@@ -94,7 +106,8 @@ impl StatsRegistry {
         t
     }
 
-    fn raw(&self) -> Totals {
+    /// Counters summed over all workers, ignoring resets (for gauges kept as differences).
+    pub fn raw(&self) -> Totals {
         let mut t = Totals::default();
         for b in &self.blocks {
             t.add(&b.snapshot());

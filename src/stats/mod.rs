@@ -69,8 +69,24 @@ pub fn general(shared: &Context) -> Rows {
             ("connection_structures", curr + listeners),
         ],
     );
-    // response_obj_oom, response_obj_count, response_obj_bytes, read_buf_count,
-    // read_buf_bytes, read_buf_bytes_free, read_buf_oom go here (buffer accounting).
+    // Buffer accounting: the workers' pooled buffers (gauges as differences of counters
+    // that are never reset) and the partial requests' global budget.
+    let raw = shared.stats.raw();
+    let pooled = raw.buf_allocs.saturating_sub(raw.buf_frees);
+    let in_use = raw.buf_takes.saturating_sub(raw.buf_gives);
+    let writing = raw.wbuf_takes.saturating_sub(raw.wbuf_gives);
+    const BUF: u64 = crate::net::bufpool::BUF_SIZE as u64;
+    write_stat(out, "response_obj_oom", t.response_obj_oom);
+    write_stat(out, "response_obj_count", t.response_obj_count);
+    write_stat(out, "response_obj_bytes", writing * BUF);
+    write_stat(out, "read_buf_count", pooled);
+    write_stat(
+        out,
+        "read_buf_bytes",
+        pooled * BUF + shared.read_budget.used() as u64,
+    );
+    write_stat(out, "read_buf_bytes_free", pooled.saturating_sub(in_use) * BUF);
+    write_stat(out, "read_buf_oom", t.read_buf_oom);
     write_stat(out, "reserved_fds", 20);
     write_all(
         out,

@@ -100,7 +100,7 @@ pub fn settings(shared: &Context) -> Rows {
     }
     write_stat(out, "watcher_logbuf_size", cfg.watcher_logbuf_size);
     write_stat(out, "worker_logbuf_size", cfg.worker_logbuf_size);
-    // read_buf_mem_limit (buffer accounting) goes here.
+    write_stat(out, "read_buf_mem_limit", cfg.read_buf_mem_limit);
     write_stat(
         out,
         "track_sizes",

@@ -21,7 +21,8 @@ use proto::binary::{self, BinCommand, BinDecoded, BinRequest, Opcode, Status, AR
 use proto::text::{StatsDetail, StatsRequest};
 use slabcache::{ArithError, DeleteResult, StoreError, StoreMode, StoreOptions};
 
-use super::step::Step;
+use super::step::{Step, Turn};
+use super::value_rest::{append_value, ValueRest, ValueSink};
 use crate::auth::Session;
 use crate::cluster::ConfigChangeError;
 use crate::cmd::auth::SaslReply;
@@ -38,6 +39,8 @@ pub fn step(
     counters: &Counters,
     out: &mut Vec<u8>,
     session: &mut Session,
+    turn: Turn,
+    rest: &mut Option<ValueRest>,
 ) -> Step {
     if ctx.config.sasl && !session.authenticated {
         if let Some(refused) = binary::refuse_unauthenticated(input) {
@@ -55,18 +58,23 @@ pub fn step(
                 }
             }
             let mut reply = BinaryReply {
+                limit: out.len().saturating_add(turn.room),
                 out,
+                rest,
                 opcode: request.opcode,
                 opaque: request.opaque,
             };
-            let action = match command(&request, ctx) {
+            let action = match command(&request, ctx, turn.resume) {
                 Ok(command) => cmd::execute(command, ctx, counters, &mut reply),
                 Err(status) => {
                     reply.status(status, 0);
                     Action::Continue
                 }
             };
-            Step::done(consumed, action)
+            match action {
+                Action::Paused(done) => Step::Paused(done),
+                action => Step::done(consumed, action),
+            }
         }
         BinDecoded::Error(e) => {
             cmd::store::refused(ctx, counters, Refusal::Uncounted, e.unlink);
@@ -118,14 +126,15 @@ fn write_sasl(out: &mut Vec<u8>, req: &BinRequest<'_>, reply: SaslReply) {
 }
 
 /// The command a frame asks for, or the status that refuses it outright.
-fn command<'a>(req: &BinRequest<'a>, ctx: &Context) -> Result<Command<'a>, Status> {
+fn command<'a>(req: &BinRequest<'a>, ctx: &Context, resume: usize) -> Result<Command<'a>, Status> {
     let header_cas = (req.cas != 0).then_some(req.cas);
     let get = |key, touch| {
         Command::Get(cmd::get::Get {
             keys: Keys::One(Some(key)),
             touch,
-            refused: false,
+            refused: None,
             meta: None,
+            skip: resume,
         })
     };
     Ok(match req.command {
@@ -220,6 +229,10 @@ fn stats_group(group: &[u8]) -> Option<StatsRequest> {
 /// The binary encoder for one request.
 pub struct BinaryReply<'o> {
     pub out: &'o mut Vec<u8>,
+    /// A large value's pieces still to write (see [`super::value_rest`]).
+    pub rest: &'o mut Option<ValueRest>,
+    /// A value that would take `out` past this length goes out in pieces.
+    pub limit: usize,
     pub opcode: Opcode,
     pub opaque: u32,
 }
@@ -251,6 +264,14 @@ impl BinaryReply<'_> {
 }
 
 impl Reply for BinaryReply<'_> {
+    fn full(&self) -> bool {
+        self.rest.is_some()
+    }
+
+    fn writing_value(&self) -> bool {
+        self.rest.is_some()
+    }
+
     fn send(&mut self, outcome: Outcome<'_>) {
         let (opcode, opaque) = (self.opcode, self.opaque);
         match outcome {
@@ -264,7 +285,12 @@ impl Reply for BinaryReply<'_> {
                     hit.key,
                     hit.value.len(),
                 );
-                hit.value.append_to(self.out);
+                let sink = ValueSink {
+                    out: self.out,
+                    limit: self.limit,
+                    rest: self.rest,
+                };
+                append_value(sink, hit.key, hit.cas, &hit.value, b"");
             }
             Outcome::Miss { key } => self.miss(key),
             Outcome::Touched(Some((cas, flags))) => {
@@ -365,6 +391,8 @@ mod tests {
         let mut out = Vec::new();
         let mut reply = BinaryReply {
             out: &mut out,
+            rest: &mut None,
+            limit: usize::MAX,
             opcode: Opcode::SetQ,
             opaque: 9,
         };

@@ -12,7 +12,8 @@ use proto::meta::{
 };
 use slabcache::{ArithError, DeleteResult, StoreError, StoreOptions};
 
-use super::step::Step;
+use super::step::{Step, Turn};
+use super::value_rest::{append_value, ValueRest, ValueSink};
 use crate::cmd::store::Refusal;
 use crate::cmd::{self, Action, Command, Keys, Outcome, Reply};
 use crate::context::Context;
@@ -22,15 +23,31 @@ use crate::stats::Counters;
 const CREATE_OUT_OF_MEMORY: &[u8] = b"SERVER_ERROR Out of memory allocating new item\r\n";
 
 /// Execute one decoded meta command (or answer its decoding error).
-pub fn step(decoded: MetaDecoded<'_>, ctx: &Context, counters: &Counters, out: &mut Vec<u8>) -> Step {
+pub fn step(
+    decoded: MetaDecoded<'_>,
+    ctx: &Context,
+    counters: &Counters,
+    out: &mut Vec<u8>,
+    turn: Turn,
+    rest: &mut Option<ValueRest>,
+) -> Step {
     match decoded {
         MetaDecoded::Incomplete => Step::Incomplete,
         MetaDecoded::Request { request, consumed } => {
             if let Some(e) = unsupported_flag(&request) {
                 e.write(out);
             } else {
-                let mut reply = MetaReply { out, req: &request };
-                cmd::execute(command(&request), ctx, counters, &mut reply);
+                let mut reply = MetaReply {
+                    limit: out.len().saturating_add(turn.room),
+                    out,
+                    rest,
+                    req: &request,
+                };
+                if let Action::Paused(done) =
+                    cmd::execute(command(&request, turn.resume), ctx, counters, &mut reply)
+                {
+                    return Step::Paused(done);
+                }
             }
             Step::done(consumed, Action::Continue)
         }
@@ -65,7 +82,7 @@ fn unsupported_flag(req: &MetaRequest<'_>) -> Option<MetaError> {
 }
 
 /// The command a meta request asks for.
-fn command<'r>(req: &'r MetaRequest<'_>) -> Command<'r> {
+fn command<'r>(req: &'r MetaRequest<'_>, resume: usize) -> Command<'r> {
     let f = &req.flags;
     let key = req.key.bytes();
     let ttl = f.ttl.map(i64::from);
@@ -73,8 +90,9 @@ fn command<'r>(req: &'r MetaRequest<'_>) -> Command<'r> {
         MetaOp::Get => Command::Get(cmd::get::Get {
             keys: Keys::One(Some(key)),
             touch: ttl,
-            refused: false,
+            refused: None,
             meta: Some(f),
+            skip: resume,
         }),
         MetaOp::Set { mode, data } => Command::Store(cmd::store::Store {
             // A compare cas turns set and replace into cas; add ignores it; append and
@@ -128,18 +146,34 @@ fn command<'r>(req: &'r MetaRequest<'_>) -> Command<'r> {
 /// The meta encoder for one request.
 pub struct MetaReply<'o, 'r> {
     pub out: &'o mut Vec<u8>,
+    /// A large value's pieces still to write (see [`super::value_rest`]).
+    pub rest: &'o mut Option<ValueRest>,
+    /// A value that would take `out` past this length goes out in pieces.
+    pub limit: usize,
     pub req: &'r MetaRequest<'r>,
 }
 
 impl Reply for MetaReply<'_, '_> {
+    fn full(&self) -> bool {
+        self.rest.is_some()
+    }
+
+    fn writing_value(&self) -> bool {
+        self.rest.is_some()
+    }
+
     fn send(&mut self, outcome: Outcome<'_>) {
         let (out, req) = (&mut *self.out, self.req);
         match outcome {
             Outcome::Hit(hit) => {
                 meta::write_mg_hit_head(out, req, &hit.meta, hit.value.len());
                 if req.flags.return_value {
-                    hit.value.append_to(out);
-                    out.extend_from_slice(b"\r\n");
+                    let sink = ValueSink {
+                        out,
+                        limit: self.limit,
+                        rest: self.rest,
+                    };
+                    append_value(sink, hit.key, hit.cas, &hit.value, b"\r\n");
                 }
             }
             Outcome::Miss { .. } => {

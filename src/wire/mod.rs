@@ -10,9 +10,11 @@
 
 pub mod binary;
 pub mod meta;
+pub mod partial;
 mod step;
 #[cfg(test)]
 mod tests;
 pub mod text;
+pub mod value_rest;
 
-pub use step::Step;
+pub use step::{Step, Turn};

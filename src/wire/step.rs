@@ -6,6 +6,9 @@ use crate::cmd::Action;
 pub enum Step {
     /// No complete request buffered.
     Incomplete,
+    /// A multi-get filled the output bound after this many of its keys: the request is
+    /// not consumed, and is decoded again to resume with its next key.
+    Paused(usize),
     Done {
         /// Input bytes used.
         consumed: usize,
@@ -53,4 +56,17 @@ impl Step {
             action,
         }
     }
+}
+
+/// What the connection allows the request at the front of its input.
+#[derive(Debug, Clone, Copy)]
+pub struct Turn {
+    /// Keys of this multi-get answered by earlier turns (see [`Step::Paused`]).
+    pub resume: usize,
+    /// Reply bytes the connection takes before a multi-get pauses.
+    pub room: usize,
+    /// Replies ("response objects") the connection can still hold: bounded only with
+    /// `-o read_buf_mem_limit`, as memcached bounds them (a multi-get with more keys is
+    /// refused `out of memory writing get response`).
+    pub replies: usize,
 }

@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use super::step::Step;
+use super::step::{Step, Turn};
+use super::value_rest::{continue_value, Torn, PIECE};
 use super::{binary, text};
 use crate::cmd::Action;
 use crate::context::Context;
@@ -26,16 +27,32 @@ enum Wire {
     Binary,
 }
 
+/// A turn without bounds.
+const TURN: Turn = Turn {
+    resume: 0,
+    room: usize::MAX,
+    replies: usize::MAX,
+};
+
 impl Server {
     /// Feed `input` as one connection would receive it; returns the replies and whether the
     /// connection was told to close.
     fn exchange(&self, wire: Wire, input: &[u8]) -> (Vec<u8>, bool) {
+        self.exchange_with_room(wire, input, usize::MAX)
+    }
+
+    /// [`Server::exchange`] with `room` bytes of output allowed per turn (0: a client that
+    /// reads slowly); the value pieces and paused gets are continued as the connection does.
+    fn exchange_with_room(&self, wire: Wire, input: &[u8], room: usize) -> (Vec<u8>, bool) {
         let mut out = Vec::new();
         let mut pos = 0;
         let mut stacked = false;
         let mut session = crate::auth::Session::default();
+        let mut resume = 0;
+        let mut value_rest = None;
         while pos < input.len() {
             let rest = &input[pos..];
+            let turn = Turn { resume, room, ..TURN };
             let step = match wire {
                 Wire::Text => text::step(
                     rest,
@@ -44,9 +61,28 @@ impl Server {
                     &mut out,
                     &mut stacked,
                     &mut session,
+                    turn,
+                    &mut value_rest,
                 ),
-                Wire::Binary => binary::step(rest, &self.ctx, &self.counters, &mut out, &mut session),
+                Wire::Binary => binary::step(
+                    rest,
+                    &self.ctx,
+                    &self.counters,
+                    &mut out,
+                    &mut session,
+                    turn,
+                    &mut value_rest,
+                ),
             };
+            if let Step::Paused(done) = step {
+                // As the connection does: the value's pieces, then the request again.
+                while value_rest.is_some() {
+                    continue_value(&mut value_rest, &self.ctx, &mut out, room).unwrap();
+                }
+                resume = done;
+                continue;
+            }
+            resume = 0;
             let Step::Done {
                 consumed,
                 swallow,
@@ -409,4 +445,98 @@ fn items_are_shared_between_protocols() {
             b"from-meta".to_vec()
         )]
     );
+}
+
+/// A multi-get given no room pauses after each key and, decoded again with the count of
+/// keys answered, resumes with the next: the pieces add up to the unpaused reply.
+#[test]
+fn a_paused_multiget_resumes_where_it_stopped() {
+    let s = server(&[]);
+    s.text("set a 0 0 1\r\nA\r\nset b 0 0 2\r\nBB\r\nset c 0 0 3\r\nCCC\r\n");
+    let request = b"get a missing b c\r\n";
+    let whole = s.text("get a missing b c\r\n");
+    let mut out = Vec::new();
+    let mut stacked = false;
+    let mut resume = 0;
+    let mut turns = 0;
+    loop {
+        turns += 1;
+        match text::step(
+            request,
+            &s.ctx,
+            &s.counters,
+            &mut out,
+            &mut stacked,
+            &mut crate::auth::Session::default(),
+            Turn {
+                resume,
+                room: 0,
+                ..TURN
+            },
+            &mut None,
+        ) {
+            Step::Paused(done) => {
+                assert!(done > resume);
+                resume = done;
+            }
+            Step::Done { consumed, .. } => {
+                assert_eq!(consumed, request.len());
+                break;
+            }
+            Step::Incomplete => panic!("complete request"),
+        }
+    }
+    assert_eq!(String::from_utf8(out).unwrap(), whole);
+    // Paused after a and after b; a miss writes nothing, so it never fills the reply.
+    assert_eq!(turns, 3);
+}
+
+/// A value larger than a piece goes out a piece per turn (text, meta and binary), and the
+/// replies are byte for byte those of an unbounded copy; a value replaced between two
+/// pieces stops the reply (`Torn`).
+#[test]
+fn a_large_value_is_written_in_pieces() {
+    let s = server(&["-m", "16", "-I", "2m"]);
+    let value: Vec<u8> = (0..PIECE * 3 + 17).map(|i| (i % 251) as u8).collect();
+    let set = [
+        format!("set big 3 0 {}\r\n", value.len()).as_bytes(),
+        &value,
+        b"\r\n",
+    ]
+    .concat();
+    assert_eq!(s.exchange(Wire::Text, &set).0, b"STORED\r\n");
+    let head = format!("VALUE big 3 {}\r\n", value.len());
+    // With unbounded room a value is copied whole; the pieces need a backed-up output.
+    let (out, _) = s.exchange_with_room(Wire::Text, b"get big big\r\n", 0);
+    let one = [head.as_bytes(), &value, b"\r\n"].concat();
+    assert_eq!(out, [&one[..], &one, b"END\r\n"].concat());
+    let (out, _) = s.exchange_with_room(Wire::Text, b"mg big v\r\n", 0);
+    let head_end = out.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
+    assert!(out.starts_with(format!("VA {}", value.len()).as_bytes()));
+    assert_eq!(&out[head_end..], [&value[..], b"\r\n"].concat().as_slice());
+    let mut get = vec![0x80, 0x00, 0, 3, 0, 0, 0, 0, 0, 0, 0, 3];
+    get.resize(24, 0);
+    get.extend_from_slice(b"big");
+    let (out, _) = s.exchange_with_room(Wire::Binary, &get, 0);
+    assert_eq!(out.len(), 24 + 4 + value.len());
+    assert_eq!(&out[28..], &value[..]);
+
+    // Torn: the item is replaced after the first piece.
+    let mut out = Vec::new();
+    let mut rest = None;
+    let step = text::step(
+        b"get big\r\n",
+        &s.ctx,
+        &s.counters,
+        &mut out,
+        &mut false,
+        &mut crate::auth::Session::default(),
+        Turn { room: 0, ..TURN },
+        &mut rest,
+    );
+    assert!(matches!(step, Step::Paused(1)));
+    assert!(rest.is_some());
+    s.text("set big 0 0 1\r\nx\r\n");
+    assert_eq!(continue_value(&mut rest, &s.ctx, &mut out, usize::MAX), Err(Torn));
+    assert!(rest.is_none());
 }

@@ -10,13 +10,14 @@ use proto::text::{self, Decoded, Reply as Line, Request};
 use proto::{ClientError, ProtoError, ServerError};
 use slabcache::{ArithError, DeleteResult, StoreError, StoreOptions};
 
-use super::step::Step;
+use super::step::{Step, Turn};
+use super::value_rest::{append_value, ValueRest, ValueSink};
 use crate::auth::Session;
 use crate::cluster::ConfigChangeError;
 use crate::cmd::store::Refusal;
-use crate::cmd::{self, Command, Keys, Metadump, Outcome, Reply, StatsReply};
+use crate::cmd::{self, Action, Command, Keys, Metadump, Outcome, Reply, StatsReply};
 use crate::context::Context;
-use crate::stats::Counters;
+use crate::stats::{bump, Counters};
 
 /// Decode and execute one text request from the front of `input`.
 ///
@@ -24,6 +25,13 @@ use crate::stats::Counters;
 /// commands of this batch are still queued. memcached writes them out after each
 /// get-family command and `mn` (and whenever the input runs dry, where the connection
 /// clears the flag); `lru_crawler metadump` is refused while it is set.
+///
+/// `turn` is what the connection allows this request: where a paused multi-get resumes,
+/// the reply bytes before it pauses again, and the replies it may hold. A large value
+/// hit leaves its remaining pieces in `rest`.
+// The connection's pieces of state a request may change are passed separately so each is
+// borrowed on its own (the connection lends its buffers and session at once).
+#[allow(clippy::too_many_arguments)]
 pub fn step(
     input: &[u8],
     ctx: &Context,
@@ -31,6 +39,8 @@ pub fn step(
     out: &mut Vec<u8>,
     stacked: &mut bool,
     session: &mut Session,
+    turn: Turn,
+    rest: &mut Option<ValueRest>,
 ) -> Step {
     if ctx.config.auth_file.is_some() && !session.authenticated {
         return login(input, ctx, counters, out, session);
@@ -41,7 +51,7 @@ pub fn step(
             *stacked = was_stacked;
             Step::Incomplete
         }
-        Decoded::Meta(meta) => super::meta::step(meta, ctx, counters, out),
+        Decoded::Meta(meta) => super::meta::step(meta, ctx, counters, out, turn, rest),
         Decoded::Error {
             error,
             consumed,
@@ -70,16 +80,31 @@ pub fn step(
             ) {
                 *stacked = false;
             }
+            let limit = out.len().saturating_add(turn.room);
             let mut reply = TextReply {
                 out,
+                rest,
+                limit,
                 noreply: request.noreply(),
                 with_cas: matches!(
                     request,
                     Request::Get { with_cas: true, .. } | Request::GetAndTouch { with_cas: true, .. }
                 ),
             };
-            let action = cmd::execute(command(request, was_stacked), ctx, counters, &mut reply);
-            Step::done(consumed, action)
+            let mut command = command(request, was_stacked, turn.resume);
+            if let Command::Get(g) = &mut command {
+                // memcached needs a response object per key, and gives up the whole line
+                // when it runs out of them.
+                if turn.replies != usize::MAX && g.refused.is_none() && g.keys.clone().count() > turn.replies
+                {
+                    bump(&counters.response_obj_oom, 1);
+                    g.refused = Some(ServerError::OutOfMemoryWritingGet.into());
+                }
+            }
+            match cmd::execute(command, ctx, counters, &mut reply) {
+                Action::Paused(done) => Step::Paused(done),
+                action => Step::done(consumed, action),
+            }
         }
     }
 }
@@ -121,13 +146,15 @@ pub fn metadump(dump: &mut Metadump, ctx: &Context, out: &mut Vec<u8>) -> bool {
 }
 
 /// The command a text request asks for.
-fn command(request: Request<'_>, pipelined: bool) -> Command<'_> {
-    let get = |keys, touch, refused| {
+fn command(request: Request<'_>, pipelined: bool, resume: usize) -> Command<'_> {
+    let get = |keys, touch, refused: bool| {
+        let refused = refused.then(|| ClientError::BadCommandLineFormat.into());
         Command::Get(cmd::get::Get {
             keys: Keys::Line(keys),
             touch,
             refused,
             meta: None,
+            skip: resume,
         })
     };
     match request {
@@ -180,6 +207,10 @@ fn command(request: Request<'_>, pipelined: bool) -> Command<'_> {
 /// The text encoder for one request.
 pub struct TextReply<'o> {
     pub out: &'o mut Vec<u8>,
+    /// A large value's pieces still to write (see [`super::value_rest`]).
+    pub rest: &'o mut Option<ValueRest>,
+    /// A multi-get pauses once `out` is longer than this.
+    pub limit: usize,
     /// memcached's noreply mode: send nothing.
     pub noreply: bool,
     /// gets, gats: `VALUE` lines carry the cas.
@@ -187,6 +218,14 @@ pub struct TextReply<'o> {
 }
 
 impl Reply for TextReply<'_> {
+    fn full(&self) -> bool {
+        self.out.len() > self.limit || self.rest.is_some()
+    }
+
+    fn writing_value(&self) -> bool {
+        self.rest.is_some()
+    }
+
     fn send(&mut self, outcome: Outcome<'_>) {
         if let Outcome::Message(line) = &outcome {
             self.out.extend_from_slice(line.as_bytes());
@@ -200,8 +239,12 @@ impl Reply for TextReply<'_> {
             Outcome::Hit(hit) => {
                 let cas = self.with_cas.then_some(hit.cas);
                 text::write_value_header(out, hit.key, hit.flags, hit.value.len(), cas);
-                hit.value.append_to(out);
-                out.extend_from_slice(b"\r\n");
+                let sink = ValueSink {
+                    out,
+                    limit: self.limit,
+                    rest: self.rest,
+                };
+                append_value(sink, hit.key, hit.cas, &hit.value, b"\r\n");
                 return;
             }
             Outcome::Miss { .. } | Outcome::Quit | Outcome::Debug(_) => return,
