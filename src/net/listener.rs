@@ -75,6 +75,10 @@ pub struct Server {
     worker_counters: Vec<Arc<Counters>>,
     /// The `--metrics-listen` socket, served by [`crate::metrics::http`].
     metrics: Option<std::net::TcpListener>,
+    /// `-U`: one UDP socket per listen address, each served by its own thread.
+    udp: Vec<std::net::UdpSocket>,
+    /// What the UDP threads count.
+    udp_counters: Arc<Counters>,
 }
 
 /// A running server's handle for tests: its address and a way to stop it.
@@ -148,11 +152,17 @@ impl Server {
                 }
             }
         }
-        if config.udp_port != 0 {
-            log::warn!(
-                "-U {}: UDP is not served by slabcached; TCP only",
-                config.udp_port
-            );
+        // UDP beside TCP, on the same addresses (memcached serves none with -s).
+        let mut udp = Vec::new();
+        if config.udp_port != 0 && config.unix_socket.is_none() {
+            for addr in &config.listen {
+                let at = SocketAddr::new(addr.ip(), config.udp_port);
+                let socket = std::net::UdpSocket::bind(at).map_err(|source| ServerError::Bind {
+                    addr: format!("udp {at}"),
+                    source,
+                })?;
+                udp.push(socket);
+            }
         }
         let mut listener_info = Vec::new();
         for (i, l) in listeners.iter_mut().enumerate() {
@@ -167,6 +177,9 @@ impl Server {
                 }
             };
             listener_info.push((fd, name));
+        }
+        for socket in &udp {
+            listener_info.push((socket.as_raw_fd(), format!("udp:{}", socket.local_addr()?)));
         }
 
         let first_port = listeners
@@ -193,7 +206,8 @@ impl Server {
         let worker_counters: Vec<_> = (0..config.threads)
             .map(|_| Arc::new(Counters::default()))
             .collect();
-        let mut blocks = vec![Arc::clone(&accept_counters)];
+        let udp_counters = Arc::new(Counters::default());
+        let mut blocks = vec![Arc::clone(&accept_counters), Arc::clone(&udp_counters)];
         blocks.extend(worker_counters.iter().cloned());
         let (cache, clock) = match anonymous {
             Some(cache) => (cache, crate::clock::Clock::new()),
@@ -211,6 +225,8 @@ impl Server {
             accept_counters,
             worker_counters,
             metrics,
+            udp,
+            udp_counters,
         })
     }
 
@@ -248,6 +264,19 @@ impl Server {
         };
         let mut workers: Vec<WorkerHandle> = Vec::new();
         let mut joins = Vec::new();
+        for (i, socket) in std::mem::take(&mut self.udp).into_iter().enumerate() {
+            let shared = Arc::clone(&self.shared);
+            let counters = Arc::clone(&self.udp_counters);
+            joins.push(
+                std::thread::Builder::new()
+                    .name(format!("udp-{i}"))
+                    .spawn(move || {
+                        if let Err(e) = crate::net::udp::serve(socket, shared, counters) {
+                            log::error!("UDP listener failed: {e}");
+                        }
+                    })?,
+            );
+        }
         for (i, counters) in self.worker_counters.iter().enumerate() {
             let (worker, handle) = Worker::new(Arc::clone(&self.shared), Arc::clone(counters))?;
             workers.push(handle);

@@ -9,6 +9,7 @@ pub mod conn;
 pub mod listener;
 pub mod stream;
 pub mod tls;
+pub mod udp;
 pub mod worker;
 
 #[cfg(test)]

@@ -59,7 +59,13 @@ pub fn conns(shared: &Context) -> Rows {
     let now = shared.clock.now();
     for (fd, name) in &shared.listeners {
         write_stat(out, format_args!("{fd}:addr"), name);
-        write_stat(out, format_args!("{fd}:state"), "conn_listening");
+        // A UDP socket is a connection that only ever reads, as memcached shows it.
+        let state = if name.starts_with("udp:") {
+            "conn_read"
+        } else {
+            "conn_listening"
+        };
+        write_stat(out, format_args!("{fd}:state"), state);
         write_stat(
             out,
             format_args!("{fd}:secs_since_last_cmd"),
