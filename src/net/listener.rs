@@ -155,8 +155,12 @@ impl Server {
         // UDP beside TCP, on the same addresses (memcached serves none with -s).
         let mut udp = Vec::new();
         if config.udp_port != 0 && config.unix_socket.is_none() {
-            for addr in &config.listen {
-                let at = SocketAddr::new(addr.ip(), config.udp_port);
+            // One socket per address: `-l` may name one address with several TCP ports.
+            let mut ips: Vec<_> = config.listen.iter().map(|a| a.ip()).collect();
+            ips.sort();
+            ips.dedup();
+            for ip in ips {
+                let at = SocketAddr::new(ip, config.udp_port);
                 let socket = std::net::UdpSocket::bind(at).map_err(|source| ServerError::Bind {
                     addr: format!("udp {at}"),
                     source,
