@@ -396,10 +396,15 @@ impl Server {
             bump(&self.accept_counters.total_connections, 1);
             let curr = self.shared.curr_connections.load(Relaxed);
             if curr >= self.shared.config.max_connections {
-                // memcached's answer when over -c: say why, then hang up.
+                // memcached's answer when over -c: say why, then hang up. It writes to the
+                // socket itself, before any TLS handshake, and so do we.
                 bump(&self.accept_counters.rejected_connections, 1);
                 let mut stream = stream;
-                let _ = stream.write_all(b"ERROR Too many open connections\r\n");
+                let refusal = b"ERROR Too many open connections\r\n";
+                let _ = match &mut stream {
+                    Stream::Tls(tls) => tls.socket().write_all(refusal),
+                    plain => plain.write_all(refusal),
+                };
                 continue;
             }
             self.shared.curr_connections.fetch_add(1, Relaxed);
