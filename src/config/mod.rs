@@ -3,7 +3,7 @@
 //!
 //! Defaults are memcached 1.6's, except `-l`: slabcached listens on 127.0.0.1 unless told
 //! otherwise, so a fresh install is not an open cache on every interface. The TLS options
-//! are in [`tls`]; the tests against memcached's parsing and messages in `tests.rs`.
+//! are in `tls.rs`; the tests against memcached's parsing and messages in `tests.rs`.
 
 use clap::{ArgAction, Parser};
 use std::fmt;
