@@ -317,56 +317,17 @@ mod tests {
                 input.extend_from_slice(format!("get key:{i}\r\n").as_bytes());
             }
         }
+        let mut out = Vec::with_capacity(64 * 1024);
         if mget {
             for k in 0..100 {
                 let set = format!("set key:{k} 0 0 100\r\n{}\r\n", "v".repeat(100));
-                let mut stacked = false;
-                let mut out = Vec::new();
-                let mut session = crate::auth::Session::default();
-                crate::wire::text::step(
-                    set.as_bytes(),
-                    ctx,
-                    counters,
-                    &mut out,
-                    &mut stacked,
-                    &mut session,
-                    crate::wire::Turn {
-                        resume: 0,
-                        room: usize::MAX,
-                        replies: usize::MAX,
-                    },
-                    &mut None,
-                );
+                crate::wire::run_all(set.as_bytes(), ctx, counters, &mut out);
             }
         }
-        let mut out = Vec::with_capacity(64 * 1024);
-        let mut session = crate::auth::Session::default();
         let start = Instant::now();
         for _ in 0..n / 100 {
-            let mut pos = 0;
-            let mut stacked = false;
             out.clear();
-            while pos < input.len() {
-                match crate::wire::text::step(
-                    &input[pos..],
-                    ctx,
-                    counters,
-                    &mut out,
-                    &mut stacked,
-                    &mut session,
-                    crate::wire::Turn {
-                        resume: 0,
-                        room: usize::MAX,
-                        replies: usize::MAX,
-                    },
-                    &mut None,
-                ) {
-                    crate::wire::Step::Done { consumed, .. } => pos += consumed,
-                    crate::wire::Step::Incomplete | crate::wire::Step::Paused(_) => {
-                        unreachable!("unbounded turn, complete requests")
-                    }
-                }
-            }
+            crate::wire::run_all(&input, ctx, counters, &mut out);
         }
         start.elapsed().as_nanos() as f64 / n as f64
     }

@@ -16,10 +16,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::auth::Session;
 use crate::context::Context;
 use crate::stats::{bump, Counters};
-use crate::wire::{self, Step, Turn};
+use crate::wire;
 
 /// memcached's frame header.
 const HEADER_LEN: usize = 8;
@@ -48,7 +47,7 @@ pub fn serve(socket: UdpSocket, shared: Arc<Context>, counters: Arc<Counters>) -
             continue;
         };
         reply.clear();
-        execute(payload, &shared, &counters, &mut reply);
+        wire::run_all(payload, &shared, &counters, &mut reply);
         if reply.is_empty() {
             continue; // noreply, or a quiet binary request
         }
@@ -78,63 +77,6 @@ fn request(datagram: &[u8]) -> Option<(u16, &[u8])> {
         u16::from_be_bytes([datagram[0], datagram[1]]),
         &datagram[HEADER_LEN..],
     ))
-}
-
-/// Run every complete request of `payload`, appending the replies to `out`. A request cut
-/// short by the end of the datagram is dropped: no more of it will come.
-fn execute(payload: &[u8], shared: &Context, counters: &Counters, out: &mut Vec<u8>) {
-    let binary = payload.first() == Some(&0x80);
-    let mut session = Session::default();
-    let mut stacked = false;
-    let mut rest = None;
-    let mut pos = 0;
-    let mut resume = 0;
-    while pos < payload.len() {
-        let turn = Turn {
-            resume,
-            room: usize::MAX,
-            replies: usize::MAX,
-        };
-        let input = &payload[pos..];
-        let step = if binary {
-            wire::binary::step(input, shared, counters, out, &mut session, turn, &mut rest)
-        } else {
-            wire::text::step(
-                input,
-                shared,
-                counters,
-                out,
-                &mut stacked,
-                &mut session,
-                turn,
-                &mut rest,
-            )
-        };
-        // A value larger than one turn writes is continued here: nothing limits a turn.
-        while rest.is_some() {
-            if wire::value_rest::continue_value(&mut rest, shared, out, usize::MAX).is_err() {
-                return; // the item changed under a value being sent: send nothing more
-            }
-        }
-        match step {
-            Step::Incomplete => return,
-            Step::Paused(done) => resume = done,
-            Step::Done {
-                consumed,
-                swallow,
-                after_swallow,
-                ..
-            } => {
-                resume = 0;
-                pos += consumed;
-                if swallow > 0 {
-                    // The refused data block is in this datagram or nowhere.
-                    pos += swallow.min(payload.len() - pos);
-                    out.extend_from_slice(after_swallow);
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
