@@ -148,6 +148,12 @@ pub struct Config {
     /// much of a tail comes from the client's own threads waiting for a shared core.
     #[arg(long, default_value_t = 0)]
     pub yield_after_us: u64,
+    /// Paced load: requests per second in total, spread evenly over the connections (each
+    /// sends its next request on its own schedule, at most `--pipeline` in flight). 0: closed
+    /// loop, as fast as replies come back. A paced load puts both servers at the same
+    /// utilisation, so CPU per op compares them at equal load rather than at saturation.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
     /// Speak TLS (rustls); the server's certificate is not verified (a loopback benchmark).
     #[arg(long)]
     pub tls: bool,

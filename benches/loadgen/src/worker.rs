@@ -2,7 +2,10 @@
 //!
 //! Closed loop: each connection keeps `--pipeline` requests in flight (preload: `--preload-depth`
 //! sets, or two noreply batches) and queues new requests as soon as replies complete; all
-//! requests queued at once go out in one `write`. Replies are parsed in place in a per-connection
+//! requests queued at once go out in one `write`. Paced (`--rate`): each connection also waits
+//! for its own next send time, one interval (`connections / rate`) after the previous one, the
+//! connections' schedules staggered evenly across an interval; a connection that fell behind
+//! catches up by at most one interval, so a slow server sees no burst. Replies are parsed in place in a per-connection
 //! read buffer. A connection whose byte stream stops making sense (or that the server closes) is
 //! dropped, its requests in flight counted as errors, and reopened after a short back-off.
 //!
@@ -151,6 +154,8 @@ struct Conn {
     backoff: Duration,
     next_key: u64,
     end_key: u64,
+    /// Paced load: when this connection may send its next request.
+    next_send: Instant,
 }
 
 impl Conn {
@@ -268,6 +273,7 @@ impl<'a> Worker<'a> {
                     backoff: BACKOFF_MIN,
                     next_key: (g * keys / total) as u64,
                     end_key: ((g + 1) * keys / total) as u64,
+                    next_send: now + pace_interval(cfg).mul_f64(g as f64 / total as f64),
                 }
             })
             .collect();
@@ -350,6 +356,9 @@ impl<'a> Worker<'a> {
                     }
                 }
             }
+            if let Some(due) = self.paced_due(now) {
+                timeout = timeout.min(due.saturating_duration_since(now));
+            }
             self.publish();
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
@@ -368,6 +377,15 @@ impl<'a> Worker<'a> {
                     Readiness::None
                 };
                 self.service(ev.token().0, readiness);
+            }
+            if self.stats.mode == Mode::Load && self.cfg.rate > 0 {
+                let now = Instant::now();
+                for i in 0..self.conns.len() {
+                    let c = &self.conns[i];
+                    if c.stream.is_some() && c.next_send <= now && c.inflight.len() < self.cfg.pipeline {
+                        self.service(i, Readiness::None);
+                    }
+                }
             }
             // --yield-after-us (a diagnostic, off by default): give the core away after a
             // stretch of work without an empty poll, as slabcached's workers do.
@@ -395,6 +413,18 @@ impl<'a> Worker<'a> {
             connect_failures: self.connect_failures,
             finished,
         }
+    }
+
+    /// Paced load: the earliest send time of a connection that has room in flight.
+    fn paced_due(&self, now: Instant) -> Option<Instant> {
+        if self.stats.mode != Mode::Load || self.cfg.rate == 0 {
+            return None;
+        }
+        self.conns
+            .iter()
+            .filter(|c| c.stream.is_some() && c.inflight.len() < self.cfg.pipeline)
+            .map(|c| c.next_send.max(now))
+            .min()
     }
 
     fn publish(&self) {
@@ -563,10 +593,28 @@ fn complete(conn: &mut Conn, wl: &Workload, stats: &mut Stats) -> Result<(), &'s
     Ok(())
 }
 
-/// Queues requests until the connection has its quota in flight.
+/// Paced load: time between two requests of one connection (zero when not paced).
+fn pace_interval(cfg: &Config) -> Duration {
+    if cfg.rate == 0 {
+        Duration::ZERO
+    } else {
+        Duration::from_secs_f64(cfg.connections as f64 / cfg.rate as f64)
+    }
+}
+
+/// Queues requests until the connection has its quota in flight (paced: and its send time
+/// has come).
 fn fill(conn: &mut Conn, cfg: &Config, wl: &Workload, rng: &mut Rng, mode: Mode) {
     let now = Instant::now();
     match mode {
+        Mode::Load if cfg.rate > 0 => {
+            let interval = pace_interval(cfg);
+            while conn.inflight.len() < cfg.pipeline && conn.next_send <= now {
+                let p = load_request(conn, wl, rng, now);
+                conn.inflight.push_back(p);
+                conn.next_send = (conn.next_send + interval).max(now.checked_sub(interval).unwrap_or(now));
+            }
+        }
         Mode::Load => {
             while conn.inflight.len() < cfg.pipeline {
                 let p = load_request(conn, wl, rng, now);
