@@ -107,6 +107,8 @@ pub use crawler::{CrawlError, CrawlerStats, MetaEntry};
 
 /// The largest memory limit the engine accepts (its chunk indices are 32-bit).
 pub const MAX_MEMORY_LIMIT: usize = arena::MAX_ARENA_BYTES;
+pub use item::Segment;
+pub use lru::LruStats;
 pub use mover::{MoverStats, ReassignError};
 pub use observe::{Evicted, EvictionObserver, MoveObserver};
 pub use restart::{checksum, RestoreError, SaveError, Snapshot, LAYOUT_VERSION};
