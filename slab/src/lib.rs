@@ -92,6 +92,8 @@ mod tests_chain;
 #[cfg(test)]
 mod tests_crawler;
 #[cfg(test)]
+mod tests_lru;
+#[cfg(test)]
 mod tests_mover;
 #[cfg(test)]
 mod tests_restart;

@@ -293,16 +293,16 @@ impl Cache {
             cs.free_count -= 1;
             return Some(c);
         }
-        let seg = [Segment::Cold, Segment::Hot, Segment::Warm]
-            .into_iter()
-            .find(|&s| cs.list(s).tail != NIL);
-        match seg {
-            Some(seg) => {
-                let from_warm = seg == Segment::Warm;
-                self.evict_from(cs, seg, &mut held, protect, now, force || from_warm)
+        // COLD first; HOT and WARM only when COLD (then HOT) has nothing evictable, for
+        // instance every item a reader's stripe holds; WARM's tail goes whatever its marks.
+        // TEMP gives up dead items only.
+        for seg in [Segment::Cold, Segment::Hot, Segment::Warm, Segment::Temp] {
+            let force = force || seg == Segment::Warm;
+            if let Some(c) = self.evict_from(cs, seg, &mut held, protect, now, force) {
+                return Some(c);
             }
-            None => self.evict_from(cs, Segment::Temp, &mut held, protect, now, false),
         }
+        None
     }
 
     /// Search list `seg` from its tail for an item to evict or reclaim (TEMP: only dead
@@ -382,11 +382,13 @@ impl Cache {
         let (hot_limit, warm_limit) = (share(&self.lru.hot_pct), share(&self.lru.warm_pct));
         let mut work = 0;
         for (seg, limit) in [(Segment::Hot, hot_limit), (Segment::Warm, warm_limit)] {
+            // From the tail, passing over busy items (a reader holds their stripe).
+            let mut c = cs.list(seg).tail;
             for _ in 0..budget {
-                let c = cs.list(seg).tail;
                 if c == NIL || cs.list(seg).count <= limit {
                     break;
                 }
+                let prev = self.header(c).lru_prev.load(Relaxed);
                 let skip = c == protect || cs.moving.is_some_and(|m| m.page == self.page_of(c));
                 let done = self.with_item_locked(c, skip, held, |cache, st, hash| {
                     let h = cache.header(c);
@@ -405,10 +407,10 @@ impl Cache {
                         cs.moves_to_cold += 1;
                     }
                 });
-                if done.is_none() {
-                    break;
+                if done.is_some() {
+                    work += 1;
                 }
-                work += 1;
+                c = prev;
             }
         }
         let mut c = cs.list(Segment::Temp).tail;
