@@ -60,6 +60,9 @@ const BUMPS_PER_PASS: usize = 4096;
 pub const DEFAULT_WARM_PCT: u8 = 40;
 /// memcached's default `hot_lru_pct`.
 pub const DEFAULT_HOT_PCT: u8 = 20;
+/// memcached's default `hot_max_factor` (0.2) and `warm_max_factor` (2.0), in hundredths.
+const DEFAULT_HOT_FACTOR: u32 = 20;
+const DEFAULT_WARM_FACTOR: u32 = 200;
 
 /// One LRU list of a class, newest first.
 #[derive(Debug, Default, Clone, Copy)]
@@ -79,6 +82,9 @@ pub(crate) struct LruState {
     warm_pct: AtomicU8,
     /// New items with a TTL below this go to TEMP; 0 = no TEMP list.
     temp_ttl: AtomicU32,
+    /// `hot_max_factor` and `warm_max_factor` in hundredths (see [`Cache::set_max_factors`]).
+    hot_factor: AtomicU32,
+    warm_factor: AtomicU32,
     /// COLD items that became ACCESSED, for the maintainer to move to WARM.
     bumps: ArrayQueue<ChunkRef>,
     bumps_dropped: AtomicU64,
@@ -92,6 +98,8 @@ impl Default for LruState {
             hot_pct: AtomicU8::new(DEFAULT_HOT_PCT),
             warm_pct: AtomicU8::new(DEFAULT_WARM_PCT),
             temp_ttl: AtomicU32::new(0),
+            hot_factor: AtomicU32::new(DEFAULT_HOT_FACTOR),
+            warm_factor: AtomicU32::new(DEFAULT_WARM_FACTOR),
             bumps: ArrayQueue::new(BUMP_QUEUE),
             bumps_dropped: AtomicU64::new(0),
             juggles: AtomicU64::new(0),
@@ -213,6 +221,15 @@ impl Cache {
         self.lru.temp_ttl.store(ttl.unwrap_or(0), Relaxed);
     }
 
+    /// `lru tune`'s age factors (memcached's `hot_max_factor`, `warm_max_factor`): a
+    /// maintainer pass also moves an inactive HOT (WARM) tail to COLD once its age is more
+    /// than this times the COLD tail's. Kept to hundredths.
+    pub fn set_max_factors(&self, hot: f64, warm: f64) {
+        let hundredths = |f: f64| (f * 100.0).round().clamp(0.0, f64::from(u32::MAX)) as u32;
+        self.lru.hot_factor.store(hundredths(hot), Relaxed);
+        self.lru.warm_factor.store(hundredths(warm), Relaxed);
+    }
+
     /// The maintainer's counters.
     pub fn lru_stats(&self) -> LruStats {
         LruStats {
@@ -236,9 +253,29 @@ impl Cache {
             if cs.items == 0 {
                 continue;
             }
-            work += self.juggle(&mut cs, &mut None, NIL, now, JUGGLE_PER_PASS);
+            let max_ages = self.max_ages(&cs, now);
+            work += self.juggle(&mut cs, &mut None, NIL, now, JUGGLE_PER_PASS, max_ages);
         }
         work
+    }
+
+    /// The ages (seconds since the last write: the header keeps no access time) past which
+    /// HOT and WARM tails move to COLD whatever their share: the COLD tail's age times
+    /// the factors. None in flat mode or with COLD empty (then only the shares apply).
+    fn max_ages(&self, cs: &ClassState, now: u32) -> Option<(u32, u32)> {
+        let tail = cs.list(Segment::Cold).tail;
+        if !self.lru_segmented() || tail == NIL {
+            return None;
+        }
+        let cold_age = u64::from(now.saturating_sub(self.write_marks.written_at(self.header(tail).cas())));
+        let scaled =
+            |f: &AtomicU32| (cold_age * u64::from(f.load(Relaxed)) / 100).min(u64::from(u32::MAX)) as u32;
+        Some((scaled(&self.lru.hot_factor), scaled(&self.lru.warm_factor)))
+    }
+
+    /// Whether `c` was last written more than `max_age` seconds before `now`.
+    fn older_than(&self, c: ChunkRef, max_age: u32, now: u32) -> bool {
+        now.saturating_sub(self.write_marks.written_at(self.header(c).cas())) > max_age
     }
 
     /// Move a queued chunk to WARM if it still is a linked, ACCESSED COLD item of a page
@@ -285,7 +322,7 @@ impl Cache {
         force: bool,
     ) -> Option<ChunkRef> {
         let mut held = Some((held, held_idx));
-        self.juggle(cs, &mut held, protect, now, JUGGLE_PER_ALLOC);
+        self.juggle(cs, &mut held, protect, now, JUGGLE_PER_ALLOC, None);
         if cs.free_head != NIL {
             // The juggle reclaimed a dead item.
             let c = cs.free_head;
@@ -360,8 +397,9 @@ impl Cache {
         Some(f(self, &mut st, hash))
     }
 
-    /// Bring HOT and WARM toward their shares of the class (at most `budget` items each)
-    /// and reclaim dead items at the TEMP tail. Returns the items moved or reclaimed.
+    /// Bring HOT and WARM toward their shares of the class (at most `budget` items each),
+    /// and with `max_ages` (HOT, WARM) also move inactive tails older than that to COLD;
+    /// reclaim dead items at the TEMP tail. Returns the items moved or reclaimed.
     fn juggle(
         &self,
         cs: &mut ClassState,
@@ -369,6 +407,7 @@ impl Cache {
         protect: ChunkRef,
         now: u32,
         budget: usize,
+        max_ages: Option<(u32, u32)>,
     ) -> usize {
         let segmented = self.lru_segmented();
         let items = cs.items - cs.list(Segment::Temp).count;
@@ -381,11 +420,24 @@ impl Cache {
         };
         let (hot_limit, warm_limit) = (share(&self.lru.hot_pct), share(&self.lru.warm_pct));
         let mut work = 0;
-        for (seg, limit) in [(Segment::Hot, hot_limit), (Segment::Warm, warm_limit)] {
+        let (hot_age, warm_age) = max_ages.map_or((None, None), |(h, w)| (Some(h), Some(w)));
+        for (seg, limit, max_age) in [
+            (Segment::Hot, hot_limit, hot_age),
+            (Segment::Warm, warm_limit, warm_age),
+        ] {
             // From the tail, passing over busy items (a reader holds their stripe).
             let mut c = cs.list(seg).tail;
             for _ in 0..budget {
-                if c == NIL || cs.list(seg).count <= limit {
+                if c == NIL {
+                    break;
+                }
+                // Under its share, an ACCESSED tail stays (it is rescued once the list is
+                // over its share) and an inactive one moves only when too old.
+                let over = cs.list(seg).count > limit;
+                if !over
+                    && (self.header(c).has_bit(ACCESSED)
+                        || !max_age.is_some_and(|age| self.older_than(c, age, now)))
+                {
                     break;
                 }
                 let prev = self.header(c).lru_prev.load(Relaxed);

@@ -208,6 +208,29 @@ fn lru_tune_shares_apply_on_the_next_pass() {
     assert_eq!(s.hot_items, 50);
 }
 
+#[test]
+fn the_maintainer_moves_hot_tails_older_than_the_factor_times_cold_age() {
+    let run = |hot_factor: f64| {
+        let c = cache(16);
+        c.set_hot_pct(50);
+        c.set_max_factors(hot_factor, 2.0);
+        for i in 0..50 {
+            set(&c, &format!("old{i}"), 0, 1);
+        }
+        c.lru_maintain(1);
+        for i in 0..10 {
+            set(&c, &format!("new{i}"), 0, 100);
+        }
+        c.lru_maintain(100);
+        check_lists(&c);
+        stats(&c, class_of(&c, "old0")).hot_items
+    };
+    // The share alone (50 % of 60) keeps 30 HOT; with the age rule (the COLD tail is 99 s
+    // old, 0.2 x 99 < 99) every old HOT item goes and the 10 new ones stay.
+    assert_eq!(run(1000.0), 30);
+    assert_eq!(run(0.2), 10);
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Set(u16, u32),
