@@ -15,7 +15,10 @@
 //!   reclaimed once dead, and not counted in the HOT and WARM shares.
 //!
 //! Limits count items, not bytes as memcached does: within one class every chunk has the
-//! same size, so the two differ only by the slack in each chunk.
+//! same size, so the two differ only by the slack in each chunk. A maintainer pass also
+//! moves an inactive HOT (WARM) tail to COLD when it is older than `hot_max_factor`
+//! (`warm_max_factor`) times the COLD tail's age; ages are from the last write (the header
+//! has no access time; memcached's refreshes on a bump).
 //!
 //! The HOT and WARM lists are balanced ("juggled") by the LRU maintainer
 //! ([`Cache::lru_maintain`], driven by the server's background thread), and by every
