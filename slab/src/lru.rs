@@ -16,9 +16,11 @@
 //!
 //! Limits count items, not bytes as memcached does: within one class every chunk has the
 //! same size, so the two differ only by the slack in each chunk. A maintainer pass also
-//! moves an inactive HOT (WARM) tail to COLD when it is older than `hot_max_factor`
-//! (`warm_max_factor`) times the COLD tail's age; ages are from the last write (the header
-//! has no access time; memcached's refreshes on a bump).
+//! moves an inactive HOT tail to COLD when it is older than `hot_max_factor` times the COLD
+//! tail's age. Ages are from the last write: the header has no access time. For a HOT item
+//! the two mostly agree, but a WARM item is there because it was read since its write, so
+//! `warm_max_factor` (memcached's age limit on WARM, by last access) is kept and shown but
+//! not applied: by write time it would push the items read most out of WARM.
 //!
 //! The HOT and WARM lists are balanced ("juggled") by the LRU maintainer
 //! ([`Cache::lru_maintain`], driven by the server's background thread), and by every
@@ -63,9 +65,8 @@ const BUMPS_PER_PASS: usize = 4096;
 pub const DEFAULT_WARM_PCT: u8 = 40;
 /// memcached's default `hot_lru_pct`.
 pub const DEFAULT_HOT_PCT: u8 = 20;
-/// memcached's default `hot_max_factor` (0.2) and `warm_max_factor` (2.0), in hundredths.
+/// memcached's default `hot_max_factor` (0.2), in hundredths.
 const DEFAULT_HOT_FACTOR: u32 = 20;
-const DEFAULT_WARM_FACTOR: u32 = 200;
 
 /// One LRU list of a class, newest first.
 #[derive(Debug, Default, Clone, Copy)]
@@ -85,9 +86,8 @@ pub(crate) struct LruState {
     warm_pct: AtomicU8,
     /// New items with a TTL below this go to TEMP; 0 = no TEMP list.
     temp_ttl: AtomicU32,
-    /// `hot_max_factor` and `warm_max_factor` in hundredths (see [`Cache::set_max_factors`]).
+    /// `hot_max_factor` in hundredths (see [`Cache::set_hot_max_factor`]).
     hot_factor: AtomicU32,
-    warm_factor: AtomicU32,
     /// COLD items that became ACCESSED, for the maintainer to move to WARM.
     bumps: ArrayQueue<ChunkRef>,
     bumps_dropped: AtomicU64,
@@ -102,7 +102,6 @@ impl Default for LruState {
             warm_pct: AtomicU8::new(DEFAULT_WARM_PCT),
             temp_ttl: AtomicU32::new(0),
             hot_factor: AtomicU32::new(DEFAULT_HOT_FACTOR),
-            warm_factor: AtomicU32::new(DEFAULT_WARM_FACTOR),
             bumps: ArrayQueue::new(BUMP_QUEUE),
             bumps_dropped: AtomicU64::new(0),
             juggles: AtomicU64::new(0),
@@ -224,13 +223,12 @@ impl Cache {
         self.lru.temp_ttl.store(ttl.unwrap_or(0), Relaxed);
     }
 
-    /// `lru tune`'s age factors (memcached's `hot_max_factor`, `warm_max_factor`): a
-    /// maintainer pass also moves an inactive HOT (WARM) tail to COLD once its age is more
-    /// than this times the COLD tail's. Kept to hundredths.
-    pub fn set_max_factors(&self, hot: f64, warm: f64) {
-        let hundredths = |f: f64| (f * 100.0).round().clamp(0.0, f64::from(u32::MAX)) as u32;
-        self.lru.hot_factor.store(hundredths(hot), Relaxed);
-        self.lru.warm_factor.store(hundredths(warm), Relaxed);
+    /// `lru tune`'s and `-o hot_max_factor`: a maintainer pass also moves an inactive HOT
+    /// tail to COLD once its age is more than `factor` times the COLD tail's. Kept to
+    /// hundredths. (`warm_max_factor` has no engine setting: see the module docs.)
+    pub fn set_hot_max_factor(&self, factor: f64) {
+        let hundredths = (factor * 100.0).round().clamp(0.0, f64::from(u32::MAX)) as u32;
+        self.lru.hot_factor.store(hundredths, Relaxed);
     }
 
     /// The maintainer's counters.
@@ -256,16 +254,16 @@ impl Cache {
             if cs.items == 0 {
                 continue;
             }
-            let max_ages = self.max_ages(&cs, now);
-            work += self.juggle(&mut cs, &mut None, NIL, now, JUGGLE_PER_PASS, max_ages);
+            let max_age = self.max_age(&cs, now);
+            work += self.juggle(&mut cs, &mut None, NIL, now, JUGGLE_PER_PASS, max_age);
         }
         work
     }
 
-    /// The ages (seconds since the last write: the header keeps no access time) past which
-    /// HOT and WARM tails move to COLD whatever their share: the COLD tail's age times
-    /// the factors. None in flat mode or with COLD empty (then only the shares apply).
-    fn max_ages(&self, cs: &ClassState, now: u32) -> Option<(u32, u32)> {
+    /// The age (seconds since the last write: the header keeps no access time) past which
+    /// a HOT tail moves to COLD whatever the share: the COLD tail's age times the factor.
+    /// None in flat mode or with COLD empty (then only the shares apply).
+    fn max_age(&self, cs: &ClassState, now: u32) -> Option<u32> {
         let tail = cs.list(Segment::Cold).tail;
         if !self.lru_segmented() || tail == NIL {
             return None;
@@ -273,7 +271,7 @@ impl Cache {
         let cold_age = u64::from(now.saturating_sub(self.write_marks.written_at(self.header(tail).cas())));
         let scaled =
             |f: &AtomicU32| (cold_age * u64::from(f.load(Relaxed)) / 100).min(u64::from(u32::MAX)) as u32;
-        Some((scaled(&self.lru.hot_factor), scaled(&self.lru.warm_factor)))
+        Some(scaled(&self.lru.hot_factor))
     }
 
     /// Whether `c` was last written more than `max_age` seconds before `now`.
@@ -401,7 +399,7 @@ impl Cache {
     }
 
     /// Bring HOT and WARM toward their shares of the class (at most `budget` items each),
-    /// and with `max_ages` (HOT, WARM) also move inactive tails older than that to COLD;
+    /// and with `hot_max_age` also move inactive HOT tails older than that to COLD;
     /// reclaim dead items at the TEMP tail. Returns the items moved or reclaimed.
     fn juggle(
         &self,
@@ -410,7 +408,7 @@ impl Cache {
         protect: ChunkRef,
         now: u32,
         budget: usize,
-        max_ages: Option<(u32, u32)>,
+        hot_max_age: Option<u32>,
     ) -> usize {
         let segmented = self.lru_segmented();
         let items = cs.items - cs.list(Segment::Temp).count;
@@ -423,10 +421,9 @@ impl Cache {
         };
         let (hot_limit, warm_limit) = (share(&self.lru.hot_pct), share(&self.lru.warm_pct));
         let mut work = 0;
-        let (hot_age, warm_age) = max_ages.map_or((None, None), |(h, w)| (Some(h), Some(w)));
         for (seg, limit, max_age) in [
-            (Segment::Hot, hot_limit, hot_age),
-            (Segment::Warm, warm_limit, warm_age),
+            (Segment::Hot, hot_limit, hot_max_age),
+            (Segment::Warm, warm_limit, None),
         ] {
             // From the tail, passing over busy items (a reader holds their stripe).
             let mut c = cs.list(seg).tail;

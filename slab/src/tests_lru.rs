@@ -213,7 +213,7 @@ fn the_maintainer_moves_hot_tails_older_than_the_factor_times_cold_age() {
     let run = |hot_factor: f64| {
         let c = cache(16);
         c.set_hot_pct(50);
-        c.set_max_factors(hot_factor, 2.0);
+        c.set_hot_max_factor(hot_factor);
         for i in 0..50 {
             set(&c, &format!("old{i}"), 0, 1);
         }
@@ -229,6 +229,35 @@ fn the_maintainer_moves_hot_tails_older_than_the_factor_times_cold_age() {
     // old, 0.2 x 99 < 99) every old HOT item goes and the 10 new ones stay.
     assert_eq!(run(1000.0), 30);
     assert_eq!(run(0.2), 10);
+}
+
+/// WARM holds items read since their write: an old write time does not push them out
+/// while WARM is under its share (memcached's age limit there is by last access, which the
+/// header does not keep).
+#[test]
+fn an_old_warm_item_stays_warm_under_its_share() {
+    let c = cache(16);
+    set(&c, "w", 0, 1);
+    assert!(hit(&c, "w", 1) && hit(&c, "w", 1));
+    for i in 0..20 {
+        set(&c, &format!("f{i}"), 0, 1);
+    }
+    c.lru_maintain(1);
+    let class = class_of(&c, "w");
+    assert_eq!(stats(&c, class).warm_items, 1);
+    // COLD's tail becomes an item written now: by write time, `w` is 999 s older.
+    for i in 0..20 {
+        assert!(c.delete(format!("f{i}").as_bytes(), 1000));
+    }
+    for i in 0..50 {
+        set(&c, &format!("k{i}"), 0, 1000);
+    }
+    for _ in 0..3 {
+        c.lru_maintain(1000);
+    }
+    let s = stats(&c, class);
+    assert_eq!(s.warm_items, 1);
+    assert!(s.moves_to_cold > 0);
 }
 
 #[derive(Debug, Clone)]
