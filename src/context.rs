@@ -110,6 +110,9 @@ pub fn apply_tunables(cache: &slabcache::Cache, config: &Config) {
     cache.set_automove(config.tunables.slab_automove);
     cache.set_lru_segmented(config.tunables.lru_segmented);
     cache.set_warm_pct(config.tunables.warm_lru_pct.clamp(0, 80) as u8);
+    cache.set_hot_pct(config.tunables.hot_lru_pct.clamp(0, 80) as u8);
+    cache.set_hot_max_factor(config.tunables.hot_max_factor);
+    cache.set_temp_ttl(config.tunables.temp_lru.then_some(config.tunables.temporary_ttl));
     cache.set_automove_tuning(
         config.tunables.slab_automove_ratio,
         config.slab_automove_window as usize,

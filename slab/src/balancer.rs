@@ -187,7 +187,8 @@ impl Cache {
         let cs = lock(&self.class_state[id]);
         let per_page = self.classes.chunks_per_page(id);
         let carved_left = cs.carve.map_or(0, |(_, next)| per_page.saturating_sub(next));
-        let tail_cas = (cs.lru_tail != NIL).then(|| self.header(cs.lru_tail).cas());
+        let tail = cs.eviction_tail();
+        let tail_cas = (tail != NIL).then(|| self.header(tail).cas());
         let figures = ClassFigures {
             evicted: cs.evicted,
             outofmemory: cs.outofmemory,

@@ -330,15 +330,12 @@ pub(crate) struct ClassState {
     pub page_gen: u64,
     /// The page the mover is emptying, if it is one of this class's.
     pub moving: Option<MovingPage>,
-    /// The probation list (new items), newest first; see `lru`.
-    pub lru_head: ChunkRef,
-    pub lru_tail: ChunkRef,
-    /// The warm list (items read again), newest first, and its length.
-    pub warm_head: ChunkRef,
-    pub warm_tail: ChunkRef,
-    pub warm_items: usize,
+    /// The HOT, WARM, COLD and TEMP lists, indexed by `Segment`; see `lru`.
+    pub lists: [crate::lru::LruList; 4],
     pub moves_to_warm: u64,
     pub moves_to_cold: u64,
+    pub moves_within_lru: u64,
+    pub evicted_active: u64,
     pub used_chunks: usize,
     pub items: usize,
     pub requested: usize,
@@ -429,9 +426,8 @@ pub struct Cache {
     pub(crate) total_items: AtomicU64,
     pub(crate) get_expired: AtomicU64,
     pub(crate) get_flushed: AtomicU64,
-    /// `lru mode segmented` (else flat), and the warm list's share of a class in percent.
-    pub(crate) segmented: std::sync::atomic::AtomicBool,
-    pub(crate) warm_pct: AtomicU8,
+    /// The LRU settings, the maintainer's bump queue and counters.
+    pub(crate) lru: crate::lru::LruState,
     /// Dates items by their CAS unique (meta `l`, `me la=`).
     pub(crate) write_marks: WriteMarks,
     /// Told of every eviction (see `observe`).
@@ -550,8 +546,7 @@ impl Cache {
             page_limit: AtomicUsize::new(pages),
             mover: Mutex::new(MoverState::default()),
             crawler: Mutex::new(CrawlerState::default()),
-            segmented: std::sync::atomic::AtomicBool::new(true),
-            warm_pct: AtomicU8::new(crate::lru::DEFAULT_WARM_PCT),
+            lru: crate::lru::LruState::default(),
             next_cas: AtomicU64::new(1),
             flush_below_cas: AtomicU64::new(0),
             flush_at: AtomicU32::new(0),
@@ -624,7 +619,7 @@ impl Cache {
 
     pub(crate) fn next_cas(&self) -> u64 {
         let cas = self.next_cas.fetch_add(1, Relaxed);
-        // 48 bits last 2^48 stores (years at millions per second); wrap rather than fail.
+        // 47 bits last 2^47 stores (years at millions per second); wrap rather than fail.
         cas & CAS_MAX
     }
 
@@ -843,15 +838,16 @@ impl Cache {
         self.write_value(c, key.len(), parts, data);
     }
 
-    /// Link a written item into its class's LRU and the index.
-    pub(crate) fn publish(&self, st: &mut Stripe, hash: u64, c: ChunkRef) {
+    /// Link a written item into its class's LRU (HOT, or TEMP or COLD: see `lru`) and
+    /// the index.
+    pub(crate) fn publish(&self, st: &mut Stripe, hash: u64, c: ChunkRef, now: u32) {
         let class = self.class_of(c);
         {
             let mut cs = lock(&self.class_state[class]);
-            self.lru_push_head(&mut cs, c);
             let h = self.header(c);
-            h.set_bit(LINKED);
             let exp = h.exptime.load(Relaxed);
+            self.lru_push(&mut cs, c, self.first_segment(exp, now));
+            h.set_bit(LINKED);
             if exp != 0 && (cs.soonest_expiry == 0 || exp < cs.soonest_expiry) {
                 cs.soonest_expiry = exp;
             }
@@ -896,7 +892,7 @@ impl Cache {
         h.value_len.store(value.len() as u32, Relaxed);
         h.exptime.store(exptime, Relaxed);
         h.client_flags.store(flags, Relaxed);
-        // WARM says which LRU list the item is on: it stays there.
+        // WARM (with a bit of the CAS word) says which LRU list the item is on: it stays.
         h.bits
             .store(ACCESSED | LINKED | (h.bits.load(Relaxed) & WARM), Relaxed);
         let cas = self.next_cas();
@@ -950,7 +946,7 @@ impl Cache {
         if old != NIL {
             self.unlink(st, hash, old, Unlink::Replaced);
         }
-        self.publish(st, hash, c);
+        self.publish(st, hash, c, now);
         Ok(c)
     }
 }

@@ -6,7 +6,6 @@ use std::sync::MutexGuard;
 
 use crate::arena::{ChunkRef, NIL};
 use crate::cache::*;
-use crate::item::WARM;
 
 impl Cache {
     pub(crate) fn find(&self, st: &Stripe, hash: u64, key: &[u8]) -> ChunkRef {
@@ -148,20 +147,16 @@ impl Cache {
         let (prev, next) = (o.lru_prev.load(Relaxed), o.lru_next.load(Relaxed));
         n.lru_prev.store(prev, Relaxed);
         n.lru_next.store(next, Relaxed);
-        let (head, tail) = if o.has_bit(WARM) {
-            (&mut cs.warm_head, &mut cs.warm_tail)
-        } else {
-            (&mut cs.lru_head, &mut cs.lru_tail)
-        };
+        let list = &mut cs.lists[o.segment() as usize];
         if prev != NIL {
             self.header(prev).lru_next.store(new, Relaxed);
         } else {
-            *head = new;
+            list.head = new;
         }
         if next != NIL {
             self.header(next).lru_prev.store(new, Relaxed);
         } else {
-            *tail = new;
+            list.tail = new;
         }
     }
 

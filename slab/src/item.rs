@@ -11,11 +11,16 @@
 //!  16      4   client_flags stripe lock (fixed)   the 32-bit flags the client stored
 //!  20      4   value_len    stripe lock           bytes of value (an overwrite in place changes it)
 //!  24      4   cas_lo       stripe lock           CAS unique, low 32 bits
-//!  28      2   cas_hi       stripe lock           CAS unique, high 16 bits (48 bits in all)
+//!  28      2   cas_hi       stripe lock           CAS unique, high 15 bits (47 bits in all); top bit: HOT_BIT
 //!  30      1   key_len      fixed while linked    1..=250
 //!  31      1   bits         stripe lock           FETCHED ACCESSED STALE WIN_TOKEN KEY_BINARY LINKED CHAINED WARM
 //!  32      key_len bytes of key, then value_len bytes of value (no trailing "\r\n")
 //! ```
+//!
+//! The LRU segment an item is on (HOT, WARM, COLD or TEMP, see the `lru` module) is two
+//! bits: WARM in `bits` and the top bit of `cas_hi` ([`Segment`]). Both change only with
+//! the class and the stripe lock held, while the item is off the lists; CAS writes keep
+//! the segment bit.
 //!
 //! The CAS unique is written with the item and changed in place only by a meta invalidation
 //! (`md <key> I`), under the stripe lock; eviction reads it (flush check) with both locks.
@@ -44,9 +49,45 @@ pub const KEY_BINARY: u8 = 16;
 pub const LINKED: u8 = 32;
 /// Header bit: the item's value continues in data chunks (see the `chain` module).
 pub const CHAINED: u8 = 64;
-/// Header bit: the item is on its class's protected (warm) LRU list, having been read
-/// again after it was stored (segmented LRU; see the cache's eviction).
+/// Header bit: one of the two bits naming the item's LRU segment (see [`Segment`]).
 pub const WARM: u8 = 128;
+
+/// The top bit of `cas_hi`: the other bit naming the LRU segment.
+const SEGMENT_HI: u16 = 1 << 15;
+
+/// The four LRU lists of a class (memcached's HOT, WARM, COLD and TEMP; see `lru`).
+/// The discriminant indexes per-segment arrays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Segment {
+    Hot = 0,
+    Warm = 1,
+    Cold = 2,
+    Temp = 3,
+}
+
+impl Segment {
+    pub const ALL: [Segment; 4] = [Segment::Hot, Segment::Warm, Segment::Cold, Segment::Temp];
+
+    /// (WARM in `bits`, SEGMENT_HI in `cas_hi`): COLD is neither, so a header with both
+    /// cleared names the list flat mode uses.
+    fn encode(self) -> (bool, bool) {
+        match self {
+            Segment::Cold => (false, false),
+            Segment::Warm => (true, false),
+            Segment::Hot => (false, true),
+            Segment::Temp => (true, true),
+        }
+    }
+
+    fn decode(warm: bool, hi: bool) -> Segment {
+        match (warm, hi) {
+            (false, false) => Segment::Cold,
+            (true, false) => Segment::Warm,
+            (false, true) => Segment::Hot,
+            (true, true) => Segment::Temp,
+        }
+    }
+}
 
 /// See the module docs for the layout.
 #[repr(C)]
@@ -66,8 +107,8 @@ pub struct ItemHeader {
 const _: () = assert!(std::mem::size_of::<ItemHeader>() == 32);
 const _: () = assert!(std::mem::align_of::<ItemHeader>() <= crate::arena::CHUNK_ALIGN);
 
-/// Largest CAS unique the header can hold (48 bits).
-pub const CAS_MAX: u64 = (1 << 48) - 1;
+/// Largest CAS unique the header can hold (47 bits: `cas_hi`'s top bit is the segment's).
+pub const CAS_MAX: u64 = (1 << 47) - 1;
 
 impl ItemHeader {
     /// Header size in bytes.
@@ -79,12 +120,34 @@ impl ItemHeader {
     }
 
     pub fn cas(&self) -> u64 {
-        u64::from(self.cas_lo.load(Relaxed)) | (u64::from(self.cas_hi.load(Relaxed)) << 32)
+        let hi = self.cas_hi.load(Relaxed) & !SEGMENT_HI;
+        u64::from(self.cas_lo.load(Relaxed)) | (u64::from(hi) << 32)
     }
 
+    /// Set the CAS unique (at most [`CAS_MAX`]), keeping the segment bit.
     pub fn set_cas(&self, cas: u64) {
         self.cas_lo.store(cas as u32, Relaxed);
-        self.cas_hi.store((cas >> 32) as u16, Relaxed);
+        let seg = self.cas_hi.load(Relaxed) & SEGMENT_HI;
+        self.cas_hi
+            .store(((cas >> 32) as u16 & !SEGMENT_HI) | seg, Relaxed);
+    }
+
+    /// The LRU list the item is on (meaningful while it is LINKED).
+    pub fn segment(&self) -> Segment {
+        Segment::decode(self.has_bit(WARM), self.cas_hi.load(Relaxed) & SEGMENT_HI != 0)
+    }
+
+    /// Name the item's LRU list (both locks held, item off the lists).
+    pub fn set_segment(&self, seg: Segment) {
+        let (warm, hi) = seg.encode();
+        if warm {
+            self.set_bit(WARM);
+        } else {
+            self.clear_bit(WARM);
+        }
+        let old = self.cas_hi.load(Relaxed);
+        self.cas_hi
+            .store(if hi { old | SEGMENT_HI } else { old & !SEGMENT_HI }, Relaxed);
     }
 
     pub fn key_len(&self) -> usize {
@@ -113,14 +176,20 @@ impl ItemHeader {
         }
     }
 
-    /// Note a read: the first marks the item FETCHED, later ones ACCESSED, which is what
-    /// eviction promotes (memcached makes an item ACTIVE on its second fetch too), so an
-    /// item read once after it was stored is not kept over items read repeatedly.
-    pub fn mark_read(&self) {
-        if self.has_bit(FETCHED) {
-            self.set_bit(ACCESSED);
+    /// Note a read: the first marks the item FETCHED, later ones ACCESSED (memcached's
+    /// ACTIVE, also set on the second fetch), which is what the LRU promotes, so an item
+    /// read once after it was stored is not kept over items read repeatedly. True when
+    /// this read made the item ACCESSED.
+    pub fn mark_read(&self) -> bool {
+        let bits = self.bits.load(Relaxed);
+        if bits & FETCHED == 0 {
+            self.bits.store(bits | FETCHED, Relaxed);
+            false
+        } else if bits & ACCESSED == 0 {
+            self.bits.store(bits | ACCESSED, Relaxed);
+            true
         } else {
-            self.set_bit(FETCHED);
+            false
         }
     }
 

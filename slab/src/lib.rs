@@ -92,6 +92,8 @@ mod tests_chain;
 #[cfg(test)]
 mod tests_crawler;
 #[cfg(test)]
+mod tests_lru;
+#[cfg(test)]
 mod tests_mover;
 #[cfg(test)]
 mod tests_restart;
@@ -107,6 +109,8 @@ pub use crawler::{CrawlError, CrawlerStats, MetaEntry};
 
 /// The largest memory limit the engine accepts (its chunk indices are 32-bit).
 pub const MAX_MEMORY_LIMIT: usize = arena::MAX_ARENA_BYTES;
+pub use item::Segment;
+pub use lru::LruStats;
 pub use mover::{MoverStats, ReassignError};
 pub use observe::{Evicted, EvictionObserver, MoveObserver};
 pub use restart::{checksum, RestoreError, SaveError, Snapshot, LAYOUT_VERSION};

@@ -453,6 +453,8 @@ impl Cache {
         b.lru_prev.store(a.lru_prev.load(Relaxed), Relaxed);
         b.lru_next.store(a.lru_next.load(Relaxed), Relaxed);
         b.bits.store(a.bits.load(Relaxed), Relaxed);
+        // The segment's other bit is in the CAS word, which `set_cas` leaves alone.
+        b.set_segment(a.segment());
         let len = self.stored_len(from);
         // SAFETY: `from`'s bytes change only under its item's stripe lock, which is held;
         // a different chunk than `to`.

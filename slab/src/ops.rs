@@ -81,12 +81,12 @@ impl Cache {
             created,
         };
         let r = read(&view);
-        if opts.bump {
-            h.mark_read();
+        if opts.bump && h.mark_read() {
+            self.lru_bump(c);
         }
         let counters = self.counters(class);
         match opts.counter {
-            HitCounter::Get => counters.get_hits.fetch_add(1, Relaxed),
+            HitCounter::Get => counters.hits[h.segment() as usize].fetch_add(1, Relaxed),
             HitCounter::Touch => counters.touch_hits.fetch_add(1, Relaxed),
             HitCounter::None => 0,
         };
@@ -409,8 +409,8 @@ impl Cache {
         }
         let cs = lock(&self.class_state[class]);
         let mut n = 0;
-        for head in [cs.warm_head, cs.lru_head] {
-            let mut c = head;
+        for list in &cs.lists {
+            let mut c = list.head;
             while c != NIL && (limit == 0 || n < limit) {
                 let h = self.header(c);
                 visit(self.key_of(c), h.value_len(), h.exptime.load(Relaxed));

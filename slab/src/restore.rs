@@ -204,7 +204,7 @@ impl Cache {
                         used.insert(page, slot);
                     }
                     self.header(c).clear_bit(LINKED);
-                    self.publish(&mut st, hash, c);
+                    self.publish(&mut st, hash, c, now);
                     items += 1;
                 }
             }

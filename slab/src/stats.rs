@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use crate::arena::{ChunkRef, NIL};
 use crate::cache::*;
+use crate::item::Segment;
 
 /// Cache-wide counters, as `stats` reports them.
 #[derive(Debug, Clone, Default)]
@@ -53,14 +54,27 @@ pub struct ClassStats {
     pub touch_hits: u64,
     pub crawler_reclaimed: u64,
     pub crawler_items_checked: u64,
-    /// Items on the warm list (memcached's `number_warm`); the rest are on probation.
+    /// Items on the HOT, WARM, COLD and TEMP lists (memcached's `number_hot` ...).
+    pub hot_items: u64,
     pub warm_items: u64,
+    pub cold_items: u64,
+    pub temp_items: u64,
     pub moves_to_warm: u64,
     pub moves_to_cold: u64,
-    /// Cache time of the last write of the item at the tail of the probation list and of
-    /// the warm list (the next to be evicted or demoted), if any: what memcached's `age`
+    pub moves_within_lru: u64,
+    /// Items evicted although read since they last passed a tail (forced).
+    pub evicted_active: u64,
+    /// Read hits by the list the item was on (memcached's `hits_to_hot` ...); their sum
+    /// is `get_hits`.
+    pub hits_to_hot: u64,
+    pub hits_to_warm: u64,
+    pub hits_to_cold: u64,
+    pub hits_to_temp: u64,
+    /// Cache time of the last write of the item at the tail of the COLD, HOT and WARM
+    /// lists (the next to be evicted or moved), if any: what memcached's `age`, `age_hot`
     /// and `age_warm` measure from.
     pub cold_tail_written: Option<u32>,
+    pub hot_tail_written: Option<u32>,
     pub warm_tail_written: Option<u32>,
 }
 
@@ -71,7 +85,8 @@ pub struct ClassStats {
 #[derive(Default)]
 #[repr(align(64))]
 pub(crate) struct ClassCounters {
-    pub(crate) get_hits: AtomicU64,
+    /// Read hits, by the `Segment` the item was on: `get_hits` is their sum.
+    pub(crate) hits: [AtomicU64; 4],
     pub(crate) cmd_set: AtomicU64,
     pub(crate) delete_hits: AtomicU64,
     pub(crate) incr_hits: AtomicU64,
@@ -175,6 +190,13 @@ impl Cache {
             let carved_left =
                 cs.carve.map_or(0, |(_, next)| per_page.saturating_sub(next)) + cs.pending.len() * per_page;
             let sum = |f: fn(&ClassCounters) -> &AtomicU64| self.counter_total(id, f);
+            let hits = [
+                sum(|k| &k.hits[0]),
+                sum(|k| &k.hits[1]),
+                sum(|k| &k.hits[2]),
+                sum(|k| &k.hits[3]),
+            ];
+            let count = |seg: Segment| cs.list(seg).count as u64;
             let written =
                 |tail: ChunkRef| (tail != NIL).then(|| self.write_marks.written_at(self.header(tail).cas()));
             out.push(ClassStats {
@@ -194,7 +216,7 @@ impl Cache {
                 outofmemory: cs.outofmemory,
                 expired_unfetched: cs.expired_unfetched,
                 evicted_unfetched: cs.evicted_unfetched,
-                get_hits: sum(|k| &k.get_hits),
+                get_hits: hits.iter().sum(),
                 cmd_set: sum(|k| &k.cmd_set),
                 delete_hits: sum(|k| &k.delete_hits),
                 incr_hits: sum(|k| &k.incr_hits),
@@ -204,11 +226,21 @@ impl Cache {
                 touch_hits: sum(|k| &k.touch_hits),
                 crawler_reclaimed: cs.crawler_reclaimed,
                 crawler_items_checked: cs.crawler_items_checked,
-                warm_items: cs.warm_items as u64,
+                hot_items: count(Segment::Hot),
+                warm_items: count(Segment::Warm),
+                cold_items: count(Segment::Cold),
+                temp_items: count(Segment::Temp),
                 moves_to_warm: cs.moves_to_warm,
                 moves_to_cold: cs.moves_to_cold,
-                cold_tail_written: written(cs.lru_tail),
-                warm_tail_written: written(cs.warm_tail),
+                moves_within_lru: cs.moves_within_lru,
+                evicted_active: cs.evicted_active,
+                hits_to_hot: hits[Segment::Hot as usize],
+                hits_to_warm: hits[Segment::Warm as usize],
+                hits_to_cold: hits[Segment::Cold as usize],
+                hits_to_temp: hits[Segment::Temp as usize],
+                cold_tail_written: written(cs.list(Segment::Cold).tail),
+                hot_tail_written: written(cs.list(Segment::Hot).tail),
+                warm_tail_written: written(cs.list(Segment::Warm).tail),
             });
         }
         out
@@ -231,9 +263,10 @@ impl Cache {
             cs.crawler_items_checked = 0;
             cs.moves_to_warm = 0;
             cs.moves_to_cold = 0;
+            cs.moves_within_lru = 0;
+            cs.evicted_active = 0;
             for k in &self.class_counters[id * COUNTER_SHARDS..(id + 1) * COUNTER_SHARDS] {
-                for counter in [
-                    &k.get_hits,
+                for counter in k.hits.iter().chain([
                     &k.cmd_set,
                     &k.delete_hits,
                     &k.incr_hits,
@@ -241,7 +274,7 @@ impl Cache {
                     &k.cas_hits,
                     &k.cas_badval,
                     &k.touch_hits,
-                ] {
+                ]) {
                     counter.store(0, Relaxed);
                 }
             }

@@ -76,6 +76,8 @@ pub(super) fn execute<R: Reply>(
                 t.warm_max_factor = tuning.warm_factor.0;
             });
             shared.cache.set_warm_pct(tuning.warm_pct.clamp(0, 80) as u8);
+            shared.cache.set_hot_pct(tuning.hot_pct.clamp(0, 80) as u8);
+            shared.cache.set_hot_max_factor(tuning.hot_factor.0);
             Ok(())
         }
         // memcached has these two only while its LRU maintainer runs.
@@ -102,13 +104,15 @@ pub(super) fn execute<R: Reply>(
             }
         }
         AdminRequest::LruTempTtl { ttl } => {
-            settings.update(|t| match u32::try_from(ttl) {
-                Ok(ttl) => {
+            let ttl = u32::try_from(ttl).ok();
+            settings.update(|t| match ttl {
+                Some(ttl) => {
                     t.temp_lru = true;
                     t.temporary_ttl = ttl;
                 }
-                Err(_) => t.temp_lru = false,
+                None => t.temp_lru = false,
             });
+            shared.cache.set_temp_ttl(ttl);
             Ok(())
         }
     };

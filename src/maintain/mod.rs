@@ -9,7 +9,12 @@
 //!   [`thread::CRAWL_BUDGET`] items, then the thread pauses `lru_crawler_sleep` microseconds
 //!   before the next slice, as memcached's crawler does between batches.
 //!
-//! When neither has work it sleeps [`thread::IDLE`] (the engine starts periodic crawls and
+//! - with the LRU maintainer on (`-o lru_maintainer`, the default), [`Cache::lru_maintain`]
+//!   moves COLD items read twice to WARM and keeps each class's HOT and WARM lists at their
+//!   shares, every [`thread::LRU_BUSY`] while it finds work, backing off to
+//!   [`thread::LRU_IDLE`] while it does not.
+//!
+//! When none has work it sleeps [`thread::IDLE`] (the engine starts periodic crawls and
 //! automove decisions itself when called). Commands that give it work (`slabs reassign`,
 //! `lru_crawler crawl|enable`) wake it at once through [`Maintenance::kick`], and
 //! shutdown through [`Maintenance::stop`].
@@ -21,6 +26,7 @@
 //!
 //! [`Cache::rebalance_step`]: slabcache::Cache::rebalance_step
 //! [`Cache::crawl_step`]: slabcache::Cache::crawl_step
+//! [`Cache::lru_maintain`]: slabcache::Cache::lru_maintain
 
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;

@@ -1,10 +1,9 @@
 //! The per-class groups: `stats slabs` (pages and chunks, per-class hit counters) and
 //! `stats items` (items and LRU figures of each class that holds items).
 //!
-//! slabcached's LRU has two segments (probation and warm) where memcached's has hot, warm,
-//! cold and temp: `number_cold` and `age` are the probation list's, `number_hot` and
-//! `age_hot` are 0, and every read hit is a `hits_to_cold`. An age is the seconds since the
-//! tail item was last written (memcached: last accessed, refreshed on its second fetch).
+//! The segment rows (`number_hot` ... `hits_to_temp`) are the engine's HOT, WARM, COLD and
+//! TEMP lists (see slabcache's `lru` module). An age is the seconds since the list's tail
+//! item was last written (memcached: last accessed, refreshed on its second fetch).
 
 use super::{write_stat, Rows};
 use crate::context::Context;
@@ -55,13 +54,13 @@ pub fn items(shared: &Context) -> Rows {
         };
         put("number", c.items);
         if segmented {
-            put("number_hot", 0);
+            put("number_hot", c.hot_items);
             put("number_warm", c.warm_items);
-            put("number_cold", c.items - c.warm_items);
+            put("number_cold", c.cold_items);
             if temp_lru {
-                put("number_temp", 0);
+                put("number_temp", c.temp_items);
             }
-            put("age_hot", 0);
+            put("age_hot", age(c.hot_tail_written));
             put("age_warm", age(c.warm_tail_written));
         }
         put("age", age(c.cold_tail_written));
@@ -75,7 +74,7 @@ pub fn items(shared: &Context) -> Rows {
         put("expired_unfetched", c.expired_unfetched);
         put("evicted_unfetched", c.evicted_unfetched);
         if segmented {
-            put("evicted_active", 0);
+            put("evicted_active", c.evicted_active);
         }
         put("crawler_reclaimed", c.crawler_reclaimed);
         put("crawler_items_checked", c.crawler_items_checked);
@@ -83,12 +82,12 @@ pub fn items(shared: &Context) -> Rows {
         if segmented {
             put("moves_to_cold", c.moves_to_cold);
             put("moves_to_warm", c.moves_to_warm);
-            put("moves_within_lru", 0);
+            put("moves_within_lru", c.moves_within_lru);
             put("direct_reclaims", 0);
-            put("hits_to_hot", 0);
-            put("hits_to_warm", 0);
-            put("hits_to_cold", c.get_hits);
-            put("hits_to_temp", 0);
+            put("hits_to_hot", c.hits_to_hot);
+            put("hits_to_warm", c.hits_to_warm);
+            put("hits_to_cold", c.hits_to_cold);
+            put("hits_to_temp", c.hits_to_temp);
         }
     }
     rows

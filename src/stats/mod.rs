@@ -159,7 +159,7 @@ pub fn general(shared: &Context) -> Rows {
     }
     let maintainer = cfg.lru_maintainer;
     if maintainer {
-        write_stat(out, "lru_maintainer_juggles", 0);
+        write_stat(out, "lru_maintainer_juggles", shared.cache.lru_stats().juggles);
     }
     // The arena is mapped once at start: no allocation on the request path can fail.
     write_stat(out, "malloc_fails", 0);
@@ -182,7 +182,8 @@ pub fn general(shared: &Context) -> Rows {
         ],
     );
     if maintainer {
-        write_stat(out, "evicted_active", 0);
+        let active: u64 = shared.cache.class_stats().iter().map(|k| k.evicted_active).sum();
+        write_stat(out, "evicted_active", active);
     }
     write_all(
         out,
@@ -196,17 +197,26 @@ pub fn general(shared: &Context) -> Rows {
         ],
     );
     if maintainer {
-        let (to_cold, to_warm) = shared.cache.class_stats().iter().fold((0, 0), |(cold, warm), k| {
-            (cold + k.moves_to_cold, warm + k.moves_to_warm)
-        });
+        let (to_cold, to_warm, within) =
+            shared
+                .cache
+                .class_stats()
+                .iter()
+                .fold((0, 0, 0), |(cold, warm, within), k| {
+                    (
+                        cold + k.moves_to_cold,
+                        warm + k.moves_to_warm,
+                        within + k.moves_within_lru,
+                    )
+                });
         write_all(
             out,
             [
                 ("moves_to_cold", to_cold),
                 ("moves_to_warm", to_warm),
-                ("moves_within_lru", 0),
+                ("moves_within_lru", within),
                 ("direct_reclaims", 0),
-                ("lru_bumps_dropped", 0),
+                ("lru_bumps_dropped", shared.cache.lru_stats().bumps_dropped),
             ],
         );
     }
