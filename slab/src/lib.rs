@@ -72,6 +72,9 @@ mod chain;
 mod class;
 mod crawler;
 mod index;
+// Writes a reserved item's value bytes through the arena's payload accessors.
+#[allow(unsafe_code)]
+mod intake;
 mod item;
 mod lru;
 mod marks;
@@ -92,6 +95,8 @@ mod tests_chain;
 #[cfg(test)]
 mod tests_crawler;
 #[cfg(test)]
+mod tests_intake;
+#[cfg(test)]
 mod tests_mover;
 #[cfg(test)]
 mod tests_restart;
@@ -104,6 +109,7 @@ pub use cache::{
 };
 pub use chain::{Parts, Value};
 pub use crawler::{CrawlError, CrawlerStats, MetaEntry};
+pub use intake::Reservation;
 
 /// The largest memory limit the engine accepts (its chunk indices are 32-bit).
 pub const MAX_MEMORY_LIMIT: usize = arena::MAX_ARENA_BYTES;
