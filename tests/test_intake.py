@@ -20,6 +20,8 @@ import socket
 import struct
 import time
 
+import pytest
+
 from slabtest import RawConn, TARGET
 from test_bounded import fill, rss_kb
 
@@ -244,3 +246,41 @@ def test_no_memory_for_one_more_upload(start_server):
     finally:
         for s in holders:
             s.close()
+
+
+def test_a_page_move_does_not_wait_for_a_slow_upload(start_server):
+    """slabcached only: a page move that meets an item being uploaded gives the page up
+    after a few seconds (memcached's mover waits for the upload however long it takes)."""
+    if TARGET == "memcached":
+        pytest.skip("memcached's mover waits for uploads")
+    srv = start_server(["-m", "64", "-t", "2", "-o", "slab_automove=0"])
+    v = value_of(5, 1_000_000)
+    with RawConn(srv.port, timeout=10) as c:
+        for key in (b"a", b"c", b"d"):
+            c.send(b"set %s 0 0 %d\r\n%s\r\n" % (key, len(v), v))
+            assert c.line() == b"STORED"
+        c.send(b"delete a\r\n")
+        assert c.line() == b"DELETED"
+    largest = max(int(k.split(b":")[0]) for k in stat_rows(srv.port, b"slabs") if b":" in k)
+    # The upload takes a's chunks, on the class's oldest page: the one a move takes.
+    up = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    up.sendall(b"set b 0 0 %d\r\n" % len(v) + v[:600_000])
+    time.sleep(0.2)
+    with RawConn(srv.port) as c:
+        c.send(b"slabs reassign %d 0\r\n" % largest)
+        assert c.line() == b"OK"
+    start = time.monotonic()
+    while time.monotonic() - start < 10:
+        stats = stat_rows(srv.port)
+        if stats[b"slab_reassign_running"] == b"0":
+            break
+        time.sleep(0.2)
+    waited = time.monotonic() - start
+    print(f"slabcached: page move gave up a page held by an upload after {waited:.1f} s")
+    assert stats[b"slab_reassign_running"] == b"0"
+    assert int(stats[b"slab_reassign_busy_items"]) >= 1
+    assert int(stats[b"slabs_moved"]) == 0
+    up.sendall(v[600_000:] + b"\r\n")
+    assert up.recv(100) == b"STORED\r\n"
+    up.close()
+    assert get_value(srv.port, b"b") == v
