@@ -104,7 +104,9 @@ def test_slow_uploads_into_a_full_cache(start_server):
         for s in conns:
             s.close()
     rss_mb = peak / 1024
-    print(f"{TARGET}: 24 slow 1 MB uploads into a full -m {limit_mb}: peak RSS {rss_mb:.1f} MB")
+    stored = replies.count(b"STORED\r\n")
+    print(f"{TARGET}: 24 slow 1 MB uploads into a full -m {limit_mb}: {stored} stored, "
+          f"peak RSS {rss_mb:.1f} MB")
     assert replies == [b"STORED\r\n"] * 24
     assert rss_mb <= limit_mb * 1.05 + 16
     for i in (0, 11, 23):
@@ -265,7 +267,11 @@ def test_a_page_move_does_not_wait_for_a_slow_upload(start_server):
     # The upload takes a's chunks, on the class's oldest page: the one a move takes.
     up = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
     up.sendall(b"set b 0 0 %d\r\n" % len(v) + v[:600_000])
-    time.sleep(0.2)
+    used = b"%d:used_chunks" % largest
+    deadline = time.monotonic() + 5
+    while int(stat_rows(srv.port, b"slabs")[used]) < 6 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert int(stat_rows(srv.port, b"slabs")[used]) == 6, "the upload's item was not reserved"
     with RawConn(srv.port) as c:
         c.send(b"slabs reassign %d 0\r\n" % largest)
         assert c.line() == b"OK"
