@@ -20,6 +20,8 @@
 //! a lowered limit. The [`crawler`] reclaims expired and flushed items in the background.
 //! Items larger than `slab_chunk_max` (half a page by default) are chains of chunks of the
 //! largest class ([`chain`]), read as pieces ([`Value`]) without being joined.
+//! A store may also allocate its item first and write the value in as it arrives
+//! ([`Cache::reserve`], [`Reservation`]): the item is linked only on commit.
 //! Each chunk holds an [`item::ItemHeader`], the key and the value. Items are named by
 //! 32-bit chunk indices, never pointers: hash chains, LRU lists and free lists are indices
 //! stored in the headers themselves, so the index costs 4 bytes of bucket per 1.5 items.

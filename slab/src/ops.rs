@@ -160,6 +160,8 @@ impl Cache {
     /// the marks the new item starts with and the counters. `incoming` is the value: bytes
     /// to copy into a new item ([`Cache::store_with`]), or an item written ahead of time
     /// ([`crate::Reservation::commit`]), which is linked instead.
+    // Inlined into its two callers, so the set path stays one function.
+    #[inline(always)]
     pub(crate) fn store_in_slot(
         &self,
         slot: Slot<'_>,
