@@ -169,6 +169,24 @@ impl Reservation {
         take
     }
 
+    /// The memory the next value bytes go into (up to the end of the current chunk; empty
+    /// once the value is complete), for a caller that reads them there directly; then
+    /// [`Reservation::advance`] by what it wrote.
+    pub fn unfilled_mut(&mut self) -> &mut [u8] {
+        if self.remaining() == 0 {
+            return &mut [];
+        }
+        let (chunk, from, room) = self.position();
+        // SAFETY: as in `write`: the reservation owns the chunk, and the borrow of `self`
+        // keeps this the only reference to its value bytes.
+        unsafe { self.cache.arena.payload_range_mut(chunk, from, room) }
+    }
+
+    /// Count `n` more value bytes as written (into [`Reservation::unfilled_mut`]).
+    pub fn advance(&mut self, n: usize) {
+        self.filled += n.min(self.remaining());
+    }
+
     /// Where the next value byte goes: the chunk, its payload offset, and the bytes of
     /// value that chunk still takes.
     fn position(&self) -> (ChunkRef, usize, usize) {

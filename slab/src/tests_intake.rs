@@ -197,6 +197,28 @@ fn a_dropped_reservation_gives_its_chunks_back() {
 }
 
 #[test]
+fn values_read_into_the_item_directly() {
+    let c = big_cache();
+    for len in [20_000, 1_500_000] {
+        let value: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+        let mut r = c.reserve(b"direct", len, 1).unwrap();
+        let mut at = 0;
+        while r.remaining() > 0 {
+            let dst = r.unfilled_mut();
+            // Short "reads", as a socket gives them.
+            let n = dst.len().min(7_777).min(len - at);
+            dst[..n].copy_from_slice(&value[at..at + n]);
+            r.advance(n);
+            at += n;
+        }
+        assert!(r.unfilled_mut().is_empty());
+        r.commit(StoreMode::Set, 0, 0, 1, StoreOptions::default())
+            .unwrap();
+        assert_eq!(c.get(b"direct", 1, |it| it.value.to_vec()).unwrap(), value);
+    }
+}
+
+#[test]
 fn reserve_refuses_what_a_store_refuses() {
     let c = big_cache();
     assert_eq!(c.reserve(b"", 10, 1).unwrap_err(), StoreError::BadKey);

@@ -83,6 +83,23 @@ impl Intake {
         self.with(|r| r.write(bytes))
     }
 
+    /// Read the next value bytes straight into the item with `read` (given the memory
+    /// they go to, up to the end of a chunk); returns what `read` returned.
+    pub fn read_into(
+        &self,
+        read: impl FnOnce(&mut [u8]) -> std::io::Result<usize>,
+    ) -> std::io::Result<usize> {
+        let Some(mut r) = self.reservation.take() else {
+            return Ok(0);
+        };
+        let got = read(r.unfilled_mut());
+        if let Ok(n) = got {
+            r.advance(n);
+        }
+        self.reservation.set(Some(r));
+        got
+    }
+
     fn with<R: Default>(&self, f: impl FnOnce(&mut Reservation) -> R) -> R {
         let Some(mut r) = self.reservation.take() else {
             return R::default();

@@ -19,7 +19,8 @@
 //! Large values go straight into cache memory instead: once the header of a set, add,
 //! replace, cas (text, `ms`, binary) is in and its value is over [`INTAKE_MIN`], the item
 //! is reserved in the cache (evicting as a store would) and the value is read into it as
-//! it arrives ([`PendingIntake`]), so the read buffer stays small and a full cache takes
+//! it arrives ([`PendingIntake`]): what the read buffer holds is copied in, the rest is read
+//! from the socket straight into the item, so the read buffer stays small and a full cache takes
 //! as many uploads at once as it has items to give, as memcached's does. The header waits
 //! with its value length rewritten to 0; when the value and the text `\r\n` are in, it
 //! runs through the usual wire step with the item lent to the store
@@ -395,6 +396,35 @@ impl Conn {
     /// Read what the socket has. Ok(true): got bytes (or a refused value is to be
     /// swallowed); Ok(false): would block.
     fn fill(&mut self, shared: &Context, counters: &Counters, pool: &mut BufPool) -> io::Result<bool> {
+        if self.rpos == self.rend {
+            if let Some(intake) = self.intake.as_deref().filter(|i| i.item.remaining() > 0) {
+                // A value arriving into its item is read there directly: no read buffer,
+                // no copy (the trailer and what follows come through the buffer).
+                let stream = &mut self.stream;
+                loop {
+                    let mut asked = 0;
+                    let got = intake.item.read_into(|buf| {
+                        asked = buf.len();
+                        stream.read(buf)
+                    });
+                    match got {
+                        Ok(0) => {
+                            self.close_reason = CloseReason::Normal;
+                            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+                        }
+                        Ok(n) => {
+                            self.seen_input = true;
+                            self.drained = !self.hangup && n < asked;
+                            bump(&counters.bytes_read, n as u64);
+                            return Ok(true);
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
         let consumed = self.rpos > 0;
         if self.rpos == self.rend {
             self.rpos = 0;
