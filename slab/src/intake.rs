@@ -8,7 +8,9 @@
 //!   chunks, their links set), writes its header and key, and hands it over as a
 //!   [`Reservation`]. Nothing reaches it but the reservation: not the index (no reader can
 //!   see a half-written value), not the LRU (no eviction can take it).
-//! - [`Reservation::write`] copies the next bytes of the value in, across data chunks.
+//! - [`Reservation::write`] copies the next bytes of the value in, across data chunks; or
+//!   a reader fills [`Reservation::unfilled_mut`] straight from a socket and calls
+//!   [`Reservation::advance`].
 //! - [`Reservation::commit`] runs the store's decisions (the same code as
 //!   [`Cache::store_with`]: modes, cas rules, stale writes, marks, counters) and links the
 //!   item instead of allocating and copying one.
