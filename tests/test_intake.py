@@ -11,6 +11,8 @@ SLABCACHED_TARGET=memcached) and checks what both answer:
 - text set, `ms` (flags, opaque, base64 key, compare cas) and binary set (quiet too) over
   the intake path answer as for small values; a cas that lost the race during its upload
   gets EXISTS; a bad data chunk gets CLIENT_ERROR and stores nothing;
+- a relative expiry counts from the header: an upload slower than its expiry stores an
+  item that is already expired;
 - with every chunk held by uploads in flight, one more gets memcached's out-of-memory reply,
   its bytes are swallowed and the connection goes on.
 """
@@ -290,3 +292,17 @@ def test_a_page_move_does_not_wait_for_a_slow_upload(start_server):
     assert up.recv(100) == b"STORED\r\n"
     up.close()
     assert get_value(srv.port, b"b") == v
+
+
+def test_expiry_counts_from_the_header(start_server):
+    srv = start_server(["-m", "64", "-t", "2"])
+    v = value_of(4, 100_000)
+    with RawConn(srv.port, timeout=10) as c:
+        c.send(b"set slow 0 2 %d\r\n" % len(v) + v[:50_000])
+        time.sleep(3.1)
+        c.send(v[50_000:] + b"\r\n")
+        assert c.line() == b"STORED"
+        c.send(b"set fast 0 2 %d\r\n%s\r\n" % (len(v), v))
+        assert c.line() == b"STORED"
+    assert get_value(srv.port, b"slow") is None
+    assert get_value(srv.port, b"fast") == v

@@ -54,13 +54,16 @@ impl Store<'_> {
 pub struct Intake {
     reservation: Cell<Option<Reservation>>,
     len: usize,
+    /// Cache time the header arrived: a relative expiry counts from it, as in memcached.
+    started: u32,
 }
 
 impl Intake {
-    pub fn new(reservation: Reservation) -> Intake {
+    pub fn new(reservation: Reservation, started: u32) -> Intake {
         Intake {
             len: reservation.len(),
             reservation: Cell::new(Some(reservation)),
+            started,
         }
     }
 
@@ -142,7 +145,10 @@ pub(super) fn store<R: Reply>(s: Store<'_>, ctx: &Context, counters: &Counters, 
         ctx.detail.record(s.key, PrefixOp::Set);
     }
     let now = ctx.clock.now();
-    let exptime = expiry(ctx, s.exptime);
+    let exptime = match s.intake {
+        Some(intake) => ctx.clock.expiry_at(s.exptime, intake.started),
+        None => expiry(ctx, s.exptime),
+    };
     let watching = ctx.watch.streams();
     if watching & WatchStreams::FETCHERS != 0 {
         watch::events::peeked_get(ctx, s.key);

@@ -550,14 +550,12 @@ impl Conn {
         if start.value_len <= INTAKE_MIN {
             return false;
         }
-        match shared
-            .cache
-            .reserve(start.key, start.value_len, shared.clock.now())
-        {
+        let now = shared.clock.now();
+        match shared.cache.reserve(start.key, start.value_len, now) {
             Ok(item) => {
                 self.rpos = start.header_len;
                 self.intake = Some(Box::new(PendingIntake {
-                    item: Intake::new(item),
+                    item: Intake::new(item, now),
                     request: start.header,
                     trailer_left: start.trailer,
                 }));
