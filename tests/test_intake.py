@@ -13,8 +13,8 @@ SLABCACHED_TARGET=memcached) and checks what both answer:
   gets EXISTS; a bad data chunk gets CLIENT_ERROR and stores nothing;
 - a relative expiry counts from the header: an upload slower than its expiry stores an
   item that is already expired;
-- with every chunk held by uploads in flight, one more gets memcached's out-of-memory reply,
-  its bytes are swallowed and the connection goes on.
+- with every chunk held by uploads in flight, one more (text, meta, binary) gets memcached's
+  out-of-memory reply, its bytes are swallowed and the connection goes on.
 """
 
 import base64
@@ -245,8 +245,18 @@ def test_no_memory_for_one_more_upload(start_server):
             assert reply in (b"SERVER_ERROR out of memory storing object",
                              b"SERVER_ERROR Out of memory during read"), reply
             assert c.line() == b"END"
+            c.send(b"ms more 1000000 T0\r\n" + b"m" * 1000000 + b"\r\nmn\r\n")
+            reply = c.line()
+            assert reply in (b"SERVER_ERROR out of memory storing object",
+                             b"SERVER_ERROR Out of memory during read"), reply
+            assert c.line() == b"MN"
             c.send(b"set small 0 0 1\r\nx\r\n")
             assert c.line() == b"STORED"
+        with RawConn(srv.port, timeout=10) as b:
+            b.send(binary_frame(0x01, b"more", b"m" * 1000000, struct.pack(">II", 0, 0), 3)
+                   + struct.pack(">BBHBBHIIQ", 0x80, 0x0a, 0, 0, 0, 0, 0, 4, 0))
+            assert read_binary(b)[:3] == (0x01, 0x82, 3)
+            assert read_binary(b)[:3] == (0x0a, 0, 4)
     finally:
         for s in holders:
             s.close()
