@@ -83,7 +83,9 @@ impl Clock {
         self.expiry_at(exptime, self.now())
     }
 
-    fn expiry_at(&self, exptime: i64, now: u32) -> u32 {
+    /// [`Clock::expiry`] counted from cache time `now` (a store whose value took a while
+    /// to arrive counts from its header, as memcached does).
+    pub fn expiry_at(&self, exptime: i64, now: u32) -> u32 {
         if exptime == 0 {
             return 0;
         }

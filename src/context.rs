@@ -39,7 +39,8 @@ impl ConnEntry {
 /// State every thread shares.
 pub struct Context {
     pub config: Config,
-    pub cache: slabcache::Cache,
+    /// Shared with the items reserved for values still arriving ([`slabcache::Reservation`]).
+    pub cache: Arc<slabcache::Cache>,
     pub clock: Clock,
     pub stats: StatsRegistry,
     pub limits: proto::Limits,
@@ -144,7 +145,7 @@ impl Context {
             detail: PrefixStats::new(config.prefix_delimiter, config.detail_enabled),
             maintenance: Maintenance::new(config.tunables.clone()),
             config,
-            cache,
+            cache: Arc::new(cache),
             clock: Clock::new(),
             stats: StatsRegistry::new(counters),
             limits,

@@ -8,7 +8,8 @@ server's resident set (VmRSS from /proc/<pid>/status).
   -m x 1.05 + 16 MB;
 - 500 connections that sent half a command: at most 8 KB of RSS each;
 - half-closed clients get every reply and their connections close;
-- (slabcached) a value over the read budget is refused and swallowed.
+- (slabcached) an append over the read budget is refused and swallowed (large set, add,
+  replace and cas values go straight into the cache instead: tests/test_intake.py).
 """
 
 import socket
@@ -181,42 +182,50 @@ def test_half_closed_clients_get_every_reply_and_are_closed(start_server):
 
 
 def test_a_value_over_the_read_budget_is_refused_and_swallowed(start_server):
-    """slabcached's budget for partial values (-o read_buf_mem_limit=1: 1 MB): while one
-    connection holds most of it, a second large value is refused as memcached refuses an item
-    it cannot allocate, its bytes are swallowed, and the connection goes on. memcached
+    """slabcached's budget for partial values (-o read_buf_mem_limit=1: 1 MB), which holds
+    what a store cannot write straight into an item (append and prepend, see
+    tests/test_intake.py): while one connection holds most of it, a second large append is
+    refused as memcached refuses an item it cannot allocate, its bytes are swallowed, and the
+    connection goes on; a large set meanwhile goes into the cache and is stored. memcached
     allocates items from -m and has no such budget, so this runs against slabcached only."""
     if TARGET == "memcached":
         pytest.skip("slabcached's read budget")
     srv = start_server(["-m", "64", "-t", "1", "-o", "read_buf_mem_limit=1"])
+    with RawConn(srv.port, timeout=10) as c:
+        c.send(b"set held 0 0 1\r\nh\r\nset other 0 0 1\r\no\r\n")
+        assert c.line() == b"STORED" and c.line() == b"STORED"
     holder = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
-    holder.sendall(b"set held 0 0 900000\r\n" + b"h" * 500000)
+    holder.sendall(b"append held 0 0 900000\r\n" + b"h" * 500000)
     time.sleep(0.3)
     with RawConn(srv.port, timeout=10) as c:
-        c.send(b"set other 0 0 600000\r\n" + b"o" * 600000 + b"\r\nget other\r\n")
+        c.send(b"append other 0 0 600000\r\n" + b"o" * 600000 + b"\r\nget other\r\n")
         assert c.line() == b"SERVER_ERROR out of memory storing object"
+        assert c.line() == b"VALUE other 0 1"
+        c.line()
         assert c.line() == b"END"
-        c.send(b"set other 0 0 600000 noreply\r\n" + b"o" * 600000 + b"\r\nmn\r\n")
+        c.send(b"prepend other 0 0 600000 noreply\r\n" + b"o" * 600000 + b"\r\nmn\r\n")
         assert c.line() == b"MN"
-        # binary Set: status 0x82, then the connection still answers.
-        key, value = b"bin", b"b" * 600000
-        extras = struct.pack(">II", 0, 0)
-        body = extras + key + value
-        frame = struct.pack(">BBHBBHIIQ", 0x80, 0x01, len(key), len(extras), 0, 0, len(body), 9, 0) + body
+        c.send(b"set big 0 0 600000\r\n" + b"s" * 600000 + b"\r\n")
+        assert c.line() == b"STORED"
+        # binary Append: status 0x82, then the connection still answers.
+        key, value = b"other", b"b" * 600000
+        body = key + value
+        frame = struct.pack(">BBHBBHIIQ", 0x80, 0x0e, len(key), 0, 0, 0, len(body), 9, 0) + body
         noop = struct.pack(">BBHBBHIIQ", 0x80, 0x0a, 0, 0, 0, 0, 0, 10, 0)
     with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as b:
         b.sendall(frame + noop)
         r = RawConn.__new__(RawConn)
         r.sock, r.buf = b, b""
         head = r.exact(24)
-        assert head[1] == 0x01 and struct.unpack(">H", head[6:8])[0] == 0x82
+        assert head[1] == 0x0e and struct.unpack(">H", head[6:8])[0] == 0x82
         r.exact(struct.unpack(">I", head[8:12])[0])
         assert r.exact(24)[1] == 0x0a
-    # Once the holder completes, the budget is back and large values store again.
+    # Once the holder completes, the budget is back and large appends store again.
     holder.sendall(b"h" * 400000 + b"\r\n")
     assert holder.recv(100) == b"STORED\r\n"
     holder.close()
     with RawConn(srv.port, timeout=10) as c:
-        c.send(b"set other 0 0 600000\r\n" + b"o" * 600000 + b"\r\n")
+        c.send(b"append other 0 0 600000\r\n" + b"o" * 600000 + b"\r\n")
         assert c.line() == b"STORED"
 
 

@@ -671,8 +671,11 @@ impl Cache {
         let h = self.header(c);
         h.bits.store(0, Relaxed);
         if let Some(moving) = cs.moving.as_mut().filter(|m| m.page == self.page_of(c)) {
-            // The mover is emptying this page: the chunk is done with, not reusable.
+            // The mover is emptying this page: the chunk is done with, not reusable (it is
+            // parked, in case the mover gives the page up).
             moving.used -= 1;
+            h.lru_next.store(moving.parked, Relaxed);
+            moving.parked = c;
             cs.used_chunks -= 1;
             return;
         }

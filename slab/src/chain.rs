@@ -143,12 +143,12 @@ impl Cache {
         self.classes.len()
     }
 
-    fn chunk_max(&self) -> usize {
+    pub(crate) fn chunk_max(&self) -> usize {
         self.classes.chunk_size(self.chain_class())
     }
 
     /// Value bytes a chained item's head holds.
-    fn head_capacity(&self, key_len: usize) -> usize {
+    pub(crate) fn head_capacity(&self, key_len: usize) -> usize {
         self.chunk_max() - ItemHeader::SIZE - key_len - LINK
     }
 

@@ -20,6 +20,8 @@
 //! a lowered limit. The [`crawler`] reclaims expired and flushed items in the background.
 //! Items larger than `slab_chunk_max` (half a page by default) are chains of chunks of the
 //! largest class ([`chain`]), read as pieces ([`Value`]) without being joined.
+//! A store may also allocate its item first and write the value in as it arrives
+//! ([`Cache::reserve`], [`Reservation`]): the item is linked only on commit.
 //! Each chunk holds an [`item::ItemHeader`], the key and the value. Items are named by
 //! 32-bit chunk indices, never pointers: hash chains, LRU lists and free lists are indices
 //! stored in the headers themselves, so the index costs 4 bytes of bucket per 1.5 items.
@@ -72,6 +74,9 @@ mod chain;
 mod class;
 mod crawler;
 mod index;
+// Writes a reserved item's value bytes through the arena's payload accessors.
+#[allow(unsafe_code)]
+mod intake;
 mod item;
 mod lru;
 mod marks;
@@ -92,6 +97,8 @@ mod tests_chain;
 #[cfg(test)]
 mod tests_crawler;
 #[cfg(test)]
+mod tests_intake;
+#[cfg(test)]
 mod tests_lru;
 #[cfg(test)]
 mod tests_mover;
@@ -106,6 +113,7 @@ pub use cache::{
 };
 pub use chain::{Parts, Value};
 pub use crawler::{CrawlError, CrawlerStats, MetaEntry};
+pub use intake::Reservation;
 
 /// The largest memory limit the engine accepts (its chunk indices are 32-bit).
 pub const MAX_MEMORY_LIMIT: usize = arena::MAX_ARENA_BYTES;

@@ -19,6 +19,16 @@
 //!    wait for more than one item's copy.
 //! 3. When `used` is 0 the page belongs to nobody: it goes to the destination class (as a
 //!    pending page its carve takes when needed) or to the global pool.
+//!
+//! # A page that does not empty
+//! Chunks in a writer's hands (an item reserved for a value still arriving, see `intake`)
+//! leave only when their writer links or drops them, which a slow client may put off for
+//! ever. memcached's mover waits for such items without end. Here, once
+//! [`MOVE_STALL_PASSES`] passes in a row freed nothing, the mover stops spinning (the
+//! background thread sleeps between steps) and after [`MOVE_STALL_SECS`] more it gives the
+//! page up: the page's free chunks, kept on a *parked* list while it was emptied, go back
+//! on the class's free list, the page becomes the class's newest (so the next move picks
+//! another one), and the chunks still held count as `slab_reassign_busy_items`.
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -59,6 +69,9 @@ pub(crate) struct MovingPage {
     pub page: usize,
     /// Chunks of the page still holding an item or allocated to a writer.
     pub used: usize,
+    /// The page's free chunks (off the free list, linked through `lru_next`), handed back
+    /// if the move is given up.
+    pub parked: ChunkRef,
 }
 
 /// A move under way.
@@ -71,7 +84,17 @@ struct ActiveMove {
     /// Chunks of the page that were ever handed out (the rest were never carved).
     slots: usize,
     next_slot: usize,
+    /// `used` at the end of the last full pass, and how many passes in a row freed
+    /// nothing since cache time `stalled_since`.
+    used_at_pass: usize,
+    stalled_passes: u32,
+    stalled_since: u32,
 }
+
+/// Full passes that free nothing before the mover stops spinning on a page.
+pub(crate) const MOVE_STALL_PASSES: u32 = 64;
+/// Seconds a stalled page move waits (after [`MOVE_STALL_PASSES`]) before giving the page up.
+pub(crate) const MOVE_STALL_SECS: u32 = 2;
 
 /// Chunks visited per [`Cache::rebalance_step`] (one class-lock hold).
 const MOVE_BATCH: usize = 256;
@@ -174,7 +197,8 @@ impl Cache {
         }
         if let Some(active) = m.active {
             m.active = self.advance_move(&mut m, active, now);
-            started = true;
+            // A page waiting on writers is looked at again on the thread's slow tick.
+            started = m.active.is_none_or(|a| a.stalled_passes < MOVE_STALL_PASSES);
         }
         m.stats.slab_reassign_running = m.active.is_some();
         started
@@ -258,10 +282,11 @@ impl Cache {
             }
             _ => per_page,
         };
-        let on_free_list = self.unlink_free_chunks_of(&mut cs, page);
+        let (on_free_list, parked) = self.unlink_free_chunks_of(&mut cs, page);
         cs.moving = Some(MovingPage {
             page,
             used: slots - on_free_list,
+            parked,
         });
         Some(ActiveMove {
             src,
@@ -269,17 +294,23 @@ impl Cache {
             page,
             slots,
             next_slot: 0,
+            used_at_pass: usize::MAX,
+            stalled_passes: 0,
+            stalled_since: 0,
         })
     }
 
-    /// Take `page`'s chunks off the class's free list; returns how many there were.
-    fn unlink_free_chunks_of(&self, cs: &mut ClassState, page: usize) -> usize {
-        let (mut kept_head, mut kept_tail, mut removed) = (NIL, NIL, 0);
+    /// Take `page`'s chunks off the class's free list; returns how many there were, and
+    /// the list they now make (linked through `lru_next`).
+    fn unlink_free_chunks_of(&self, cs: &mut ClassState, page: usize) -> (usize, ChunkRef) {
+        let (mut kept_head, mut kept_tail, mut removed, mut parked) = (NIL, NIL, 0, NIL);
         let mut c = cs.free_head;
         while c != NIL {
             let next = self.header(c).lru_next.load(Relaxed);
             if self.page_of(c) == page {
                 removed += 1;
+                self.header(c).lru_next.store(parked, Relaxed);
+                parked = c;
             } else {
                 self.header(c).lru_next.store(NIL, Relaxed);
                 if kept_tail == NIL {
@@ -293,7 +324,7 @@ impl Cache {
         }
         cs.free_head = kept_head;
         cs.free_count -= removed;
-        removed
+        (removed, parked)
     }
 
     /// Visit the next batch of the moving page's chunks; finish the move once the page is
@@ -316,8 +347,25 @@ impl Cache {
         if mv.next_slot < mv.slots {
             return Some(mv);
         }
-        if cs.moving.is_some_and(|p| p.used > 0) {
-            // Items that were busy, or chunks a writer held while we passed: go round again.
+        let used = cs.moving.map_or(0, |p| p.used);
+        if used > 0 {
+            // Items that were busy, or chunks a writer held while we passed: go round again,
+            // unless writers have held the page for too long (see the module docs).
+            if used < mv.used_at_pass {
+                mv.stalled_passes = 0;
+            } else {
+                if mv.stalled_passes == 0 {
+                    mv.stalled_since = now;
+                }
+                mv.stalled_passes = mv.stalled_passes.saturating_add(1);
+            }
+            mv.used_at_pass = used;
+            if mv.stalled_passes >= MOVE_STALL_PASSES
+                && now.saturating_sub(mv.stalled_since) >= MOVE_STALL_SECS
+            {
+                self.give_up_move(m, &mut cs, mv);
+                return None;
+            }
             mv.next_slot = 0;
             return Some(mv);
         }
@@ -327,6 +375,31 @@ impl Cache {
         drop(cs);
         self.finish_move(m, mv.dst, mv.page);
         None
+    }
+
+    /// Stop emptying `mv`'s page and leave it to its class: its parked free chunks go back
+    /// on the free list, the carve resumes it if it was carving it, and it becomes the
+    /// class's newest page so the next move looks elsewhere first.
+    fn give_up_move(&self, m: &mut MoverState, cs: &mut ClassState, mv: ActiveMove) {
+        let Some(moving) = cs.moving.take() else {
+            return;
+        };
+        let mut c = moving.parked;
+        while c != NIL {
+            let h = self.header(c);
+            let next = h.lru_next.load(Relaxed);
+            h.lru_next.store(cs.free_head, Relaxed);
+            cs.free_head = c;
+            cs.free_count += 1;
+            c = next;
+        }
+        if mv.slots < self.classes.chunks_per_page(mv.src) && cs.carve.is_none() {
+            cs.carve = Some((mv.page, mv.slots));
+        }
+        cs.pages.retain(|&p| p != mv.page);
+        cs.pages.push(mv.page);
+        cs.page_gen += 1;
+        m.stats.slab_reassign_busy_items += moving.used as u64;
     }
 
     /// Hand an empty page, which no class holds now but is still counted as in one, to

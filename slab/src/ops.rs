@@ -1,12 +1,40 @@
 //! The operations clients ask for, one entry each: `meta_get` (every read, touch included),
 //! `store_with`, `delete_with`, `arith`, then flush_all, the memory limit and cachedump.
-//! Each keyed one starts from the key's stripe lock.
+//! Each keyed one starts from the key's stripe lock. A store's decisions (modes, cas rules,
+//! marks, counters) are written once, in `store_in_slot`, for both a value that is copied in
+//! (`store_with`) and one written ahead into a reserved item (`intake`).
 
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::arena::NIL;
 use crate::cache::*;
+use crate::intake::Reservation;
 use crate::item::{ItemHeader, ACCESSED, FETCHED, KEY_BINARY, STALE, WIN_TOKEN_SENT};
+
+/// What a store asks for, besides its value.
+pub(crate) struct StoreRequest<'k> {
+    pub mode: StoreMode,
+    pub key: &'k [u8],
+    pub flags: u32,
+    pub exptime: u32,
+    pub now: u32,
+    pub opts: StoreOptions,
+}
+
+/// The value of a store: bytes to copy, or an item already written (see `intake`).
+pub(crate) enum Incoming<'v> {
+    Bytes(&'v [u8]),
+    Reserved(&'v mut Reservation),
+}
+
+impl Incoming<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Incoming::Bytes(v) => v.len(),
+            Incoming::Reserved(r) => r.len(),
+        }
+    }
+}
 
 impl Cache {
     /// The meta protocol's read: look `key` up (or create it, see [`GetOptions::vivify`])
@@ -106,41 +134,85 @@ impl Cache {
         now: u32,
         opts: StoreOptions,
     ) -> Result<u64, StoreError> {
+        let mut slot = self.lock_key_for_store(key, now).ok_or(StoreError::BadKey)?;
+        if !self.fits(key.len(), value.len()) {
+            // memcached drops the old value when a set fails, so a client never reads data
+            // older than its last write.
+            if let (StoreMode::Set, Found::Live(old)) = (mode, &slot.found) {
+                let old = *old;
+                self.unlink(&mut slot.st, slot.hash, old, Unlink::Deleted);
+            }
+            return Err(StoreError::TooLarge);
+        }
+        let request = StoreRequest {
+            mode,
+            key,
+            flags,
+            exptime,
+            now,
+            opts,
+        };
+        self.store_in_slot(slot, request, Incoming::Bytes(value))
+    }
+
+    /// The decisions every store makes once its key's stripe is locked and the item is
+    /// known to fit: which modes store over what is there, the cas rules, stale writes,
+    /// the marks the new item starts with and the counters. `incoming` is the value: bytes
+    /// to copy into a new item ([`Cache::store_with`]), or an item written ahead of time
+    /// ([`crate::Reservation::commit`]), which is linked instead.
+    // Inlined into its two callers, so the set path stays one function.
+    #[inline(always)]
+    pub(crate) fn store_in_slot(
+        &self,
+        slot: Slot<'_>,
+        req: StoreRequest<'_>,
+        mut incoming: Incoming<'_>,
+    ) -> Result<u64, StoreError> {
         let Slot {
             hash,
             idx,
             mut st,
             found,
-        } = self.lock_key_for_store(key, now).ok_or(StoreError::BadKey)?;
+        } = slot;
+        let StoreRequest {
+            mode,
+            key,
+            flags,
+            exptime,
+            now,
+            opts,
+        } = req;
+        let value_len = incoming.len();
         let old = match found {
             Found::Live(c) => c,
             _ => NIL,
         };
-        if !self.fits(key.len(), value.len()) {
-            // memcached drops the old value when a set fails, so a client never reads data
-            // older than its last write.
-            if mode == StoreMode::Set && old != NIL {
-                self.unlink(&mut st, hash, old, Unlink::Deleted);
-            }
-            return Err(StoreError::TooLarge);
-        }
         // Bits the new item starts with besides KEY_BINARY (a stale cas write keeps some).
         let mut carried = 0u8;
+        let mut link = |cache: &Cache, st: &mut Stripe, flags: u32, exptime: u32| match &mut incoming {
+            Incoming::Bytes(value) => {
+                cache.replace_with(st, idx, hash, old, key, flags, exptime, &[value], now)
+            }
+            Incoming::Reserved(r) => Ok(r.link(cache, st, hash, old, flags, exptime, now)),
+        };
         let result = match mode {
-            StoreMode::Set => self.replace_with(&mut st, idx, hash, old, key, flags, exptime, &[value], now),
+            StoreMode::Set => link(self, &mut st, flags, exptime),
             StoreMode::Add if old != NIL => {
                 // memcached refreshes the existing item's LRU position on a failed add.
                 self.header(old).set_bit(ACCESSED);
                 Err(StoreError::NotStored)
             }
-            StoreMode::Add => self.replace_with(&mut st, idx, hash, old, key, flags, exptime, &[value], now),
+            StoreMode::Add => link(self, &mut st, flags, exptime),
             StoreMode::Replace | StoreMode::Append | StoreMode::Prepend if old == NIL => {
                 Err(StoreError::NotStored)
             }
-            StoreMode::Replace => {
-                self.replace_with(&mut st, idx, hash, old, key, flags, exptime, &[value], now)
-            }
+            StoreMode::Replace => link(self, &mut st, flags, exptime),
             StoreMode::Append | StoreMode::Prepend => {
+                // A value reserved ahead cannot be built from the old one (the server keeps
+                // append and prepend on the buffered path).
+                let Incoming::Bytes(value) = incoming else {
+                    return Err(StoreError::NotStored);
+                };
                 let h = self.header(old);
                 // A compare cas of 0 means "no condition", as in memcached; with CAS
                 // disabled memcached's items cannot carry the request's cas, so it never
@@ -175,14 +247,14 @@ impl Cache {
                 // A unique of 0 never matches (always the case with CAS disabled), as in memcached.
                 if expected != 0 && current == expected {
                     self.counters(class).cas_hits.fetch_add(1, Relaxed);
-                    self.replace_with(&mut st, idx, hash, old, key, flags, exptime, &[value], now)
+                    link(self, &mut st, flags, exptime)
                 } else if opts.invalidate && expected != 0 && expected < current {
                     // meta's stale write: an older cas may still store, but the value is
                     // marked stale, keeps the old expiry and whether its token was handed out.
                     self.counters(class).cas_hits.fetch_add(1, Relaxed);
                     carried = STALE | (h.bits.load(Relaxed) & WIN_TOKEN_SENT);
                     let old_exp = h.exptime.load(Relaxed);
-                    self.replace_with(&mut st, idx, hash, old, key, flags, old_exp, &[value], now)
+                    link(self, &mut st, flags, old_exp)
                 } else {
                     self.counters(class).cas_badval.fetch_add(1, Relaxed);
                     Err(StoreError::Exists)
@@ -204,7 +276,7 @@ impl Cache {
         }
         let class = self
             .classes
-            .class_for(ItemHeader::total_size(key.len(), value.len()))
+            .class_for(ItemHeader::total_size(key.len(), value_len))
             .unwrap_or(1);
         self.counters(class).cmd_set.fetch_add(1, Relaxed);
         Ok(self.visible_cas(h.cas()))

@@ -227,7 +227,7 @@ pub fn begin(cmd: &Command<'_>, ctx: &Context) -> Timing {
             return Timing(None);
         };
         if let Command::Store(s) = cmd {
-            block.value_size.record(s.value.len() as u64);
+            block.value_size.record(s.value_len() as u64);
         }
         let left = p.countdown.get();
         if left > 1 {

@@ -1,6 +1,7 @@
 //! The global budget for read buffers beyond a connection's free allowance: memory that
-//! partial requests (a large value still arriving, a long multi-get line) hold outside the
-//! cache.
+//! partial requests (an append or prepend value still arriving, a long multi-get line) hold
+//! outside the cache. Large set, add, replace and cas values go into a reserved item
+//! instead (see `crate::net::conn`).
 //!
 //! A connection may buffer up to [`FREE_ALLOWANCE`] bytes of input on its own; above that
 //! it reserves what it holds here first. Without `-o read_buf_mem_limit` the budget is

@@ -15,12 +15,25 @@
 //! command is kept in a buffer of its own size). Input beyond [`FREE_ALLOWANCE`] (a large
 //! value arriving) is reserved in the global [`ReadBudget`] first; a store that cannot
 //! reserve is refused as memcached refuses one it cannot allocate, and its value swallowed.
+//!
+//! Large values go straight into cache memory instead: once the header of a set, add,
+//! replace, cas (text, `ms`, binary) is in and its value is over [`INTAKE_MIN`], the item
+//! is reserved in the cache (evicting as a store would) and the value is read into it as
+//! it arrives ([`PendingIntake`]): what the read buffer holds is copied in, the rest is read
+//! from the socket straight into the item, so the read buffer stays small and a full cache takes
+//! as many uploads at once as it has items to give, as memcached's does. The header waits
+//! with its value length rewritten to 0; when the value and the text `\r\n` are in, it
+//! runs through the usual wire step with the item lent to the store
+//! ([`crate::cmd::store::Intake`]). An item that cannot be reserved (every chunk held)
+//! gets memcached's out-of-memory reply and its value swallowed; a connection closed
+//! mid-value frees its item. append and prepend, and base64 `ms` keys, stay buffered.
 
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 
 use crate::auth::Session;
+use crate::cmd::store::Intake;
 use crate::cmd::{Action, Metadump};
 use crate::context::Context;
 use crate::net::budget::{ReadBudget, FREE_ALLOWANCE};
@@ -38,6 +51,9 @@ const READ_CHUNK: usize = 16 * 1024;
 /// A partial command at most this long is moved out of the pooled buffer when the
 /// connection waits (larger ones are partial values, reserved in the budget).
 const SMALL_PARTIAL: usize = 4 * 1024;
+/// Values larger than this go straight into a reserved item (see the module docs): more
+/// than a pooled read buffer holds.
+const INTAKE_MIN: usize = BUF_SIZE;
 /// Replies a pooled 16 KB buffer stands for when `-o read_buf_mem_limit` bounds them
 /// (memcached fits about this many response objects in one of its 16 KB bundles).
 const REPLIES_PER_BUFFER: usize = 14;
@@ -123,6 +139,18 @@ pub struct Conn {
     /// A large value of a get reply still being written, a piece per turn (see
     /// [`wire::value_rest`]); it goes before any other request.
     value_rest: Option<ValueRest>,
+    /// A store whose value is arriving straight into its item.
+    intake: Option<Box<PendingIntake>>,
+}
+
+/// A store whose value goes into the item reserved for it as it arrives (see the module
+/// docs): the item, and the request the wire step will decode once the value is in.
+struct PendingIntake {
+    item: Intake,
+    /// The store's header with a value length of 0, then the trailer bytes as they come.
+    request: Vec<u8>,
+    /// Trailer bytes still to come (the text `\r\n`).
+    trailer_left: usize,
 }
 
 /// Where the value of the binary frame at the front of `pending` starts (past the header,
@@ -190,6 +218,7 @@ impl Conn {
             reply_cap: reply_cap(shared),
             replies: 0,
             value_rest: None,
+            intake: None,
         }
     }
 
@@ -253,7 +282,7 @@ impl Conn {
 
     /// The key of the first buffered request (see [`Conn::prefill`]).
     pub fn peek_key(&self) -> Option<&[u8]> {
-        if self.swallow > 0 {
+        if self.swallow > 0 || self.intake.is_some() {
             return None;
         }
         proto::peek_key(&self.rbuf[self.rpos..self.rend])
@@ -275,6 +304,8 @@ impl Conn {
         let pending = &self.rbuf[self.rpos..self.rend];
         if self.has_pending_output() || self.metadump.is_some() {
             ConnState::Mwrite
+        } else if self.intake.is_some() {
+            ConnState::Nread
         } else if self.swallow > 0 {
             ConnState::Swallow
         } else if pending.is_empty() {
@@ -365,6 +396,35 @@ impl Conn {
     /// Read what the socket has. Ok(true): got bytes (or a refused value is to be
     /// swallowed); Ok(false): would block.
     fn fill(&mut self, shared: &Context, counters: &Counters, pool: &mut BufPool) -> io::Result<bool> {
+        if self.rpos == self.rend {
+            if let Some(intake) = self.intake.as_deref().filter(|i| i.item.remaining() > 0) {
+                // A value arriving into its item is read there directly: no read buffer,
+                // no copy (the trailer and what follows come through the buffer).
+                let stream = &mut self.stream;
+                loop {
+                    let mut asked = 0;
+                    let got = intake.item.read_into(|buf| {
+                        asked = buf.len();
+                        stream.read(buf)
+                    });
+                    match got {
+                        Ok(0) => {
+                            self.close_reason = CloseReason::Normal;
+                            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+                        }
+                        Ok(n) => {
+                            self.seen_input = true;
+                            self.drained = !self.hangup && n < asked;
+                            bump(&counters.bytes_read, n as u64);
+                            return Ok(true);
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
         let consumed = self.rpos > 0;
         if self.rpos == self.rend {
             self.rpos = 0;
@@ -381,11 +441,8 @@ impl Conn {
             self.rend -= self.rpos;
             self.rpos = 0;
         }
-        if self.rbuf.len() - self.rend < READ_CHUNK {
-            self.grow(shared, counters, pool)?;
-            if self.swallow > 0 {
-                return Ok(true);
-            }
+        if self.rbuf.len() - self.rend < READ_CHUNK && self.grow(shared, counters, pool)? {
+            return Ok(true);
         }
         loop {
             match self.stream.read(&mut self.rbuf[self.rend..]) {
@@ -428,18 +485,23 @@ impl Conn {
     /// Make room to read a chunk more, for the request at the front of the input: past
     /// the free allowance only with a reservation. A store that cannot have one is refused
     /// (the reply queued, its value to be swallowed); any other request closes the
-    /// connection (memcached's `read_buf_oom`).
-    fn grow(&mut self, shared: &Context, counters: &Counters, pool: &mut BufPool) -> io::Result<()> {
+    /// connection (memcached's `read_buf_oom`). A large store's value goes into an item
+    /// instead ([`Conn::start_intake`]). Ok(true): the buffered input is to be processed
+    /// before anything more is read (an intake or a swallow began).
+    fn grow(&mut self, shared: &Context, counters: &Counters, pool: &mut BufPool) -> io::Result<bool> {
         if self.rpos > 0 {
             self.rbuf.copy_within(self.rpos..self.rend, 0);
             self.rend -= self.rpos;
             self.rpos = 0;
         }
+        if self.start_intake(shared, counters, pool) {
+            return Ok(true);
+        }
         let binary = self.protocol == Protocol::Binary;
         let store = wire::partial::pending_store(&self.rbuf[..self.rend], binary);
         let size = match store {
             // The buffer already has room for the rest of this store.
-            Some(p) if p.total > self.rend && p.total <= self.rbuf.len() => return Ok(()),
+            Some(p) if p.total > self.rend && p.total <= self.rbuf.len() => return Ok(false),
             // Room for exactly the rest of a large store.
             Some(p) if p.total > self.rend => p.total.max(self.rend + READ_CHUNK),
             _ => (self.rbuf.len() * 2).max(self.rend + READ_CHUNK),
@@ -463,12 +525,76 @@ impl Conn {
                 self.swallow = p.total - self.rend;
                 self.rpos = self.rend;
                 self.rebuffer(counters, pool);
-                return Ok(());
+                return Ok(true);
             }
             self.reserved = want;
         }
         self.rbuf.resize(size, 0);
-        Ok(())
+        Ok(false)
+    }
+
+    /// If the request at the front of the input (at offset 0) is a store whose header is in
+    /// and whose value is large, reserve its item and consume the header: the value goes
+    /// into the item as it arrives. Refuses it (reply queued, value to be swallowed) if no
+    /// item can be had. Returns whether it did either.
+    fn start_intake(&mut self, shared: &Context, counters: &Counters, pool: &mut BufPool) -> bool {
+        // Nothing is reserved for a connection that may not store yet.
+        let locked = (shared.config.sasl || shared.config.auth_file.is_some()) && !self.session.authenticated;
+        if self.intake.is_some() || self.protocol == Protocol::Unknown || locked {
+            return false;
+        }
+        let binary = self.protocol == Protocol::Binary;
+        let Some(start) = wire::partial::intake_start(&self.rbuf[..self.rend], binary) else {
+            return false;
+        };
+        if start.value_len <= INTAKE_MIN {
+            return false;
+        }
+        let now = shared.clock.now();
+        match shared.cache.reserve(start.key, start.value_len, now) {
+            Ok(item) => {
+                self.rpos = start.header_len;
+                self.intake = Some(Box::new(PendingIntake {
+                    item: Intake::new(item, now),
+                    request: start.header,
+                    trailer_left: start.trailer,
+                }));
+                true
+            }
+            Err(slabcache::StoreError::OutOfMemory) => {
+                if self.wbuf.capacity() == 0 {
+                    self.wbuf = pool.take_write(counters);
+                }
+                let p = start.store;
+                self.after_swallow = wire::partial::refuse(&p, shared, counters, &mut self.wbuf);
+                self.swallow = p.total - self.rend;
+                self.rpos = self.rend;
+                self.rebuffer(counters, pool);
+                true
+            }
+            // Left to the decoder, which refuses it the usual way.
+            Err(_) => false,
+        }
+    }
+
+    /// Move the input's next bytes into the pending intake's item, then its trailer into
+    /// its request. Returns the intake once complete.
+    fn feed_intake(&mut self) -> Option<Box<PendingIntake>> {
+        let intake = self.intake.as_mut()?;
+        self.rpos += intake.item.write(&self.rbuf[self.rpos..self.rend]);
+        if intake.item.remaining() > 0 {
+            return None;
+        }
+        let t = intake.trailer_left.min(self.rend - self.rpos);
+        intake
+            .request
+            .extend_from_slice(&self.rbuf[self.rpos..self.rpos + t]);
+        self.rpos += t;
+        intake.trailer_left -= t;
+        if intake.trailer_left > 0 {
+            return None;
+        }
+        self.intake.take()
     }
 
     fn release_reservation(&mut self) {
@@ -575,7 +701,9 @@ impl Conn {
                 }
                 continue;
             }
-            if self.rpos == self.rend {
+            // A store whose value went into its item runs once the value is complete.
+            let ready = self.feed_intake();
+            if ready.is_none() && (self.intake.is_some() || self.rpos == self.rend) {
                 return Progress::NeedInput;
             }
             if let Some(cap) = self.reply_cap {
@@ -594,11 +722,15 @@ impl Conn {
                     Protocol::Text
                 };
             }
-            let input = &self.rbuf[self.rpos..self.rend];
+            let input = match &ready {
+                Some(intake) => &intake.request[..],
+                None => &self.rbuf[self.rpos..self.rend],
+            };
             let turn = Turn {
                 resume: self.resume,
                 room: WRITE_HIGH_WATER - (self.wbuf.len() - self.wpos),
                 replies: self.reply_cap.map_or(usize::MAX, |cap| cap - self.replies),
+                intake: ready.as_ref().map(|i| &i.item),
             };
             let (out, rest) = (&mut self.wbuf, &mut self.value_rest);
             let step = match self.protocol {
@@ -617,6 +749,8 @@ impl Conn {
                 ),
             };
             match step {
+                // A completed intake's request is whole; anything else is a bug not to spin on.
+                Step::Incomplete if ready.is_some() => return Progress::Close,
                 Step::Incomplete => return Progress::NeedInput,
                 Step::Paused(done) => {
                     // The reply is past the bound: the next turn of the loop stops here,
@@ -630,7 +764,10 @@ impl Conn {
                     after_swallow,
                     action,
                 } => {
-                    self.rpos += consumed;
+                    // An intake's request was consumed from the input as it arrived.
+                    if ready.is_none() {
+                        self.rpos += consumed;
+                    }
                     self.resume = 0;
                     self.replies += 1;
                     bump(&counters.response_obj_count, 1);

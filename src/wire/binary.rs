@@ -64,13 +64,14 @@ pub fn step(
                 opcode: request.opcode,
                 opaque: request.opaque,
             };
-            let action = match command(&request, ctx, turn.resume) {
-                Ok(command) => cmd::execute(command, ctx, counters, &mut reply),
-                Err(status) => {
-                    reply.status(status, 0);
-                    Action::Continue
-                }
-            };
+            let action =
+                match command(&request, ctx, turn.resume).map(|c| cmd::store::with_intake(c, turn.intake)) {
+                    Ok(command) => cmd::execute(command, ctx, counters, &mut reply),
+                    Err(status) => {
+                        reply.status(status, 0);
+                        Action::Continue
+                    }
+                };
             match action {
                 Action::Paused(done) => Step::Paused(done),
                 action => Step::done(consumed, action),
@@ -167,6 +168,7 @@ fn command<'a>(req: &BinRequest<'a>, ctx: &Context, resume: usize) -> Result<Com
                     ..StoreOptions::default()
                 },
                 detail: true,
+                intake: None,
             })
         }
         BinCommand::Delete { key } => Command::Delete(cmd::delete::Delete {

@@ -43,9 +43,12 @@ pub fn step(
                     rest,
                     req: &request,
                 };
-                if let Action::Paused(done) =
-                    cmd::execute(command(&request, turn.resume), ctx, counters, &mut reply)
-                {
+                if let Action::Paused(done) = cmd::execute(
+                    cmd::store::with_intake(command(&request, turn.resume), turn.intake),
+                    ctx,
+                    counters,
+                    &mut reply,
+                ) {
                     return Step::Paused(done);
                 }
             }
@@ -112,6 +115,7 @@ fn command<'r>(req: &'r MetaRequest<'_>, resume: usize) -> Command<'r> {
                 key_binary: req.key.is_binary(),
             },
             detail: false,
+            intake: None,
         }),
         MetaOp::Delete => Command::Delete(cmd::delete::Delete {
             key,

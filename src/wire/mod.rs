@@ -39,6 +39,7 @@ pub fn run_all(payload: &[u8], shared: &Context, counters: &Counters, out: &mut 
             resume,
             room: usize::MAX,
             replies: usize::MAX,
+            intake: None,
         };
         let input = &payload[pos..];
         let step = if binary {

@@ -1,10 +1,17 @@
-//! A store whose data block is still arriving: how large the whole request is, and how to
-//! refuse it when no memory can take its value.
+//! A store whose data block is still arriving: how large the whole request is, whether its
+//! value can go straight into a reserved item ([`intake_start`]), and how to refuse it when
+//! no memory can take its value.
 //!
 //! The connection asks this only when a request is incomplete and buffering the rest would
 //! take the read buffer past its free allowance (see `crate::net::budget`), so the parse
 //! here is a short look at a line or a binary header that the decoder has already accepted
 //! as far as it goes.
+//!
+//! A value that goes into a reserved item leaves the header behind: the connection keeps
+//! it with the value length rewritten to 0 ([`IntakeStart::header`]), and once the value
+//! (and the text `\r\n`) is in, that header runs through the usual decoder and executor
+//! with the item lent to the store, so replies, counters and quiet/noreply/opaque rules
+//! are the usual ones.
 
 use proto::binary::{self, Status};
 use proto::meta::MetaError;
@@ -23,6 +30,92 @@ pub struct PendingStore<'a> {
     /// A plain set: memcached drops the old value when it cannot store the new one.
     pub is_set: bool,
     kind: Kind,
+}
+
+/// A store whose value can be written into an item as it arrives: set, add, replace, cas,
+/// `ms` in those modes with a key not in base64, and the binary set, add and replace.
+/// (append and prepend build on the old value and stay buffered.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntakeStart<'a> {
+    pub store: PendingStore<'a>,
+    pub key: &'a [u8],
+    pub value_len: usize,
+    /// Bytes of the header in the input: the line and its `\n`, or the binary header,
+    /// extras and key.
+    pub header_len: usize,
+    /// The header as the decoder will see it: the same request with a value length of 0.
+    pub header: Vec<u8>,
+    /// Bytes after the value that end the request: the `\r\n` of text and meta, none
+    /// for binary.
+    pub trailer: usize,
+}
+
+/// The store at the front of `input`, if its header is complete and its value can be
+/// written into a reserved item (see [`IntakeStart`]).
+pub fn intake_start(input: &[u8], binary_protocol: bool) -> Option<IntakeStart<'_>> {
+    let store = pending_store(input, binary_protocol)?;
+    let key = store.key?;
+    if binary_protocol {
+        let header = binary::Header::parse(input)?;
+        // Set, Add, Replace and their quiet forms.
+        if !matches!(input[1], 0x01..=0x03 | 0x11..=0x13) {
+            return None;
+        }
+        let header_len = binary::HEADER_LEN + usize::from(header.extras_len) + usize::from(header.key_len);
+        let value_len = store.total.checked_sub(header_len)?;
+        let mut rewritten = input.get(..header_len)?.to_vec();
+        let body = (header_len - binary::HEADER_LEN) as u32;
+        rewritten[8..12].copy_from_slice(&body.to_be_bytes());
+        return Some(IntakeStart {
+            store,
+            key,
+            value_len,
+            header_len,
+            header: rewritten,
+            trailer: 0,
+        });
+    }
+    let end = input.iter().position(|&b| b == b'\n')?;
+    let line = input[..end].strip_suffix(b"\r").unwrap_or(&input[..end]);
+    // Words with their offsets in the line.
+    let mut words = Vec::with_capacity(8);
+    let mut at = 0;
+    for word in line.split(|&b| b == b' ') {
+        if !word.is_empty() {
+            words.push((at, word));
+        }
+        at += word.len() + 1;
+    }
+    let len_word = match words.first()?.1 {
+        b"set" | b"add" | b"replace" | b"cas" => 4,
+        b"ms" => {
+            let flags = words.iter().skip(3).map(|w| w.1);
+            for flag in flags {
+                match flag {
+                    [b'b', ..] => return None,
+                    [b'M', mode, ..] if !matches!(mode, b'S' | b'E' | b'R') => return None,
+                    _ => {}
+                }
+            }
+            2
+        }
+        _ => return None,
+    };
+    let (len_at, len_text) = *words.get(len_word)?;
+    let header_len = end + 1;
+    let value_len = store.total.checked_sub(header_len + 2)?;
+    let mut rewritten = Vec::with_capacity(header_len);
+    rewritten.extend_from_slice(&input[..len_at]);
+    rewritten.push(b'0');
+    rewritten.extend_from_slice(&input[len_at + len_text.len()..header_len]);
+    Some(IntakeStart {
+        store,
+        key,
+        value_len,
+        header_len,
+        header: rewritten,
+        trailer: 2,
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +240,33 @@ mod tests {
         assert_eq!((p.total, p.key, p.kind), (11 + 7, Some(&b"k"[..]), Kind::Meta));
         assert!(pending_store(b"get a b c\r\n", false).is_none());
         assert!(pending_store(b"set k 0 0 10", false).is_none());
+    }
+
+    #[test]
+    fn headers_rewritten_for_intake() {
+        let s = intake_start(b"set k 5 0 100000 noreply\r\nabc", false).unwrap();
+        assert_eq!(
+            (s.key, s.value_len, s.header_len, s.trailer),
+            (&b"k"[..], 100000, 26, 2)
+        );
+        assert_eq!(s.header, b"set k 5 0 0 noreply\r\n");
+        let s = intake_start(b"cas  k 0 0 70000 12\n", false).unwrap();
+        assert_eq!(s.header, b"cas  k 0 0 0 12\n");
+        let s = intake_start(b"ms k 70000 T0 MR\r\n", false).unwrap();
+        assert_eq!(s.header, b"ms k 0 T0 MR\r\n");
+        assert!(intake_start(b"ms k 70000 MA\r\n", false).is_none());
+        assert!(intake_start(b"ms a2V5 70000 b\r\n", false).is_none());
+        assert!(intake_start(b"append k 0 0 70000\r\n", false).is_none());
+        assert!(intake_start(b"get k\r\n", false).is_none());
+        let mut frame = vec![0x80, 0x11, 0, 1, 8, 0, 0, 0, 0, 0, 0x10, 0, 0, 0, 0, 7];
+        frame.extend_from_slice(&[0; 8]);
+        frame.extend_from_slice(&[0; 8]);
+        frame.push(b'k');
+        let s = intake_start(&frame, true).unwrap();
+        assert_eq!((s.value_len, s.header_len, s.trailer), (0x1000 - 9, 33, 0));
+        assert_eq!(&s.header[8..12], &[0, 0, 0, 9]);
+        frame[1] = 0x0e; // append
+        assert!(intake_start(&frame, true).is_none());
     }
 
     #[test]

@@ -59,8 +59,8 @@ impl Step {
 }
 
 /// What the connection allows the request at the front of its input.
-#[derive(Debug, Clone, Copy)]
-pub struct Turn {
+#[derive(Clone, Copy)]
+pub struct Turn<'a> {
     /// Keys of this multi-get answered by earlier turns (see [`Step::Paused`]).
     pub resume: usize,
     /// Reply bytes the connection takes before a multi-get pauses.
@@ -69,4 +69,7 @@ pub struct Turn {
     /// `-o read_buf_mem_limit`, as memcached bounds them (a multi-get with more keys is
     /// refused `out of memory writing get response`).
     pub replies: usize,
+    /// The item the value of the store at the front went into as it arrived (the input
+    /// then holds the store's header with a value length of 0; see `crate::net::conn`).
+    pub intake: Option<&'a crate::cmd::store::Intake>,
 }

@@ -28,10 +28,11 @@ enum Wire {
 }
 
 /// A turn without bounds.
-const TURN: Turn = Turn {
+const TURN: Turn<'static> = Turn {
     resume: 0,
     room: usize::MAX,
     replies: usize::MAX,
+    intake: None,
 };
 
 impl Server {

@@ -91,7 +91,8 @@ pub fn step(
                     Request::Get { with_cas: true, .. } | Request::GetAndTouch { with_cas: true, .. }
                 ),
             };
-            let mut command = command(request, was_stacked, turn.resume);
+            let mut command =
+                cmd::store::with_intake(command(request, was_stacked, turn.resume), turn.intake);
             if let Command::Get(g) = &mut command {
                 // memcached needs a response object per key, and gives up the whole line
                 // when it runs out of them.
@@ -177,6 +178,7 @@ fn command(request: Request<'_>, pipelined: bool, resume: usize) -> Command<'_> 
             value,
             opts: StoreOptions::default(),
             detail: true,
+            intake: None,
         }),
         Request::Delete { key, .. } => Command::Delete(cmd::delete::Delete::plain(key)),
         Request::Arith { op, key, delta, .. } => {
