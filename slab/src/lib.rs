@@ -70,6 +70,7 @@ mod cache;
 #[allow(unsafe_code)]
 mod chain;
 mod class;
+mod consistency;
 mod crawler;
 mod index;
 mod item;
@@ -103,6 +104,7 @@ pub use cache::{
     GetOptions, HitCounter, ItemView, Lookup, StoreError, StoreMode, StoreOptions, MAX_KEY_LEN,
 };
 pub use chain::{Parts, Value};
+pub use consistency::Inconsistency;
 pub use crawler::{CrawlError, CrawlerStats, MetaEntry};
 
 /// The largest memory limit the engine accepts (its chunk indices are 32-bit).

@@ -215,8 +215,8 @@ impl Conn {
         &mut self.stream
     }
 
-    /// Bytes of buffers the connection holds (tests check the bound).
-    #[cfg(test)]
+    /// Bytes of buffers the connection holds (tests and the fuzz harness check the bound).
+    #[doc(hidden)]
     pub fn held_bytes(&self) -> usize {
         self.rbuf.capacity() + self.wbuf.capacity()
     }
