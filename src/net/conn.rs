@@ -600,21 +600,15 @@ impl Conn {
                 room: WRITE_HIGH_WATER - (self.wbuf.len() - self.wpos),
                 replies: self.reply_cap.map_or(usize::MAX, |cap| cap - self.replies),
             };
-            let (out, rest) = (&mut self.wbuf, &mut self.value_rest);
+            let lent = wire::Lent {
+                out: &mut self.wbuf,
+                session: &mut self.session,
+                rest: &mut self.value_rest,
+                stacked: &mut self.stacked,
+            };
             let step = match self.protocol {
-                Protocol::Binary => {
-                    wire::binary::step(input, shared, counters, out, &mut self.session, turn, rest)
-                }
-                _ => wire::text::step(
-                    input,
-                    shared,
-                    counters,
-                    out,
-                    &mut self.stacked,
-                    &mut self.session,
-                    turn,
-                    rest,
-                ),
+                Protocol::Binary => wire::binary::step(input, shared, counters, lent, turn),
+                _ => wire::text::step(input, shared, counters, lent, turn),
             };
             match step {
                 Step::Incomplete => return Progress::NeedInput,
