@@ -11,8 +11,9 @@
 //! cache is always `-m 1 -I 128k -o slab_chunk_max=16384`, so small stores evict, values
 //! above 16 KB are chains and pages move. Then records, until the input ends; each opens
 //! with an op byte: bits 0-1 the connection (one of [`CONNS`], opened on first use), bits
-//! 2-4 the action, bits 5-7 the piece size the client writes in ([`PIECES`]; the server is
-//! driven after each piece, so requests arrive split at every point).
+//! 2-4 the action, bits 5-7 the piece size the client writes in ([`PIECES`], at most
+//! [`MAX_PIECES`] pieces; the server is driven after each piece, so requests arrive split
+//! at many points).
 //!
 //! | action | then | what the client does |
 //! |---|---|---|
@@ -34,7 +35,7 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicU32, AtomicU8};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use mio::net::UnixStream;
 
@@ -48,6 +49,8 @@ use crate::stats::Counters;
 pub const CONNS: usize = 4;
 /// Sizes of the pieces a client writes in (op bits 5-7); 0 = all at once.
 pub const PIECES: [usize; 8] = [0, 1, 3, 16, 100, 1500, 9000, 0];
+/// Pieces one send is cut into at most (each costs a write, a drive and a read).
+pub const MAX_PIECES: usize = 32;
 /// Drives of one connection per piece before the harness stops waiting for it (a
 /// connection that keeps yielding is making progress on a long reply).
 const MAX_DRIVES: usize = 256;
@@ -76,9 +79,19 @@ pub fn config_args(b: u8) -> Vec<&'static str> {
 
 /// A fresh server state for configuration byte `b`: context and its one counters block.
 pub fn context(b: u8) -> (Context, Arc<Counters>) {
-    use clap::Parser;
-    let args = crate::config::Args::try_parse_from(config_args(b)).expect("fuzz flags parse");
-    let config = crate::Config::from_args(&args).expect("fuzz flags are valid");
+    // The flags are parsed once per configuration: clap costs more than the rest of a
+    // small input.
+    static CONFIGS: OnceLock<Vec<crate::Config>> = OnceLock::new();
+    let configs = CONFIGS.get_or_init(|| {
+        use clap::Parser;
+        (0..4u8)
+            .map(|b| {
+                let args = crate::config::Args::try_parse_from(config_args(b)).expect("fuzz flags parse");
+                crate::Config::from_args(&args).expect("fuzz flags are valid")
+            })
+            .collect()
+    });
+    let config = configs[usize::from(b & 3)].clone();
     let cache = build_cache(&config).expect("tiny cache builds");
     let cluster = crate::cluster::Cluster::from_config(&config, 11211).expect("no cluster");
     let counters = Arc::new(Counters::default());
@@ -172,9 +185,14 @@ impl Harness {
         true
     }
 
-    /// Client `i` sends `bytes` in pieces of `piece` (0: at once), the server driven after each.
+    /// Client `i` sends `bytes` in pieces of `piece` (0: at once), the server driven after
+    /// each; at most [`MAX_PIECES`] pieces, so a long input stays a fast one.
     fn send(&mut self, i: usize, bytes: &[u8], piece: usize, read: bool) {
-        let piece = if piece == 0 { bytes.len().max(1) } else { piece };
+        let piece = if piece == 0 {
+            bytes.len().max(1)
+        } else {
+            piece.max(bytes.len().div_ceil(MAX_PIECES))
+        };
         let mut at = 0;
         let mut stalls = 0;
         while at < bytes.len() {

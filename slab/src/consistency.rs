@@ -143,6 +143,12 @@ impl Cache {
             "stripe {idx}: {} buckets",
             st.buckets.len()
         );
+        if st.count == 0 {
+            // Most stripes of a small cache: skip their buckets (the fuzz target calls this
+            // after every input). An item chained here anyway is still caught, as on an LRU
+            // list but not indexed, or as a used chunk no list accounts for.
+            return Ok(());
+        }
         let mut count = 0;
         for (b, &head) in st.buckets.iter().enumerate() {
             let mut c = head;
