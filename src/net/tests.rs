@@ -253,6 +253,7 @@ fn random_streams_keep_the_server_bounded_and_consistent() {
         }
     }
     assert_eq!(ctx.read_budget.used(), 0);
+    ctx.cache.check_consistency().unwrap();
     let peek = slabcache::GetOptions {
         bump: false,
         vivify: false,
