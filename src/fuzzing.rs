@@ -29,8 +29,9 @@
 //! # Checks
 //! No panic; after every drive, the connection's buffers within [`conn_bound`]; after
 //! action 7 and at the end, [`slabcache::Cache::check_consistency`]; at the end, with every
-//! connection closed, the read budget fully given back and the item memory within the
-//! largest limit set plus one first page per class (memcached's rule).
+//! connection closed, the read budget fully given back, a new client still able to store
+//! and read back a small and a chained value (unless `-M` refuses them), and the item
+//! memory within the largest limit set plus one first page per class (memcached's rule).
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::Shutdown;
@@ -249,6 +250,53 @@ impl Harness {
         self.check_cache();
     }
 
+    /// Whatever the input did, a new client can still store a value of `len` bytes under
+    /// `key` and read it back (with `-M`, a full cache may refuse the store instead).
+    fn probe(&mut self, key: &[u8], len: usize) {
+        let now = self.ctx.clock.now();
+        // A page move left under way would keep its items from eviction for a while.
+        for _ in 0..100_000 {
+            if !self.ctx.cache.rebalance_step(now) {
+                break;
+            }
+        }
+        let value: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+        let key = String::from_utf8_lossy(key);
+        let request = [
+            format!("set {key} 0 0 {len}\r\n").as_bytes(),
+            &value,
+            format!("\r\nget {key}\r\n").as_bytes(),
+        ]
+        .concat();
+        let expected = [
+            format!("STORED\r\nVALUE {key} 0 {len}\r\n").as_bytes(),
+            &value,
+            b"\r\nEND\r\n",
+        ]
+        .concat();
+        self.send(0, &request, 0, false);
+        let mut reply = Vec::new();
+        for _ in 0..MAX_DRIVES {
+            let Some(client) = self.clients[0].as_mut() else {
+                break;
+            };
+            match client.peer.read(&mut self.sink) {
+                Ok(n) if n > 0 => reply.extend_from_slice(&self.sink[..n]),
+                _ => {
+                    if reply.len() >= expected.len() || !self.drive(0, false) {
+                        break;
+                    }
+                }
+            }
+        }
+        let refused = !self.ctx.config.evictions && reply.starts_with(b"SERVER_ERROR out of memory");
+        assert!(
+            reply == expected || refused,
+            "probe {key}: {:?}",
+            String::from_utf8_lossy(&reply[..reply.len().min(200)])
+        );
+    }
+
     fn check_cache(&self) {
         if let Err(e) = self.ctx.cache.check_consistency() {
             panic!("{e}");
@@ -261,6 +309,10 @@ impl Harness {
             self.close(i, false);
         }
         assert_eq!(self.ctx.read_budget.used(), 0, "read budget not given back");
+        self.check_cache();
+        self.probe(b"fuzz:probe:small", 10);
+        self.probe(b"fuzz:probe:chained", 40_000);
+        self.close(0, false);
         self.check_cache();
         let stats = self.ctx.cache.stats();
         let page = crate::config::SLAB_PAGE_SIZE;
