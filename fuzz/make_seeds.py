@@ -105,6 +105,18 @@ SEEDS = {
     + send(2, b"get " + b"k " * 2000 + b"\r\n", piece=5)
     + send(3, b"\x80\x01\x00\x05\x08\x00\x00\x00\xff\xff\xff\xff", piece=1)
     + send(0, b"ms x S100\r\nms x 5 Q Z\r\n12345\r\nmg\r\n" + b"\xff" * 40),
+    "slow-network": b"\x08"
+    + send(0, b"set v 0 0 30000\r\n") + fill(0, 29) + send(0, b"x" * 304 + b"\r\n")
+    + send(1, b"get v v v v v v\r\nmg v v\r\n" + b"get v\r\n" * 8, read=False)
+    + send(2, b"get v\r\n" + b"\x80" + b"\x00" * 23)
+    + send(1, b"version\r\n", read=False)
+    + send(3, b"stats\r\nlru_crawler metadump all\r\n", read=False) + close(3)
+    + send(1, b"get v\r\n"),
+    "read-budget": b"\x0c"
+    + b"".join(send(i, b"set big%d 0 0 120000\r\n" % i) + fill(i, 117) for i in range(4))
+    + b"".join(send(i, b"\r\nget big%d\r\n" % i) for i in range(4))
+    + send(0, b"get a\r\n" * 60, read=False)
+    + send(1, b"mn\r\n" * 50),
     "expiry": b"\x00"
     + send(0, b"set t 0 2 1\r\nt\r\nset u 0 -1 1\r\nu\r\nms v 1 T3\r\nv\r\nget t u v\r\n")
     + maintain(5)

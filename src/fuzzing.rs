@@ -7,8 +7,10 @@
 //! the fuzz crate and the tests drive the real `Conn` rather than a copy.
 //!
 //! # Input
-//! Byte 0 picks the configuration (bit 0: `-M`, no eviction; bit 1: `-C`, no CAS); the
-//! cache is always `-m 1 -I 128k -o slab_chunk_max=16384`, so small stores evict, values
+//! Byte 0 picks the configuration (bit 0: `-M`, no eviction; bit 1: `-C`, no CAS; bit 2:
+//! `-o read_buf_mem_limit=1 -t 16`, a read budget of 1 MB and 42 queued replies per
+//! connection, so large values are refused and deep pipelines closed; bit 3: small socket
+//! buffers, about 4 KB each way, so replies and requests back up early); the cache is always `-m 1 -I 128k -o slab_chunk_max=16384`, so small stores evict, values
 //! above 16 KB are chains and pages move. Then records, until the input ends; each opens
 //! with an op byte: bits 0-1 the connection (one of [`CONNS`], opened on first use), bits
 //! 2-4 the action, bits 5-7 the piece size the client writes in ([`PIECES`], at most
@@ -35,6 +37,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::Shutdown;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU32, AtomicU8};
 use std::sync::{Arc, OnceLock};
 
@@ -75,6 +78,9 @@ pub fn config_args(b: u8) -> Vec<&'static str> {
     if b & 2 != 0 {
         args.push("-C");
     }
+    if b & 4 != 0 {
+        args.extend(["-o", "read_buf_mem_limit=1", "-t", "16"]);
+    }
     args
 }
 
@@ -85,14 +91,14 @@ pub fn context(b: u8) -> (Context, Arc<Counters>) {
     static CONFIGS: OnceLock<Vec<crate::Config>> = OnceLock::new();
     let configs = CONFIGS.get_or_init(|| {
         use clap::Parser;
-        (0..4u8)
+        (0..8u8)
             .map(|b| {
                 let args = crate::config::Args::try_parse_from(config_args(b)).expect("fuzz flags parse");
                 crate::Config::from_args(&args).expect("fuzz flags are valid")
             })
             .collect()
     });
-    let config = configs[usize::from(b & 3)].clone();
+    let config = configs[usize::from(b & 7)].clone();
     let cache = build_cache(&config).expect("tiny cache builds");
     let cluster = crate::cluster::Cluster::from_config(&config, 11211).expect("no cluster");
     let counters = Arc::new(Counters::default());
@@ -116,6 +122,8 @@ struct Client {
 /// The server side of one input: the context, the worker's buffer pool, the connections.
 struct Harness {
     ctx: Context,
+    /// Socket buffers of about 4 KB each way (configuration bit 3).
+    small_buffers: bool,
     counters: Arc<Counters>,
     pool: BufPool,
     clients: Vec<Option<Client>>,
@@ -130,6 +138,7 @@ impl Harness {
         let max_limit = ctx.cache.memory_limit();
         Harness {
             ctx,
+            small_buffers: config & 8 != 0,
             counters,
             pool: BufPool::default(),
             clients: (0..CONNS).map(|_| None).collect(),
@@ -140,8 +149,14 @@ impl Harness {
 
     fn client(&mut self, i: usize) -> &mut Client {
         let ctx = &self.ctx;
+        let small = self.small_buffers;
         self.clients[i].get_or_insert_with(|| {
             let (server, peer) = UnixStream::pair().expect("socket pair");
+            if small {
+                for fd in [server.as_raw_fd(), peer.as_raw_fd()] {
+                    crate::sys::set_send_buffer(fd, 2048).expect("SO_SNDBUF");
+                }
+            }
             let conn = Conn::new(
                 Stream::Unix(server),
                 i as i32,
@@ -337,6 +352,7 @@ impl Harness {
             evictions: stats.evictions,
             slabs_moved: self.ctx.cache.mover_stats().slabs_moved,
             total_items: stats.total_items,
+            budget_refusals: counters.response_obj_oom + counters.read_buf_oom,
         }
     }
 }
@@ -349,6 +365,9 @@ pub struct Summary {
     pub evictions: u64,
     pub slabs_moved: u64,
     pub total_items: u64,
+    /// Connections closed for want of read budget or reply room (`read_buf_oom`,
+    /// `response_obj_oom`).
+    pub budget_refusals: u64,
 }
 
 /// Read a record length: one byte, or 255 and a big-endian u16.
