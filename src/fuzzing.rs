@@ -275,18 +275,35 @@ impl Harness {
                 break;
             }
         }
-        let value: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
         let key = String::from_utf8_lossy(key);
-        let request = [
-            format!("set {key} 0 0 {len}\r\n").as_bytes(),
-            &value,
-            format!("\r\nget {key}\r\n").as_bytes(),
-        ]
-        .concat();
+        let value: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
         let expected = [
             format!("STORED\r\nVALUE {key} 0 {len}\r\n").as_bytes(),
             &value,
             b"\r\nEND\r\n",
+        ]
+        .concat();
+        let mut reply = self.store_and_get(&key, &value);
+        if !self.ctx.config.use_cas && reply == b"STORED\r\nEND\r\n" {
+            // With -C a flush_all hides what is stored in its second (memcached's rule,
+            // t/flush-all.t), a delayed one included: once more, a second later.
+            self.ctx.clock.advance(1);
+            reply = self.store_and_get(&key, &value);
+        }
+        let refused = !self.ctx.config.evictions && reply.starts_with(b"SERVER_ERROR out of memory");
+        assert!(
+            reply == expected || refused,
+            "probe {key}: {:?}",
+            String::from_utf8_lossy(&reply[..reply.len().min(200)])
+        );
+    }
+
+    /// Connection 0 sets `key` to `value` and gets it; returns the replies.
+    fn store_and_get(&mut self, key: &str, value: &[u8]) -> Vec<u8> {
+        let request = [
+            format!("set {key} 0 0 {}\r\n", value.len()).as_bytes(),
+            value,
+            format!("\r\nget {key}\r\n").as_bytes(),
         ]
         .concat();
         self.send(0, &request, 0, false);
@@ -298,18 +315,13 @@ impl Harness {
             match client.peer.read(&mut self.sink) {
                 Ok(n) if n > 0 => reply.extend_from_slice(&self.sink[..n]),
                 _ => {
-                    if reply.len() >= expected.len() || !self.drive(0, false) {
+                    if reply.ends_with(b"END\r\n") || !self.drive(0, false) {
                         break;
                     }
                 }
             }
         }
-        let refused = !self.ctx.config.evictions && reply.starts_with(b"SERVER_ERROR out of memory");
-        assert!(
-            reply == expected || refused,
-            "probe {key}: {:?}",
-            String::from_utf8_lossy(&reply[..reply.len().min(200)])
-        );
+        reply
     }
 
     fn check_cache(&self) {
