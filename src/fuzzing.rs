@@ -7,10 +7,11 @@
 //! the fuzz crate and the tests drive the real `Conn` rather than a copy.
 //!
 //! # Input
-//! Byte 0 picks the configuration (bit 0: `-M`, no eviction; bit 1: `-C`, no CAS; bit 2:
-//! `-o read_buf_mem_limit=1 -t 16`, a read budget of 1 MB and 42 queued replies per
-//! connection, so large values are refused and deep pipelines closed; bit 3: small socket
-//! buffers, about 4 KB each way, so replies and requests back up early); the cache is always `-m 1 -I 128k -o slab_chunk_max=16384`, so small stores evict, values
+//! Byte 0 picks the configuration: bit 0 adds `-M` (no eviction); bit 1 `-C` (no CAS);
+//! bit 2 `-o read_buf_mem_limit=1 -t 16` (a read budget of 1 MB and 42 queued replies per
+//! connection, so large values are refused and deep pipelines closed); bit 3 makes the
+//! socket buffers small, about 4 KB each way, so replies and requests back up early. The
+//! cache is always `-m 1 -I 128k -o slab_chunk_max=16384`, so small stores evict, values
 //! above 16 KB are chains and pages move. Then records, until the input ends; each opens
 //! with an op byte: bits 0-1 the connection (one of [`CONNS`], opened on first use), bits
 //! 2-4 the action, bits 5-7 the piece size the client writes in ([`PIECES`], at most
