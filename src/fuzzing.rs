@@ -130,6 +130,8 @@ struct Harness {
     clients: Vec<Option<Client>>,
     /// Largest item memory limit seen (`cache_memlimit` can raise it).
     max_limit: usize,
+    /// Most buffer bytes a connection held after a drive.
+    max_held: usize,
     sink: Vec<u8>,
 }
 
@@ -144,6 +146,7 @@ impl Harness {
             pool: BufPool::default(),
             clients: (0..CONNS).map(|_| None).collect(),
             max_limit,
+            max_held: 0,
             sink: vec![0; 64 * 1024],
         }
     }
@@ -178,6 +181,7 @@ impl Harness {
         for _ in 0..MAX_DRIVES {
             let drive = client.conn.drive(&self.ctx, &self.counters, &mut self.pool);
             let held = client.conn.held_bytes();
+            self.max_held = self.max_held.max(held);
             assert!(held <= conn_bound(), "connection {i} holds {held} bytes");
             self.max_limit = self.max_limit.max(self.ctx.cache.memory_limit());
             if read {
@@ -366,6 +370,7 @@ impl Harness {
             slabs_moved: self.ctx.cache.mover_stats().slabs_moved,
             total_items: stats.total_items,
             budget_refusals: counters.response_obj_oom + counters.read_buf_oom,
+            max_held: self.max_held,
         }
     }
 }
@@ -381,6 +386,8 @@ pub struct Summary {
     /// Connections closed for want of read budget or reply room (`read_buf_oom`,
     /// `response_obj_oom`).
     pub budget_refusals: u64,
+    /// Most buffer bytes one connection held after a drive.
+    pub max_held: usize,
 }
 
 /// Read a record length: one byte, or 255 and a big-endian u16.
