@@ -58,7 +58,6 @@ impl Clock {
         self.now.store(u32::try_from(now).unwrap_or(u32::MAX), Relaxed);
     }
 
-    /// Current cache time.
     /// Move the clock `secs` forward without waiting (the fuzz harness: time passes for
     /// expiry, deterministically; a later [`Clock::tick`] goes back to real time).
     #[doc(hidden)]
@@ -66,6 +65,7 @@ impl Clock {
         self.now.fetch_add(secs, Relaxed);
     }
 
+    /// Current cache time.
     pub fn now(&self) -> u32 {
         self.now.load(Relaxed)
     }

@@ -1,6 +1,6 @@
 //! The few operating-system calls std does not wrap: signal flags, dropping root,
-//! daemonizing, resource usage, the file-descriptor limit and socket buffer sizes. This is the only module of
-//! the server crate allowed `unsafe`; each call is small and documented.
+//! daemonizing, resource usage, the file-descriptor limit and socket buffer sizes. This is
+//! the only module of the server crate allowed `unsafe`; each call is small and documented.
 #![allow(unsafe_code)]
 
 use std::io;
