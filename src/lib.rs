@@ -64,6 +64,8 @@ pub mod cmd;
 pub mod conffile;
 pub mod config;
 pub mod context;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hotkeys;
 pub mod maintain;
 pub mod metrics;

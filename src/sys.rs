@@ -1,6 +1,6 @@
 //! The few operating-system calls std does not wrap: signal flags, dropping root,
-//! daemonizing, resource usage and the file-descriptor limit. This is the only module of
-//! the server crate allowed `unsafe`; each call is small and documented.
+//! daemonizing, resource usage, the file-descriptor limit and socket buffer sizes. This is
+//! the only module of the server crate allowed `unsafe`; each call is small and documented.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -137,5 +137,28 @@ pub fn set_backlog(fd: std::os::fd::RawFd, backlog: i32) {
     // SAFETY: listen on a descriptor we own; a failure only leaves the old backlog.
     unsafe {
         libc::listen(fd, backlog);
+    }
+}
+
+/// Ask for a socket send buffer of `bytes` (`SO_SNDBUF`; the kernel doubles it and keeps
+/// its own minimum). The fuzz harness makes its socket pairs small so that replies and
+/// requests back up after a few kilobytes, as on a slow network.
+pub fn set_send_buffer(fd: std::os::fd::RawFd, bytes: i32) -> io::Result<()> {
+    let value: libc::c_int = bytes;
+    // SAFETY: setsockopt on a descriptor the caller owns, reading one c_int that lives for
+    // the call; the length passed is that int's size.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }

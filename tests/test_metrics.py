@@ -240,3 +240,38 @@ def test_a_bad_address_fails_the_start():
             capture_output=True, timeout=10)
         assert proc.returncode != 0, bad
         assert b"metrics-listen" in proc.stderr, proc.stderr
+
+
+def test_stats_reset_clears_the_histograms(start_server):
+    """`stats reset` zeroes the latency and value-size histograms as it zeroes memcached's
+    counters (the exporter's counters on the page drop with it); later requests count
+    from zero."""
+    srv = start(start_server)
+    with RawConn(srv.port) as c:
+        for i in range(100):
+            c.send(b"set key%d 0 0 100\r\n%s\r\n" % (i, b"v" * 100))
+            assert c.line() == b"STORED"
+            c.send(b"get key%d\r\n" % i)
+            assert c.line().startswith(b"VALUE")
+            c.exact(100 + 2)
+            assert c.line() == b"END"
+        before = Scrape(srv.metrics_port)
+        assert before.value("slabcached_value_size_bytes_count") == 100
+        assert before.value("slabcached_request_duration_seconds_count", command="get") > 0
+        c.send(b"stats reset\r\n")
+        assert c.line() == b"RESET"
+        after = Scrape(srv.metrics_port)
+        assert after.value("slabcached_value_size_bytes_count") == 0
+        assert after.value("slabcached_value_size_bytes_sum") == 0
+        assert after.value("slabcached_value_size_bytes_bucket", le="128") == 0
+        # A command with no sample since the reset has no latency series at all.
+        timed = {x.labels["command"] for x in after.samples if x.name == "slabcached_request_duration_seconds_count"}
+        assert timed <= {"stats"}, timed
+        assert after.value("memcached_commands_total", command="set", status="hit") == 0
+        for i in range(3):
+            c.send(b"set again%d 0 0 1000\r\nx%s\r\n" % (i, b"v" * 999))
+            assert c.line() == b"STORED"
+        again = Scrape(srv.metrics_port)
+        assert again.value("slabcached_value_size_bytes_count") == 3
+        assert again.value("slabcached_value_size_bytes_sum") == 3000
+        assert again.value("slabcached_value_size_bytes_bucket", le="1024") == 3

@@ -72,6 +72,7 @@ mod cache;
 #[allow(unsafe_code)]
 mod chain;
 mod class;
+mod consistency;
 mod crawler;
 mod index;
 // Writes a reserved item's value bytes through the arena's payload accessors.
@@ -112,6 +113,7 @@ pub use cache::{
     GetOptions, HitCounter, ItemView, Lookup, StoreError, StoreMode, StoreOptions, MAX_KEY_LEN,
 };
 pub use chain::{Parts, Value};
+pub use consistency::Inconsistency;
 pub use crawler::{CrawlError, CrawlerStats, MetaEntry};
 pub use intake::Reservation;
 

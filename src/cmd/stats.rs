@@ -56,6 +56,7 @@ pub(super) fn stats(which: StatsRequest, ctx: &Context) -> StatsReply {
             ctx.stats.reset();
             ctx.cache.reset_stats();
             ctx.detail.clear();
+            ctx.metrics.reset();
             if let Some(tls) = &ctx.tls {
                 tls.reset_counters();
             }

@@ -56,6 +56,15 @@ impl Snapshot {
     pub fn count(&self) -> u64 {
         self.buckets.iter().sum()
     }
+
+    /// Take away an earlier snapshot of the same histograms (the counts only grow, so
+    /// what is left is what was recorded since; wrapping like the counters themselves).
+    pub fn subtract(&mut self, earlier: &Snapshot) {
+        for (b, e) in self.buckets.iter_mut().zip(&earlier.buckets) {
+            *b = b.wrapping_sub(*e);
+        }
+        self.sum = self.sum.wrapping_sub(earlier.sum);
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,12 @@
 //! [`Probe`], attached by the worker when it starts ([`attach`]); threads without one (the
 //! in-process executor tests) record nothing. Readers sum the blocks of [`Registry`].
 //!
+//! `stats reset` clears the histograms as it clears memcached's counters (they count
+//! requests, as `cmd_get` does; Prometheus takes the drop as a counter reset): the
+//! registry keeps the sums at the reset as a baseline that readers subtract, so the reset
+//! never writes a worker's single-writer block. The hot keys are rates, not counts, and
+//! are kept.
+//!
 //! Costs per request: a store records its value size; every request decrements one
 //! countdown; about one request in [`LATENCY_SAMPLE_GAP`] (at random gaps) reads the clock
 //! twice for its latency, and about one in [`hotkeys::SAMPLE_GAP`] takes its worker's
@@ -24,7 +30,7 @@ use std::time::Instant;
 use crate::cmd::Command;
 use crate::context::Context;
 use crate::hotkeys::{self, HotKeys};
-use histogram::LogHistogram;
+use histogram::{LogHistogram, Snapshot};
 
 /// About one request in this many (per worker, at random gaps) has its latency measured.
 pub const LATENCY_SAMPLE_GAP: u32 = 16;
@@ -118,9 +124,19 @@ pub struct WorkerMetrics {
     pub hot_keys: Mutex<HotKeys>,
 }
 
+/// The histograms of every worker, summed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Per [`CommandKind`], in nanoseconds.
+    pub latency: [Snapshot; CommandKind::ALL.len()],
+    pub value_size: Snapshot,
+}
+
 /// Every worker's block, for the readers.
 pub struct Registry {
     workers: Mutex<Vec<&'static WorkerMetrics>>,
+    /// The sums at the last `stats reset` (see the module docs).
+    baseline: Mutex<Totals>,
     /// Hot keys are sampled (off with `-X`).
     pub hot_keys_enabled: bool,
 }
@@ -129,12 +145,42 @@ impl Registry {
     pub fn new(hot_keys_enabled: bool) -> Registry {
         Registry {
             workers: Mutex::new(Vec::new()),
+            baseline: Mutex::new(Totals::default()),
             hot_keys_enabled,
         }
     }
 
     pub fn workers(&self) -> Vec<&'static WorkerMetrics> {
         self.workers.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Every block's histograms summed, since the process started.
+    fn sums(&self) -> Totals {
+        let mut t = Totals::default();
+        for w in self.workers() {
+            for (snap, h) in t.latency.iter_mut().zip(&w.latency) {
+                h.add_to(snap);
+            }
+            w.value_size.add_to(&mut t.value_size);
+        }
+        t
+    }
+
+    /// The histograms since the last `stats reset` (or the start).
+    pub fn totals(&self) -> Totals {
+        let base = self.baseline.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut t = self.sums();
+        for (snap, b) in t.latency.iter_mut().zip(&base.latency) {
+            snap.subtract(b);
+        }
+        t.value_size.subtract(&base.value_size);
+        t
+    }
+
+    /// `stats reset`: the histograms count from zero again.
+    pub fn reset(&self) {
+        let sums = self.sums();
+        *self.baseline.lock().unwrap_or_else(|e| e.into_inner()) = sums;
     }
 
     /// The hottest keys of all workers at cache time `now`, hottest first, with their
@@ -292,6 +338,32 @@ impl Timing {
             let nanos = start.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
             block.latency[kind as usize].record(nanos);
         }
+    }
+}
+
+#[cfg(test)]
+mod reset_tests {
+    use super::*;
+
+    #[test]
+    fn a_reset_starts_the_histograms_from_zero() {
+        let registry = Registry::new(false);
+        let block: &'static WorkerMetrics = Box::leak(Box::new(WorkerMetrics {
+            latency: std::array::from_fn(|_| LogHistogram::default()),
+            value_size: LogHistogram::default(),
+            hot_keys: Mutex::new(HotKeys::new(0)),
+        }));
+        registry.workers.lock().unwrap().push(block);
+        block.value_size.record(100);
+        block.latency[CommandKind::Get as usize].record(5000);
+        assert_eq!(registry.totals().value_size.count(), 1);
+        registry.reset();
+        assert_eq!(registry.totals(), Totals::default());
+        block.value_size.record(3);
+        let t = registry.totals();
+        assert_eq!((t.value_size.count(), t.value_size.sum), (1, 3));
+        assert_eq!(t.value_size.buckets[2], 1);
+        assert_eq!(t.latency[CommandKind::Get as usize].count(), 0);
     }
 }
 

@@ -381,7 +381,7 @@ fn histogram(
 }
 
 fn own(page: &mut Page, ctx: &Context) {
-    let workers = ctx.metrics.workers();
+    let totals = ctx.metrics.totals();
     let name = "slabcached_request_duration_seconds";
     page.family(
         name,
@@ -391,10 +391,7 @@ fn own(page: &mut Page, ctx: &Context) {
         ),
     );
     for kind in CommandKind::ALL {
-        let mut snap = Snapshot::default();
-        for w in &workers {
-            w.latency[kind as usize].add_to(&mut snap);
-        }
+        let snap = &totals.latency[kind as usize];
         if snap.count() == 0 {
             continue;
         }
@@ -404,7 +401,7 @@ fn own(page: &mut Page, ctx: &Context) {
             page,
             name,
             &[("command", kind.label())],
-            &snap,
+            snap,
             7..=30,
             bound,
             snap.sum as f64 / 1e9,
@@ -416,12 +413,9 @@ fn own(page: &mut Page, ctx: &Context) {
         "histogram",
         "Value bytes of every store request (set, add, replace, append, prepend, cas).",
     );
-    let mut snap = Snapshot::default();
-    for w in &workers {
-        w.value_size.add_to(&mut snap);
-    }
+    let snap = &totals.value_size;
     let bound = |b: usize| (1u64 << b).to_string();
-    histogram(page, name, &[], &snap, 0..=(BUCKETS - 2), bound, snap.sum as f64);
+    histogram(page, name, &[], snap, 0..=(BUCKETS - 2), bound, snap.sum as f64);
 
     if ctx.metrics.hot_keys_enabled {
         let name = "slabcached_hot_key_requests_per_second";

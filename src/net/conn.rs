@@ -244,8 +244,8 @@ impl Conn {
         &mut self.stream
     }
 
-    /// Bytes of buffers the connection holds (tests check the bound).
-    #[cfg(test)]
+    /// Bytes of buffers the connection holds (tests and the fuzz harness check the bound).
+    #[doc(hidden)]
     pub fn held_bytes(&self) -> usize {
         self.rbuf.capacity() + self.wbuf.capacity()
     }
@@ -732,21 +732,15 @@ impl Conn {
                 replies: self.reply_cap.map_or(usize::MAX, |cap| cap - self.replies),
                 intake: ready.as_ref().map(|i| &i.item),
             };
-            let (out, rest) = (&mut self.wbuf, &mut self.value_rest);
+            let lent = wire::Lent {
+                out: &mut self.wbuf,
+                session: &mut self.session,
+                rest: &mut self.value_rest,
+                stacked: &mut self.stacked,
+            };
             let step = match self.protocol {
-                Protocol::Binary => {
-                    wire::binary::step(input, shared, counters, out, &mut self.session, turn, rest)
-                }
-                _ => wire::text::step(
-                    input,
-                    shared,
-                    counters,
-                    out,
-                    &mut self.stacked,
-                    &mut self.session,
-                    turn,
-                    rest,
-                ),
+                Protocol::Binary => wire::binary::step(input, shared, counters, lent, turn),
+                _ => wire::text::step(input, shared, counters, lent, turn),
             };
             match step {
                 // A completed intake's request is whole; anything else is a bug not to spin on.

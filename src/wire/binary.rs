@@ -21,7 +21,7 @@ use proto::binary::{self, BinCommand, BinDecoded, BinRequest, Opcode, Status, AR
 use proto::text::{StatsDetail, StatsRequest};
 use slabcache::{ArithError, DeleteResult, StoreError, StoreMode, StoreOptions};
 
-use super::step::{Step, Turn};
+use super::step::{Lent, Step, Turn};
 use super::value_rest::{append_value, ValueRest, ValueSink};
 use crate::auth::Session;
 use crate::cluster::ConfigChangeError;
@@ -31,17 +31,13 @@ use crate::cmd::{self, Action, Command, Keys, Outcome, Reply, StatsReply};
 use crate::context::Context;
 use crate::stats::Counters;
 
-/// Decode and execute one request frame from the front of `input`; `session` is the
-/// connection's authentication state.
-pub fn step(
-    input: &[u8],
-    ctx: &Context,
-    counters: &Counters,
-    out: &mut Vec<u8>,
-    session: &mut Session,
-    turn: Turn,
-    rest: &mut Option<ValueRest>,
-) -> Step {
+/// Decode and execute one request frame from the front of `input`; `conn` lends the
+/// connection's reply buffer, authentication state and value pieces.
+pub fn step(input: &[u8], ctx: &Context, counters: &Counters, conn: Lent<'_>, turn: Turn) -> Step {
+    // `conn.stacked` is the text protocol's alone.
+    let Lent {
+        out, session, rest, ..
+    } = conn;
     if ctx.config.sasl && !session.authenticated {
         if let Some(refused) = binary::refuse_unauthenticated(input) {
             refused.write_reply(out);

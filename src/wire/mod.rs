@@ -18,7 +18,7 @@ mod tests;
 pub mod text;
 pub mod value_rest;
 
-pub use step::{Step, Turn};
+pub use step::{Lent, Step, Turn};
 
 use crate::auth::Session;
 use crate::context::Context;
@@ -42,19 +42,16 @@ pub fn run_all(payload: &[u8], shared: &Context, counters: &Counters, out: &mut 
             intake: None,
         };
         let input = &payload[pos..];
+        let lent = Lent {
+            out,
+            session: &mut session,
+            rest: &mut rest,
+            stacked: &mut stacked,
+        };
         let step = if binary {
-            binary::step(input, shared, counters, out, &mut session, turn, &mut rest)
+            binary::step(input, shared, counters, lent, turn)
         } else {
-            text::step(
-                input,
-                shared,
-                counters,
-                out,
-                &mut stacked,
-                &mut session,
-                turn,
-                &mut rest,
-            )
+            text::step(input, shared, counters, lent, turn)
         };
         // A value larger than one turn writes is continued here: nothing limits a turn.
         while rest.is_some() {

@@ -1,6 +1,8 @@
 //! What one decode-and-execute step did, for the connection.
 
+use crate::auth::Session;
 use crate::cmd::Action;
+use crate::wire::value_rest::ValueRest;
 
 /// The result of decoding and executing (at most) one request.
 pub enum Step {
@@ -72,4 +74,19 @@ pub struct Turn<'a> {
     /// The item the value of the store at the front went into as it arrived (the input
     /// then holds the store's header with a value length of 0; see `crate::net::conn`).
     pub intake: Option<&'a crate::cmd::store::Intake>,
+}
+
+/// What a step may change of its connection, lent for that step only: each a field of
+/// the connection borrowed on its own, so the read buffer the request is decoded from
+/// stays borrowed beside them.
+pub struct Lent<'a> {
+    /// The reply buffer.
+    pub out: &'a mut Vec<u8>,
+    /// Authentication state (`-S`, `-Y`).
+    pub session: &'a mut Session,
+    /// A large value of a get reply still to be written (see [`crate::wire::value_rest`]).
+    pub rest: &'a mut Option<ValueRest>,
+    /// Text only: replies of earlier commands of this batch are queued (see
+    /// [`crate::wire::text::step`]).
+    pub stacked: &'a mut bool,
 }

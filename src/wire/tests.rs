@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::step::{Step, Turn};
+use super::step::{Lent, Step, Turn};
 use super::value_rest::{continue_value, Torn, PIECE};
 use super::{binary, text};
 use crate::cmd::Action;
@@ -54,26 +54,15 @@ impl Server {
         while pos < input.len() {
             let rest = &input[pos..];
             let turn = Turn { resume, room, ..TURN };
+            let lent = Lent {
+                out: &mut out,
+                session: &mut session,
+                rest: &mut value_rest,
+                stacked: &mut stacked,
+            };
             let step = match wire {
-                Wire::Text => text::step(
-                    rest,
-                    &self.ctx,
-                    &self.counters,
-                    &mut out,
-                    &mut stacked,
-                    &mut session,
-                    turn,
-                    &mut value_rest,
-                ),
-                Wire::Binary => binary::step(
-                    rest,
-                    &self.ctx,
-                    &self.counters,
-                    &mut out,
-                    &mut session,
-                    turn,
-                    &mut value_rest,
-                ),
+                Wire::Text => text::step(rest, &self.ctx, &self.counters, lent, turn),
+                Wire::Binary => binary::step(rest, &self.ctx, &self.counters, lent, turn),
             };
             if let Step::Paused(done) = step {
                 // As the connection does: the value's pieces, then the request again.
@@ -462,19 +451,22 @@ fn a_paused_multiget_resumes_where_it_stopped() {
     let mut turns = 0;
     loop {
         turns += 1;
+        let lent = Lent {
+            out: &mut out,
+            session: &mut crate::auth::Session::default(),
+            rest: &mut None,
+            stacked: &mut stacked,
+        };
         match text::step(
             request,
             &s.ctx,
             &s.counters,
-            &mut out,
-            &mut stacked,
-            &mut crate::auth::Session::default(),
+            lent,
             Turn {
                 resume,
                 room: 0,
                 ..TURN
             },
-            &mut None,
         ) {
             Step::Paused(done) => {
                 assert!(done > resume);
@@ -525,15 +517,18 @@ fn a_large_value_is_written_in_pieces() {
     // Torn: the item is replaced after the first piece.
     let mut out = Vec::new();
     let mut rest = None;
+    let lent = Lent {
+        out: &mut out,
+        session: &mut crate::auth::Session::default(),
+        rest: &mut rest,
+        stacked: &mut false,
+    };
     let step = text::step(
         b"get big\r\n",
         &s.ctx,
         &s.counters,
-        &mut out,
-        &mut false,
-        &mut crate::auth::Session::default(),
+        lent,
         Turn { room: 0, ..TURN },
-        &mut rest,
     );
     assert!(matches!(step, Step::Paused(1)));
     assert!(rest.is_some());

@@ -10,7 +10,7 @@ use proto::text::{self, Decoded, Reply as Line, Request};
 use proto::{ClientError, ProtoError, ServerError};
 use slabcache::{ArithError, DeleteResult, StoreError, StoreOptions};
 
-use super::step::{Step, Turn};
+use super::step::{Lent, Step, Turn};
 use super::value_rest::{append_value, ValueRest, ValueSink};
 use crate::auth::Session;
 use crate::cluster::ConfigChangeError;
@@ -21,27 +21,21 @@ use crate::stats::{bump, Counters};
 
 /// Decode and execute one text request from the front of `input`.
 ///
-/// `stacked` tracks what memcached calls its response stack: whether replies of earlier
+/// `conn.stacked` tracks what memcached calls its response stack: whether replies of earlier
 /// commands of this batch are still queued. memcached writes them out after each
 /// get-family command and `mn` (and whenever the input runs dry, where the connection
 /// clears the flag); `lru_crawler metadump` is refused while it is set.
 ///
 /// `turn` is what the connection allows this request: where a paused multi-get resumes,
 /// the reply bytes before it pauses again, and the replies it may hold. A large value
-/// hit leaves its remaining pieces in `rest`.
-// The connection's pieces of state a request may change are passed separately so each is
-// borrowed on its own (the connection lends its buffers and session at once).
-#[allow(clippy::too_many_arguments)]
-pub fn step(
-    input: &[u8],
-    ctx: &Context,
-    counters: &Counters,
-    out: &mut Vec<u8>,
-    stacked: &mut bool,
-    session: &mut Session,
-    turn: Turn,
-    rest: &mut Option<ValueRest>,
-) -> Step {
+/// hit leaves its remaining pieces in `conn.rest`.
+pub fn step(input: &[u8], ctx: &Context, counters: &Counters, conn: Lent<'_>, turn: Turn) -> Step {
+    let Lent {
+        out,
+        session,
+        rest,
+        stacked,
+    } = conn;
     if ctx.config.auth_file.is_some() && !session.authenticated {
         return login(input, ctx, counters, out, session);
     }
