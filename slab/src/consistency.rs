@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use crate::arena::{ChunkRef, NIL};
 use crate::cache::{lock, Cache, ClassState, Stripe, MAX_KEY_LEN};
-use crate::item::{ItemHeader, CHAINED, LINKED, WARM};
+use crate::item::{ItemHeader, Segment, CHAINED, LINKED};
 
 /// Two structures of the cache disagree; the text says which and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,9 +42,9 @@ impl Cache {
     /// Check that the engine's structures agree, with no other thread using the cache:
     /// - every indexed item is in the stripe and bucket its key hashes to, is `LINKED`, has
     ///   a valid key, lives in a page of a class, and each stripe's count is its chain length;
-    /// - each class's probation and warm lists are well linked (prev/next, head/tail), hold
-    ///   exactly the class's indexed items, each once, on the list its `WARM` bit names, and
-    ///   the class's item, warm, requested-bytes and used-chunk counts match them;
+    /// - each class's four LRU lists (HOT, WARM, COLD, TEMP) are well linked (prev/next,
+    ///   head/tail), hold exactly the class's indexed items, each once, on the list its header
+    ///   names, and the class's item, per-list, requested-bytes and used-chunk counts match;
     /// - a chained item's data chunks are data chunks of the largest class pointing back at
     ///   it, and its pieces add up to its value length;
     /// - each free list has `free_count` unlinked chunks of its class, none indexed;
@@ -198,11 +198,10 @@ impl Cache {
     ) -> Result<ClassWalk, Inconsistency> {
         let mut walk = ClassWalk::default();
         let mut requested = 0;
-        let mut warm_items = 0;
-        for (warm, head, tail) in [
-            (false, cs.lru_head, cs.lru_tail),
-            (true, cs.warm_head, cs.warm_tail),
-        ] {
+        for seg in Segment::ALL {
+            let list = &cs.lists[seg as usize];
+            let (head, tail) = (list.head, list.tail);
+            let mut on_list = 0;
             let (mut prev, mut c) = (NIL, head);
             while c != NIL {
                 ensure!(
@@ -215,7 +214,11 @@ impl Cache {
                     "chunk {c} on class {class}'s LRU, page of another"
                 );
                 let h = self.header(c);
-                ensure!(h.has_bit(WARM) == warm, "chunk {c}: WARM bit says the other list");
+                ensure!(
+                    h.segment() == seg,
+                    "chunk {c} on the {seg:?} list, its header says {:?}",
+                    h.segment()
+                );
                 ensure!(
                     h.lru_prev.load(Relaxed) == prev,
                     "chunk {c}: lru_prev {} but follows {prev}",
@@ -223,7 +226,7 @@ impl Cache {
                 );
                 requested += ItemHeader::SIZE + h.payload_len();
                 walk.linked += 1;
-                warm_items += usize::from(warm);
+                on_list += 1;
                 if h.has_bit(CHAINED) {
                     walk.data_chunks += self.check_chain(class, c)?;
                 }
@@ -231,12 +234,12 @@ impl Cache {
                 c = h.lru_next.load(Relaxed);
             }
             ensure!(tail == prev, "class {class}: list tail {tail}, last item {prev}");
+            ensure!(
+                list.count == on_list,
+                "class {class}: {seg:?} count {} but {on_list} on the list",
+                list.count
+            );
         }
-        ensure!(
-            cs.warm_items == warm_items,
-            "class {class}: warm_items {} but {warm_items} on the warm list",
-            cs.warm_items
-        );
         ensure!(
             cs.requested == requested,
             "class {class}: requested {} but its items add up to {requested}",
