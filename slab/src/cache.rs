@@ -337,6 +337,8 @@ pub(crate) struct ClassState {
     pub moves_within_lru: u64,
     pub evicted_active: u64,
     pub used_chunks: usize,
+    /// Of `used_chunks`, those held by reservations (values still arriving; see `intake`).
+    pub reserved_chunks: usize,
     pub items: usize,
     pub requested: usize,
     pub evicted: u64,

@@ -44,7 +44,8 @@ impl Cache {
     ///   a valid key, lives in a page of a class, and each stripe's count is its chain length;
     /// - each class's four LRU lists (HOT, WARM, COLD, TEMP) are well linked (prev/next,
     ///   head/tail), hold exactly the class's indexed items, each once, on the list its header
-    ///   names, and the class's item, per-list, requested-bytes and used-chunk counts match;
+    ///   names, and the class's item, per-list, requested-bytes and used-chunk counts match
+    ///   (used chunks: items, their data chunks, and chunks held by reservations);
     /// - a chained item's data chunks are data chunks of the largest class pointing back at
     ///   it, and its pieces add up to its value length;
     /// - each free list has `free_count` unlinked chunks of its class, none indexed;
@@ -89,11 +90,12 @@ impl Cache {
                 walk.linked
             );
             ensure!(
-                cs.used_chunks == walk.linked + walk.data_chunks,
-                "class {class}: used_chunks {} but {} items and {} data chunks",
+                cs.used_chunks == walk.linked + walk.data_chunks + cs.reserved_chunks,
+                "class {class}: used_chunks {} but {} items, {} data chunks and {} reserved",
                 cs.used_chunks,
                 walk.linked,
-                walk.data_chunks
+                walk.data_chunks,
+                cs.reserved_chunks
             );
         }
         drop(stripes);

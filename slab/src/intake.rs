@@ -79,6 +79,7 @@ impl Cache {
         };
         drop(st);
         let head = head.ok_or(StoreError::OutOfMemory)?;
+        lock(&self.class_state[self.class_of(head)]).reserved_chunks += 1 + data.len();
         let h = self.header(head);
         h.hash_next.store(NIL, Relaxed);
         h.lru_prev.store(NIL, Relaxed);
@@ -259,6 +260,7 @@ impl Reservation {
         now: u32,
     ) -> ChunkRef {
         let c = std::mem::replace(&mut self.head, NIL);
+        lock(&cache.class_state[cache.class_of(c)]).reserved_chunks -= 1 + self.data.len();
         self.data.clear();
         let h = cache.header(c);
         h.exptime.store(exptime, Relaxed);
@@ -281,6 +283,7 @@ impl Drop for Reservation {
         }
         let cache = &self.cache;
         let mut cs = lock(&cache.class_state[cache.class_of(self.head)]);
+        cs.reserved_chunks -= 1 + self.data.len();
         // A chain's chunks are all of the largest class: one lock covers them.
         for &c in std::iter::once(&self.head).chain(self.data.iter()) {
             cache.free_chunk(&mut cs, c);

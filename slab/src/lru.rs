@@ -43,6 +43,11 @@ use crate::arena::{ChunkRef, NIL};
 use crate::cache::{lock, Cache, ClassState, Stripe};
 use crate::item::{Segment, ACCESSED, FETCHED, LINKED};
 
+/// Items on a page being moved that one search may evict back to the mover, besides
+/// its budget (see `evict_from`): about a page of small items, the mover's own unit of
+/// work, so a tail made of that page's items is passed in one allocation.
+const MOVING_EVICT_MAX: usize = 1024;
+
 /// How many tail items one allocation looks at before giving up, per pass.
 const EVICTION_SEARCH: usize = 32;
 
@@ -356,12 +361,30 @@ impl Cache {
     ) -> Option<ChunkRef> {
         let moving = cs.moving.map(|m| m.page);
         let mut c = cs.list(seg).tail;
-        for _ in 0..EVICTION_SEARCH {
+        let (mut searched, mut to_mover) = (0, 0);
+        while searched < EVICTION_SEARCH {
             if c == NIL {
                 return None;
             }
             let prev = self.header(c).lru_prev.load(Relaxed);
-            let skip = c == protect || moving == Some(self.page_of(c));
+            let on_moving = moving == Some(self.page_of(c));
+            if on_moving && c != protect && to_mover < MOVING_EVICT_MAX {
+                // A chunk on the page being emptied cannot go to a writer, but its item can
+                // be evicted back to the mover, outside the search budget: when the tail is
+                // all on that page (its oldest items), skipping them would refuse every
+                // store until the move ends.
+                to_mover += 1;
+                let got = self.with_item_locked(c, false, held, |cache, st, hash| {
+                    cache.try_evict(cs, st, hash, c, now, force, seg == Segment::Temp)
+                });
+                if got == Some(true) {
+                    self.free_chunk(cs, c);
+                }
+                c = prev;
+                continue;
+            }
+            searched += 1;
+            let skip = c == protect || on_moving;
             let got = self.with_item_locked(c, skip, held, |cache, st, hash| {
                 cache.try_evict(cs, st, hash, c, now, force, seg == Segment::Temp)
             });
