@@ -95,6 +95,7 @@ pub fn cache_config(config: &Config) -> slabcache::CacheConfig {
         use_cas: config.use_cas,
         evict: config.evictions,
         preaccounted: initial_malloc_hook(),
+        huge_pages: config.large_pages,
     }
 }
 

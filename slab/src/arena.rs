@@ -85,7 +85,8 @@ unsafe impl Sync for Arena {}
 
 impl Arena {
     /// Map `bytes` of anonymous, zero-filled memory. Pages are only backed when first written.
-    pub fn new(bytes: usize) -> std::io::Result<Arena> {
+    /// `huge_pages` asks for transparent huge pages (`-L`).
+    pub fn new(bytes: usize, huge_pages: bool) -> std::io::Result<Arena> {
         // No swap reservation: the map is sized for the limit plus a spare page per class
         // and only what is written is ever backed, so reserving all of it up front would
         // refuse large `-m` values for memory that is never used.
@@ -93,12 +94,18 @@ impl Arena {
             .len(bytes.max(1))
             .no_reserve_swap()
             .map_anon()?;
-        // Transparent huge pages where the kernel offers them (THP "madvise" mode): a get
-        // touches a hash bucket and an item at random places in the arena, and with 4 KiB
-        // pages each of those is a TLB miss too. Pages are still backed only when first
-        // written, 2 MiB at a time instead of 4 KiB. Failure (no THP) changes nothing else.
+        // With -L, transparent huge pages where the kernel offers them (THP "madvise"
+        // mode): fewer TLB misses for gets that touch random places in the arena, but each
+        // first write backs 2 MiB at once, and with the kernel's default defrag setting that
+        // write waits for compaction: p99.9 of new-key sets went from ~1 ms to ~20 ms at
+        // 50k sets/s (docs/performance.md). memcached's -L likewise asks for large pages.
+        // Failure (no THP) changes nothing else.
         #[cfg(target_os = "linux")]
-        let _ = map.advise(memmap2::Advice::HugePage);
+        if huge_pages {
+            let _ = map.advise(memmap2::Advice::HugePage);
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = huge_pages;
         Ok(Arena::from_map(map, None))
     }
 

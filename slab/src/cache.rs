@@ -62,6 +62,10 @@ pub struct CacheConfig {
     /// `total_malloced` (memcached's `T_MEMD_INITIAL_MALLOC` test hook: it lets a test
     /// reach a multi-GB limit without filling it). 0 in normal runs.
     pub preaccounted: usize,
+    /// Ask for transparent huge pages (`-L`). Off by default: a first write into a huge
+    /// page makes the kernel find and zero 2 MiB at once (compacting memory if need be),
+    /// which stalled stores of new items for up to ~20 ms on a fresh cache.
+    pub huge_pages: bool,
 }
 
 impl Default for CacheConfig {
@@ -76,6 +80,7 @@ impl Default for CacheConfig {
             use_cas: true,
             evict: true,
             preaccounted: 0,
+            huge_pages: false,
         }
     }
 }
@@ -462,7 +467,7 @@ impl Cache {
     /// Build a cache: validates the configuration and maps the arena.
     pub fn new(config: CacheConfig) -> Result<Cache, CacheError> {
         let shape = Cache::shape(&config)?;
-        let arena = Arena::new(shape.arena_bytes(&config)).map_err(CacheError::Map)?;
+        let arena = Arena::new(shape.arena_bytes(&config), config.huge_pages).map_err(CacheError::Map)?;
         Ok(Cache::with_arena(config, shape, arena))
     }
 

@@ -81,7 +81,7 @@ pub struct Args {
     /// Minimum space for key + value + flags in the smallest chunk, in bytes
     #[arg(short = 'n', long = "slab-min-size", default_value_t = 48)]
     pub min_chunk: u32,
-    /// Try to use large memory pages (accepted; logged)
+    /// Try to use large memory pages (transparent huge pages for the cache memory)
     #[arg(short = 'L', long = "enable-largepages")]
     pub large_pages: bool,
     /// Delimiter between key prefixes and ids for detailed stats (turns them on, as
@@ -240,6 +240,8 @@ pub struct Config {
     pub user: Option<String>,
     pub memory_limit: usize,
     pub evictions: bool,
+    /// `-L`: transparent huge pages for the cache memory.
+    pub large_pages: bool,
     pub max_connections: usize,
     pub verbosity: u8,
     pub pidfile: Option<PathBuf>,
@@ -548,6 +550,7 @@ impl Config {
             user: args.user.clone(),
             memory_limit,
             evictions: !args.disable_evictions,
+            large_pages: args.large_pages,
             max_connections: args.conn_limit as usize,
             verbosity: args.verbose,
             pidfile: args.pidfile.clone(),
