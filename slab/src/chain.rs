@@ -197,6 +197,20 @@ impl Cache {
         }
     }
 
+    /// Write the header of `data[i]`, a data chunk of `head`'s chain holding `n` bytes:
+    /// it points back at the head (the mover's test for "in a writer's hands" is a data
+    /// chunk whose head is not linked) and on to the next data chunk.
+    pub(crate) fn init_data_chunk(&self, head: ChunkRef, data: &[ChunkRef], i: usize, n: usize) {
+        let dh = self.header(data[i]);
+        dh.hash_next.store(NIL, Relaxed);
+        dh.lru_prev.store(head, Relaxed);
+        dh.lru_next
+            .store(data.get(i + 1).copied().unwrap_or(NIL), Relaxed);
+        dh.value_len.store(n as u32, Relaxed);
+        dh.key_len.store(0, Relaxed);
+        dh.bits.store(CHAINED, Relaxed);
+    }
+
     /// Write `parts` (concatenated) as the value of a fresh item: into `head` after the key
     /// (and the link, if `data` is not empty), then across `data`. The chunks are owned by
     /// the caller (just allocated); the head's other header fields are the caller's.
@@ -238,14 +252,7 @@ impl Cache {
         let cap = self.chunk_max() - ItemHeader::SIZE;
         for (i, &d) in data.iter().enumerate() {
             let n = left.min(cap);
-            let dh = self.header(d);
-            dh.hash_next.store(NIL, Relaxed);
-            dh.lru_prev.store(head, Relaxed);
-            dh.lru_next
-                .store(data.get(i + 1).copied().unwrap_or(NIL), Relaxed);
-            dh.value_len.store(n as u32, Relaxed);
-            dh.key_len.store(0, Relaxed);
-            dh.bits.store(CHAINED, Relaxed);
+            self.init_data_chunk(head, data, i, n);
             // SAFETY: the caller owns every chunk of `data`, as it owns `head`.
             fill(unsafe { self.arena.payload_mut(d, n) });
             left -= n;

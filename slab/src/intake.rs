@@ -98,21 +98,12 @@ impl Cache {
             let link = unsafe { self.arena.payload_range_mut(head, key.len(), LINK) };
             link.copy_from_slice(&first.to_le_bytes());
         }
-        // Data chunks point back at the head (the mover's test for "in a writer's hands":
-        // a data chunk whose head is not linked) and on to the next, as `write_value` sets
-        // them.
+        // Data chunks get their headers now, as `write_value` writes them.
         let mut left = value_len - self.head_capacity(key.len()).min(value_len);
         let cap = self.chunk_max() - ItemHeader::SIZE;
-        for (i, &d) in data.iter().enumerate() {
+        for i in 0..data.len() {
             let n = left.min(cap);
-            let dh = self.header(d);
-            dh.hash_next.store(NIL, Relaxed);
-            dh.lru_prev.store(head, Relaxed);
-            dh.lru_next
-                .store(data.get(i + 1).copied().unwrap_or(NIL), Relaxed);
-            dh.value_len.store(n as u32, Relaxed);
-            dh.key_len.store(0, Relaxed);
-            dh.bits.store(CHAINED, Relaxed);
+            self.init_data_chunk(head, &data, i, n);
             left -= n;
         }
         Ok(Reservation {
