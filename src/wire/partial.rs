@@ -29,6 +29,11 @@ pub struct PendingStore<'a> {
     pub key: Option<&'a [u8]>,
     /// A plain set: memcached drops the old value when it cannot store the new one.
     pub is_set: bool,
+    /// append or prepend (text verbs, binary opcodes, or an `ms` mode other than set, add
+    /// or replace): the new value is built on the old one.
+    pub builds_on_old: bool,
+    /// Text and meta: where the value-length word is in the line (start, end).
+    length_word: Option<(usize, usize)>,
     kind: Kind,
 }
 
@@ -55,12 +60,11 @@ pub struct IntakeStart<'a> {
 pub fn intake_start(input: &[u8], binary_protocol: bool) -> Option<IntakeStart<'_>> {
     let store = pending_store(input, binary_protocol)?;
     let key = store.key?;
+    if store.builds_on_old {
+        return None;
+    }
     if binary_protocol {
         let header = binary::Header::parse(input)?;
-        // Set, Add, Replace and their quiet forms.
-        if !matches!(input[1], 0x01..=0x03 | 0x11..=0x13) {
-            return None;
-        }
         let header_len = binary::HEADER_LEN + usize::from(header.extras_len) + usize::from(header.key_len);
         let value_len = store.total.checked_sub(header_len)?;
         let mut rewritten = input.get(..header_len)?.to_vec();
@@ -75,39 +79,13 @@ pub fn intake_start(input: &[u8], binary_protocol: bool) -> Option<IntakeStart<'
             trailer: 0,
         });
     }
-    let end = input.iter().position(|&b| b == b'\n')?;
-    let line = input[..end].strip_suffix(b"\r").unwrap_or(&input[..end]);
-    // Words with their offsets in the line.
-    let mut words = Vec::with_capacity(8);
-    let mut at = 0;
-    for word in line.split(|&b| b == b' ') {
-        if !word.is_empty() {
-            words.push((at, word));
-        }
-        at += word.len() + 1;
-    }
-    let len_word = match words.first()?.1 {
-        b"set" | b"add" | b"replace" | b"cas" => 4,
-        b"ms" => {
-            let flags = words.iter().skip(3).map(|w| w.1);
-            for flag in flags {
-                match flag {
-                    [b'b', ..] => return None,
-                    [b'M', mode, ..] if !matches!(mode, b'S' | b'E' | b'R') => return None,
-                    _ => {}
-                }
-            }
-            2
-        }
-        _ => return None,
-    };
-    let (len_at, len_text) = *words.get(len_word)?;
-    let header_len = end + 1;
+    let (len_start, len_end) = store.length_word?;
+    let header_len = input.iter().position(|&b| b == b'\n')? + 1;
     let value_len = store.total.checked_sub(header_len + 2)?;
     let mut rewritten = Vec::with_capacity(header_len);
-    rewritten.extend_from_slice(&input[..len_at]);
+    rewritten.extend_from_slice(&input[..len_start]);
     rewritten.push(b'0');
-    rewritten.extend_from_slice(&input[len_at + len_text.len()..header_len]);
+    rewritten.extend_from_slice(&input[len_end..header_len]);
     Some(IntakeStart {
         store,
         key,
@@ -138,7 +116,7 @@ pub fn pending_store(input: &[u8], binary_protocol: bool) -> Option<PendingStore
     let mut tokens = line.split(|&b| b == b' ').filter(|t| !t.is_empty());
     let verb = tokens.next()?;
     let rest: Vec<&[u8]> = tokens.take(8).collect();
-    let (key, len, kind, is_set) = match verb {
+    let (key, len, kind, is_set, builds_on_old) = match verb {
         b"set" | b"add" | b"replace" | b"append" | b"prepend" | b"cas" => {
             let noreply = rest.last() == Some(&&b"noreply"[..]);
             (
@@ -146,25 +124,35 @@ pub fn pending_store(input: &[u8], binary_protocol: bool) -> Option<PendingStore
                 *rest.get(3)?,
                 Kind::Text { noreply },
                 verb == b"set",
+                matches!(verb, b"append" | b"prepend"),
             )
         }
         b"ms" => {
-            let base64 = rest.iter().skip(2).any(|f| f.first() == Some(&b'b'));
-            let mode_set = !rest.iter().skip(2).any(|f| f.first() == Some(&b'M'));
+            let flags = || rest.iter().skip(2);
+            let base64 = flags().any(|f| f.first() == Some(&b'b'));
+            let mode = flags().find_map(|f| f.strip_prefix(b"M"));
             (
                 (!base64).then_some(*rest.first()?),
                 *rest.get(1)?,
                 Kind::Meta,
-                mode_set,
+                mode.is_none(),
+                // Only the upper-case set, add and replace modes are taken as such here;
+                // anything else stays on the buffered path, which decodes it fully.
+                mode.is_some_and(|m| !matches!(m.first(), Some(b'S' | b'E' | b'R'))),
             )
         }
         _ => return None,
     };
+    // `len` is a subslice of `line`, itself the start of `input`.
+    let len_start = len.as_ptr() as usize - input.as_ptr() as usize;
+    let length_word = Some((len_start, len_start + len.len()));
     let len: usize = std::str::from_utf8(len).ok()?.parse().ok()?;
     Some(PendingStore {
         total: end + 1 + len + 2,
         key,
         is_set,
+        builds_on_old,
+        length_word,
         kind,
     })
 }
@@ -182,6 +170,8 @@ fn pending_binary(input: &[u8]) -> Option<PendingStore<'_>> {
         total: binary::HEADER_LEN + header.body_len as usize,
         key,
         is_set: matches!(opcode, 0x01 | 0x11),
+        builds_on_old: matches!(opcode, 0x0e | 0x0f | 0x19 | 0x1a),
+        length_word: None,
         kind: Kind::Binary {
             opcode,
             opaque: header.opaque,
