@@ -27,12 +27,17 @@ pub const PROTOCOL_VERSION: &str = "1.6.18";
     args_override_self = true
 )]
 pub struct Args {
-    /// TCP port to listen on (0 = off)
-    #[arg(short = 'p', long = "port", default_value_t = 11211)]
-    pub port: u32,
-    /// UDP port (0 = off; UDP is not served, a non-zero value is logged and ignored)
-    #[arg(short = 'U', long = "udp-port", default_value_t = 0)]
-    pub udp_port: u32,
+    /// TCP port to listen on (0 = off, -1 = any free port; default 11211, or -U's port)
+    #[arg(short = 'p', long = "port", allow_negative_numbers = true)]
+    pub port: Option<i32>,
+    /// UDP port to listen on (0 = off, -1 = any free port)
+    #[arg(
+        short = 'U',
+        long = "udp-port",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    pub udp_port: i32,
     /// UNIX socket to listen on (disables TCP)
     #[arg(short = 's', long = "unix-socket")]
     pub unix_socket: Option<PathBuf>,
@@ -226,11 +231,21 @@ impl Default for Tunables {
     }
 }
 
+/// memcached's TCP port when neither `-p` nor `-U` names one.
+const DEFAULT_PORT: i32 = 11211;
+
+/// The port to bind for a `-p`/`-U` value that is not 0: -1 asks the kernel for a free one.
+pub fn bind_port(port: i32) -> u16 {
+    u16::try_from(port).unwrap_or(0)
+}
+
 /// Validated settings the server runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub port: u16,
-    pub udp_port: u16,
+    /// memcached's meaning: 0 = no TCP, -1 = a port the kernel picks ([`bind_port`]).
+    pub port: i32,
+    /// As `port`, for UDP.
+    pub udp_port: i32,
     pub listen: Vec<SocketAddr>,
     pub listen_text: String,
     pub unix_socket: Option<PathBuf>,
@@ -483,10 +498,16 @@ impl Config {
         if args.min_chunk == 0 {
             return Err(invalid("Chunk size must be greater than 0"));
         }
-        if args.port > 65535 {
-            return Err(invalid(format!("ERROR: Invalid port number {}.", args.port)));
+        // memcached: `-U N` without `-p` moves TCP to N as well.
+        let port = match args.port {
+            Some(p) => p,
+            None if args.udp_port != 0 => args.udp_port,
+            None => DEFAULT_PORT,
+        };
+        if port > 65535 || port < -1 {
+            return Err(invalid(format!("ERROR: Invalid port number {port}.")));
         }
-        if args.udp_port > 65535 {
+        if args.udp_port > 65535 || args.udp_port < -1 {
             return Err(invalid(format!(
                 "ERROR: Invalid UDP port number {}.",
                 args.udp_port
@@ -528,11 +549,10 @@ impl Config {
                 _ => return Err(invalid("-D takes a single character")),
             },
         };
-        let port = args.port as u16;
         let (listen, notls_listen) = if args.unix_socket.is_some() {
             (Vec::new(), Vec::new())
         } else {
-            resolve_listen(&args.listen, port)?
+            resolve_listen(&args.listen, bind_port(port))?
         };
         if !notls_listen.is_empty() && !args.enable_ssl {
             return Err(invalid("'notls' option is valid only when SSL is enabled"));
@@ -540,7 +560,7 @@ impl Config {
 
         let mut config = Config {
             port,
-            udp_port: args.udp_port as u16,
+            udp_port: args.udp_port,
             listen,
             listen_text: args.listen.join(","),
             unix_socket: args.unix_socket.clone(),

@@ -315,3 +315,18 @@ fn c_number_prefixes() {
     assert_eq!(c_atof("0.25x"), 0.25);
     assert_eq!(c_atof("x"), 0.0);
 }
+
+#[test]
+fn ports_follow_memcacheds_rules() {
+    // -U alone moves TCP to the same port; -1 asks the kernel for one (bound as port 0).
+    let udp_only = parse(&["-U", "11300"]).unwrap();
+    assert_eq!((udp_only.port, udp_only.udp_port), (11300, 11300));
+    assert_eq!(udp_only.listen, vec!["127.0.0.1:11300".parse().unwrap()]);
+    let ephemeral = parse(&["-p", "-1", "-U", "-1"]).unwrap();
+    assert_eq!((ephemeral.port, ephemeral.udp_port), (-1, -1));
+    assert_eq!(bind_port(ephemeral.port), 0);
+    assert_eq!(ephemeral.listen, vec!["127.0.0.1:0".parse().unwrap()]);
+    assert_eq!(parse(&["-p", "0", "-U", "11301"]).unwrap().port, 0);
+    assert!(parse(&["-p", "70000"]).is_err());
+    assert!(parse(&["-p", "-2"]).is_err());
+}

@@ -7,6 +7,7 @@
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -109,6 +110,30 @@ fn bind_tcp(addr: SocketAddr, backlog: i32) -> Result<TcpListener, ServerError> 
     Ok(TcpListener::from_std(std_listener))
 }
 
+/// memcached's port file (the environment's `MEMCACHED_PORT_FILENAME`): a `TCP INET: 11211`
+/// line per bound socket (`INET6` for v6, `UDP` for datagram ones), so a test can find the
+/// ports the kernel picked for `-p -1`. Written beside as `.lck` and renamed into place, so
+/// a reader never sees half of it.
+fn write_port_file(path: &Path, listeners: &[Listener], udp: &[std::net::UdpSocket]) -> io::Result<()> {
+    let line = |kind: &str, addr: SocketAddr| {
+        let family = if addr.is_ipv4() { "INET" } else { "INET6" };
+        format!("{kind} {family}: {}\n", addr.port())
+    };
+    let mut text = String::new();
+    for l in listeners {
+        if let Listener::Tcp(l, _) | Listener::Tls(l, _) = l {
+            text.push_str(&line("TCP", l.local_addr()?));
+        }
+    }
+    for socket in udp {
+        text.push_str(&line("UDP", socket.local_addr()?));
+    }
+    let mut temp = path.as_os_str().to_owned();
+    temp.push(".lck");
+    std::fs::write(&temp, text)?;
+    std::fs::rename(&temp, path)
+}
+
 impl Server {
     /// Bind every listening socket and build the cache: everything that can fail does so
     /// here, before any thread exists.
@@ -160,12 +185,17 @@ impl Server {
             ips.sort();
             ips.dedup();
             for ip in ips {
-                let at = SocketAddr::new(ip, config.udp_port);
+                let at = SocketAddr::new(ip, crate::config::bind_port(config.udp_port));
                 let socket = std::net::UdpSocket::bind(at).map_err(|source| ServerError::Bind {
                     addr: format!("udp {at}"),
                     source,
                 })?;
                 udp.push(socket);
+            }
+        }
+        if config.unix_socket.is_none() {
+            if let Some(path) = std::env::var_os("MEMCACHED_PORT_FILENAME") {
+                write_port_file(Path::new(&path), &listeners, &udp)?;
             }
         }
         let mut listener_info = Vec::new();
@@ -193,7 +223,7 @@ impl Server {
                 Listener::Unix(..) => None,
             })
             .map(|a| a.port())
-            .unwrap_or(config.port);
+            .unwrap_or(crate::config::bind_port(config.port));
         let cluster =
             Cluster::from_config(&config, first_port).map_err(|e| ServerError::Io(io::Error::other(e)))?;
 
