@@ -504,10 +504,10 @@ impl Config {
             None if args.udp_port != 0 => args.udp_port,
             None => DEFAULT_PORT,
         };
-        if port > 65535 || port < -1 {
+        if !(-1..=65535).contains(&port) {
             return Err(invalid(format!("ERROR: Invalid port number {port}.")));
         }
-        if args.udp_port > 65535 || args.udp_port < -1 {
+        if !(-1..=65535).contains(&args.udp_port) {
             return Err(invalid(format!(
                 "ERROR: Invalid UDP port number {}.",
                 args.udp_port
