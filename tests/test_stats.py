@@ -304,3 +304,36 @@ def test_items_age_is_the_oldest_items_seconds(start_server):
     assert items["number"] == 2
     assert 2 <= items["age"] <= 3, items
     assert items["age_warm"] == 0 and items["age_hot"] == 0
+
+
+def stats_map(conn: RawConn, group: str) -> dict[str, int]:
+    conn.send(f"stats {group}\r\n".encode())
+    out = {}
+    while (line := conn.line()) != b"END":
+        _, name, value = line.decode().split(" ", 2)
+        out[name] = int(value) if value.lstrip("-").isdigit() else value
+    return out
+
+
+# Bytes one item asks of its chunk beyond key and value: slabcached's 32-byte header (CAS
+# included); memcached's 48-byte header, 8 bytes of CAS, the key's NUL and the value's CRLF.
+ITEM_OVERHEAD = {"slabcached": 32, "memcached": 48 + 8 + 1 + 2}
+
+
+@pytest.mark.parametrize("kind", ["slabcached", "memcached"])
+def test_mem_requested_counts_each_linked_items_own_size(start_server, kind):
+    """memcached's issue 42 was a mem_requested that drifted from the items stored. It must
+    be exactly the sum of the linked items' sizes, and below what their chunks hold."""
+    srv = start_server(["-o", "no_modern"], kind=kind)
+    per_item = ITEM_OVERHEAD[kind] + len("key0") + 10
+    with RawConn(srv.port) as c:
+        for i in range(10):
+            c.send(f"set key{i} 0 0 10\r\n{'B' * 10}\r\n".encode())
+            assert c.line() == b"STORED"
+        items, slabs = stats_map(c, "items"), stats_map(c, "slabs")
+        assert items["items:1:mem_requested"] == 10 * per_item
+        assert 10 * (len("key0") + 10) < items["items:1:mem_requested"] < 10 * slabs["1:chunk_size"]
+        # An overwrite with a longer value and a delete move it by exactly their sizes.
+        c.send(b"set key0 0 0 12\r\nBBBBBBBBBBBB\r\ndelete key1\r\n")
+        assert (c.line(), c.line()) == (b"STORED", b"DELETED")
+        assert stats_map(c, "items")["items:1:mem_requested"] == 9 * per_item + 2
