@@ -171,3 +171,36 @@ def test_no_lru_maintainer_has_no_segment_rows_or_lru_mode(start_server, kind):
         assert "items:1:number_hot" not in s and "items:1:moves_to_cold" not in s
         assert "lru_maintainer_juggles" not in stats(conn)
         assert cmd(conn, "lru mode flat") == b"ERROR"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", SERVERS)
+def test_evicted_time_and_direct_reclaims(start_server, kind):
+    """`evicted_time` is how long the last evicted item had gone untouched (memcached: since its
+    last access; slabcached: since its last write, the same for items never read), and
+    `direct_reclaims` counts stores that had to free a chunk themselves."""
+    srv = start_server(["-m", "6", "-o", "lru_maintainer,lru_crawler"], kind=kind)
+    with RawConn(srv.port) as conn:
+        for i in range(30):
+            store(conn, f"old{i}")
+        s = stats(conn, "items")
+        assert (s["items:31:evicted_time"], s["items:31:direct_reclaims"]) == ("0", "0")
+        time.sleep(2.2)
+        # Store until the first eviction: it takes one of the first batch, over 2 s old.
+        for i in range(120):
+            store(conn, f"new{i}")
+            s = stats(conn, "items")
+            if int(s["items:31:evicted"]) > 0:
+                break
+        assert int(s["items:31:evicted"]) > 0
+        assert 2 <= int(s["items:31:evicted_time"]) <= 4
+        for i in range(120):
+            store(conn, f"more{i}")
+        s = stats(conn, "items")
+        assert int(s["items:31:direct_reclaims"]) >= int(s["items:31:evicted"])
+        assert int(stats(conn)["direct_reclaims"]) == int(s["items:31:direct_reclaims"])
+        # Evicting the first batch, written over two seconds before, showed its age.
+        assert any(get(conn, f"old{i}") is None for i in range(30))
+        assert cmd(conn, "stats reset") == b"RESET"
+        s = stats(conn, "items")
+        assert (s["items:31:evicted_time"], s["items:31:direct_reclaims"]) == ("0", "0")

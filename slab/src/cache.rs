@@ -341,6 +341,10 @@ pub(crate) struct ClassState {
     pub moves_to_cold: u64,
     pub moves_within_lru: u64,
     pub evicted_active: u64,
+    /// Allocations that found no free chunk and freed one from the LRU themselves.
+    pub direct_reclaims: u64,
+    /// Seconds between the last evicted item's last write and its eviction.
+    pub evicted_time: u32,
     pub used_chunks: usize,
     /// Of `used_chunks`, those held by reservations (values still arriving; see `intake`).
     pub reserved_chunks: usize,

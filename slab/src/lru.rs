@@ -327,6 +327,9 @@ impl Cache {
         now: u32,
         force: bool,
     ) -> Option<ChunkRef> {
+        if !force {
+            cs.direct_reclaims += 1;
+        }
         let mut held = Some((held, held_idx));
         self.juggle(cs, &mut held, protect, now, JUGGLE_PER_ALLOC, None);
         if cs.free_head != NIL {
@@ -566,6 +569,7 @@ impl Cache {
             }
         } else {
             cs.evicted += 1;
+            cs.evicted_time = now.saturating_sub(self.write_marks.written_at(h.cas()));
             if active {
                 cs.evicted_active += 1;
             }

@@ -64,6 +64,12 @@ pub struct ClassStats {
     pub moves_within_lru: u64,
     /// Items evicted although read since they last passed a tail (forced).
     pub evicted_active: u64,
+    /// Allocations that had to evict or reclaim an item themselves (memcached's
+    /// `direct_reclaims`).
+    pub direct_reclaims: u64,
+    /// Seconds since the last write of the last item evicted, when it was evicted
+    /// (memcached's `evicted_time` counts from the last access; see `marks`).
+    pub evicted_time: u64,
     /// Read hits by the list the item was on (memcached's `hits_to_hot` ...); their sum
     /// is `get_hits`.
     pub hits_to_hot: u64,
@@ -234,6 +240,8 @@ impl Cache {
                 moves_to_cold: cs.moves_to_cold,
                 moves_within_lru: cs.moves_within_lru,
                 evicted_active: cs.evicted_active,
+                direct_reclaims: cs.direct_reclaims,
+                evicted_time: u64::from(cs.evicted_time),
                 hits_to_hot: hits[Segment::Hot as usize],
                 hits_to_warm: hits[Segment::Warm as usize],
                 hits_to_cold: hits[Segment::Cold as usize],
@@ -265,6 +273,8 @@ impl Cache {
             cs.moves_to_cold = 0;
             cs.moves_within_lru = 0;
             cs.evicted_active = 0;
+            cs.direct_reclaims = 0;
+            cs.evicted_time = 0;
             for k in &self.class_counters[id * COUNTER_SHARDS..(id + 1) * COUNTER_SHARDS] {
                 for counter in k.hits.iter().chain([
                     &k.cmd_set,

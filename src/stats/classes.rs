@@ -67,7 +67,7 @@ pub fn items(shared: &Context) -> Rows {
         put("mem_requested", c.mem_requested);
         put("evicted", c.evicted);
         put("evicted_nonzero", c.evicted_nonzero);
-        put("evicted_time", 0);
+        put("evicted_time", c.evicted_time);
         put("outofmemory", c.outofmemory);
         put("tailrepairs", 0);
         put("reclaimed", c.reclaimed);
@@ -83,7 +83,7 @@ pub fn items(shared: &Context) -> Rows {
             put("moves_to_cold", c.moves_to_cold);
             put("moves_to_warm", c.moves_to_warm);
             put("moves_within_lru", c.moves_within_lru);
-            put("direct_reclaims", 0);
+            put("direct_reclaims", c.direct_reclaims);
             put("hits_to_hot", c.hits_to_hot);
             put("hits_to_warm", c.hits_to_warm);
             put("hits_to_cold", c.hits_to_cold);

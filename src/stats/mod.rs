@@ -197,16 +197,17 @@ pub fn general(shared: &Context) -> Rows {
         ],
     );
     if maintainer {
-        let (to_cold, to_warm, within) =
+        let (to_cold, to_warm, within, reclaims) =
             shared
                 .cache
                 .class_stats()
                 .iter()
-                .fold((0, 0, 0), |(cold, warm, within), k| {
+                .fold((0, 0, 0, 0), |(cold, warm, within, reclaims), k| {
                     (
                         cold + k.moves_to_cold,
                         warm + k.moves_to_warm,
                         within + k.moves_within_lru,
+                        reclaims + k.direct_reclaims,
                     )
                 });
         write_all(
@@ -215,7 +216,7 @@ pub fn general(shared: &Context) -> Rows {
                 ("moves_to_cold", to_cold),
                 ("moves_to_warm", to_warm),
                 ("moves_within_lru", within),
-                ("direct_reclaims", 0),
+                ("direct_reclaims", reclaims),
                 ("lru_bumps_dropped", shared.cache.lru_stats().bumps_dropped),
             ],
         );
