@@ -343,8 +343,9 @@ pub(crate) struct ClassState {
     pub evicted_active: u64,
     /// Allocations that found no free chunk and freed one from the LRU themselves.
     pub direct_reclaims: u64,
-    /// Seconds between the last evicted item's last write and its eviction.
-    pub evicted_time: u32,
+    /// The last evicted item's CAS unique and the cache time of its eviction: dated by
+    /// the write marks when stats are asked for, so eviction itself takes no other lock.
+    pub last_evicted: Option<(u64, u32)>,
     pub used_chunks: usize,
     /// Of `used_chunks`, those held by reservations (values still arriving; see `intake`).
     pub reserved_chunks: usize,

@@ -596,7 +596,7 @@ impl Cache {
             }
         } else {
             cs.evicted += 1;
-            cs.evicted_time = now.saturating_sub(self.write_marks.written_at(h.cas()));
+            cs.last_evicted = Some((h.cas(), now));
             if active {
                 cs.evicted_active += 1;
             }

@@ -241,7 +241,9 @@ impl Cache {
                 moves_within_lru: cs.moves_within_lru,
                 evicted_active: cs.evicted_active,
                 direct_reclaims: cs.direct_reclaims,
-                evicted_time: u64::from(cs.evicted_time),
+                evicted_time: cs.last_evicted.map_or(0, |(cas, at)| {
+                    u64::from(at.saturating_sub(self.write_marks.written_at(cas)))
+                }),
                 hits_to_hot: hits[Segment::Hot as usize],
                 hits_to_warm: hits[Segment::Warm as usize],
                 hits_to_cold: hits[Segment::Cold as usize],
@@ -274,7 +276,7 @@ impl Cache {
             cs.moves_within_lru = 0;
             cs.evicted_active = 0;
             cs.direct_reclaims = 0;
-            cs.evicted_time = 0;
+            cs.last_evicted = None;
             for k in &self.class_counters[id * COUNTER_SHARDS..(id + 1) * COUNTER_SHARDS] {
                 for counter in k.hits.iter().chain([
                     &k.cmd_set,
