@@ -32,6 +32,10 @@ const WAKER: Token = Token(usize::MAX);
 /// starve. What it fixed and what it costs: docs/performance.md, "The fairness yield".
 const FAIRNESS_SLICE: Duration = Duration::from_micros(300);
 
+/// A poll that took longer than this blocked for lack of events: the worker had been idle,
+/// so its busy stretch starts again (a ready poll returns in a few microseconds).
+const POLL_SLEPT: Duration = Duration::from_micros(20);
+
 /// A socket handed from the listener to a worker.
 pub struct NewConn {
     stream: Stream,
@@ -101,12 +105,14 @@ impl Worker {
             } else {
                 Duration::ZERO
             };
+            let poll_started = std::time::Instant::now();
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     log::error!("poll failed: {e}");
                     break;
                 }
             }
+            let slept = poll_started.elapsed() > POLL_SLEPT;
             if self.shared.stopping.load(Relaxed) {
                 break;
             }
@@ -128,7 +134,8 @@ impl Worker {
             for i in std::mem::take(&mut self.pending) {
                 self.drive(i);
             }
-            if events.is_empty() {
+            // A poll that slept found no work waiting: the worker was not hogging its core.
+            if events.is_empty() || slept {
                 busy_since = std::time::Instant::now();
             } else if busy_since.elapsed() > FAIRNESS_SLICE {
                 std::thread::yield_now();
