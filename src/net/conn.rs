@@ -731,6 +731,7 @@ impl Conn {
                 room: WRITE_HIGH_WATER - (self.wbuf.len() - self.wpos),
                 replies: self.reply_cap.map_or(usize::MAX, |cap| cap - self.replies),
                 intake: ready.as_ref().map(|i| &i.item),
+                pause_per_key: false,
             };
             let lent = wire::Lent {
                 out: &mut self.wbuf,

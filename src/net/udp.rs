@@ -5,8 +5,11 @@
 //! datagram count, reserved (big-endian u16s). A request must fit one datagram (a count
 //! other than 1 is dropped, as memcached drops multi-packet requests). Its payload is
 //! decoded and executed by the same wire steps as a TCP connection's input (text or binary,
-//! chosen by the first byte); the replies are cut into datagrams of at most 1,400 bytes,
-//! header included, numbered 0..count under the request's id. A UDP socket is served by its
+//! chosen by the first byte). Each response goes out as its own message, as memcached's
+//! do: one per command, and one per key a multi-get found, the last with `END`. A message
+//! is cut into datagrams of at most 1,400 bytes, header included, numbered 0..count under
+//! the request's id. Only one response is held at a time, so a datagram asking for the
+//! same large value thousands of times costs one value's memory, not thousands. A UDP socket is served by its
 //! own thread with blocking reads (a short timeout lets it see a stop): datagrams need no
 //! readiness bookkeeping, and memcached serves UDP on far fewer threads than TCP too.
 
@@ -28,6 +31,9 @@ const MAX_DATAGRAM: usize = 1400;
 const DATA_PER_DATAGRAM: usize = MAX_DATAGRAM - HEADER_LEN;
 /// Largest datagram read (memcached's UDP read buffer).
 const READ_BUFFER: usize = 64 * 1024;
+/// Capacity the response buffer keeps between responses: one large value may grow it to
+/// the item size limit, which is given back rather than held while the socket idles.
+const KEPT_CAPACITY: usize = 64 * 1024;
 
 /// Serve `socket` until the server stops.
 pub fn serve(socket: UdpSocket, shared: Arc<Context>, counters: Arc<Counters>) -> io::Result<()> {
@@ -46,25 +52,43 @@ pub fn serve(socket: UdpSocket, shared: Arc<Context>, counters: Arc<Counters>) -
         let Some((request_id, payload)) = request(&buf[..len]) else {
             continue;
         };
-        reply.clear();
-        wire::run_all(payload, &shared, &counters, &mut reply);
-        if reply.is_empty() {
-            continue; // noreply, or a quiet binary request
-        }
-        let count = reply.len().div_ceil(DATA_PER_DATAGRAM).min(usize::from(u16::MAX));
-        for (seq, piece) in reply.chunks(DATA_PER_DATAGRAM).take(count).enumerate() {
-            datagram.clear();
-            datagram.extend_from_slice(&request_id.to_be_bytes());
-            datagram.extend_from_slice(&(seq as u16).to_be_bytes());
-            datagram.extend_from_slice(&(count as u16).to_be_bytes());
-            datagram.extend_from_slice(&[0, 0]);
-            datagram.extend_from_slice(piece);
-            if let Ok(n) = socket.send_to(&datagram, peer) {
-                bump(&counters.bytes_written, n as u64);
-            }
-        }
+        // noreply and quiet binary requests have no response, so no message.
+        wire::run_all(payload, &shared, &counters, &mut reply, |response| {
+            send_message(&socket, peer, request_id, response, &mut datagram, &counters);
+        });
+        reply.shrink_to(KEPT_CAPACITY);
     }
     Ok(())
+}
+
+/// Send one response as datagrams numbered 0..count (at most 65,535 of them: the count is
+/// a u16 and memcached clamps it there too). An empty response is one bare header with a
+/// count of 0, as memcached sends a multi-get's missed key.
+fn send_message(
+    socket: &UdpSocket,
+    peer: std::net::SocketAddr,
+    request_id: u16,
+    response: &[u8],
+    datagram: &mut Vec<u8>,
+    counters: &Counters,
+) {
+    let count = response
+        .len()
+        .div_ceil(DATA_PER_DATAGRAM)
+        .min(usize::from(u16::MAX));
+    let pieces = response.chunks(DATA_PER_DATAGRAM).take(count);
+    let empty = response.is_empty().then_some(response);
+    for (seq, piece) in pieces.chain(empty).enumerate() {
+        datagram.clear();
+        datagram.extend_from_slice(&request_id.to_be_bytes());
+        datagram.extend_from_slice(&(seq as u16).to_be_bytes());
+        datagram.extend_from_slice(&(count as u16).to_be_bytes());
+        datagram.extend_from_slice(&[0, 0]);
+        datagram.extend_from_slice(piece);
+        if let Ok(n) = socket.send_to(datagram, peer) {
+            bump(&counters.bytes_written, n as u64);
+        }
+    }
 }
 
 /// The request id and payload of a datagram memcached would serve: longer than its header,

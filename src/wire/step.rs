@@ -74,6 +74,10 @@ pub struct Turn<'a> {
     /// The item the value of the store at the front went into as it arrived (the input
     /// then holds the store's header with a value length of 0; see `crate::net::conn`).
     pub intake: Option<&'a crate::cmd::store::Intake>,
+    /// UDP: a multi-get pauses after every key but the last, so each key's reply (the
+    /// last one with `END`) can go out as its own datagram message, as memcached frames
+    /// them (see [`crate::wire::run_all`]).
+    pub pause_per_key: bool,
 }
 
 /// What a step may change of its connection, lent for that step only: each a field of

@@ -33,6 +33,7 @@ const TURN: Turn<'static> = Turn {
     room: usize::MAX,
     replies: usize::MAX,
     intake: None,
+    pause_per_key: false,
 };
 
 impl Server {
