@@ -36,6 +36,11 @@ def half_close(conn):
     return bytes([conn | 6 << 2])
 
 
+def datagram(data):
+    """One UDP datagram's payload (actions 0-2 with piece code 7)."""
+    return bytes([7 << 5]) + length(len(data)) + data
+
+
 def maintain(secs):
     return bytes([7 << 2, secs])
 
@@ -122,6 +127,15 @@ SEEDS = {
     + maintain(5)
     + send(1, b"get t u v\r\nmg v v\r\ngat 1 t\r\nset w 0 1 1\r\nw\r\n")
     + maintain(2) + send(0, b"get w\r\nstats items\r\n"),
+    # UDP: a value asked for many times in one datagram, misses around hits, binary, a
+    # store cut off by the datagram's end.
+    "udp-datagrams": b"\x00"
+    + send(0, b"set big 0 0 100000\r\n" + b"b" * 100000 + b"\r\nset s 0 0 1\r\ns\r\n")
+    + datagram(b"get" + b" big" * 60 + b" nope s\r\nversion\r\n")
+    + datagram(b"get x y s z\r\nset t 0 0 1 noreply\r\nt\r\nmg t v\r\n")
+    + datagram(binary(0x0D, b"s") + binary(0x0D, b"none") + binary(0x0A))
+    + datagram(b"set cut 0 0 50000\r\nabc")
+    + datagram(b"get cut s\r\n"),
 }
 
 

@@ -27,10 +27,13 @@
 //! | 6 | - | half-closes (shuts down its writing side) |
 //! | 7 | s | s seconds pass; the page mover and LRU crawler run |
 //!
-//! A length is one byte, or 255 followed by two big-endian bytes.
+//! A length is one byte, or 255 followed by two big-endian bytes. Actions 0-2 with piece
+//! code 7 (which would repeat code 0, all at once) send the bytes as one UDP datagram's
+//! payload instead, run as the UDP thread runs it.
 //!
 //! # Checks
-//! No panic; after every drive, the connection's buffers within [`conn_bound`]; after
+//! No panic; after every drive, the connection's buffers within [`conn_bound`]; every UDP
+//! response within [`udp_response_bound`] (one value, or a capped dump); after
 //! action 7 and at the end, [`slabcache::Cache::check_consistency`]; at the end, with every
 //! connection closed, the read budget fully given back, a new client still able to store
 //! and read back a small and a chained value (unless `-M` refuses them), and the item
@@ -114,6 +117,15 @@ pub fn conn_bound() -> usize {
     2 * (ITEM_SIZE_MAX + (2 << 20) + 16 * 1024) + 2 * ((1 << 20) + ITEM_SIZE_MAX + 64 * 1024)
 }
 
+/// Largest response one UDP datagram may make the server hold: one value of the largest
+/// item with its header line and `END`, or a `stats cachedump` at its 2 MB cap.
+pub fn udp_response_bound() -> usize {
+    (2 << 20) + ITEM_SIZE_MAX + 64 * 1024
+}
+
+/// Piece code (op bits 5-7) that turns a send into a UDP datagram.
+const UDP_PIECE_CODE: u8 = 7;
+
 /// One client connection: the server's `Conn` and the client's end of the socket pair.
 struct Client {
     conn: Conn,
@@ -133,6 +145,8 @@ struct Harness {
     /// Most buffer bytes a connection held after a drive.
     max_held: usize,
     sink: Vec<u8>,
+    /// Where UDP responses are built, kept between datagrams as the UDP thread keeps it.
+    udp_buf: Vec<u8>,
 }
 
 impl Harness {
@@ -148,6 +162,7 @@ impl Harness {
             max_limit,
             max_held: 0,
             sink: vec![0; 64 * 1024],
+            udp_buf: Vec::new(),
         }
     }
 
@@ -235,6 +250,21 @@ impl Harness {
                 return;
             }
         }
+    }
+
+    /// `payload` arrives as one UDP datagram; each response must stay within one value.
+    fn datagram(&mut self, payload: &[u8]) {
+        let mut buf = std::mem::take(&mut self.udp_buf);
+        let mut largest = 0;
+        crate::wire::run_all(payload, &self.ctx, &self.counters, &mut buf, |response| {
+            largest = largest.max(response.len());
+        });
+        assert!(
+            largest <= udp_response_bound(),
+            "a UDP response of {largest} bytes"
+        );
+        buf.shrink_to(64 * 1024);
+        self.udp_buf = buf;
     }
 
     /// Client `i` closes (or half-closes) and the server sees it.
@@ -421,6 +451,12 @@ pub fn run(mut data: &[u8]) -> Summary {
         let conn = usize::from(op & 3);
         let piece = PIECES[usize::from(op >> 5)];
         match (op >> 2) & 7 {
+            0..=2 if op >> 5 == UDP_PIECE_CODE => {
+                let n = length(&mut data).min(data.len());
+                let (bytes, rest) = data.split_at(n);
+                data = rest;
+                h.datagram(bytes);
+            }
             action @ 0..=3 => {
                 let n = length(&mut data).min(data.len());
                 let (bytes, rest) = data.split_at(n);
