@@ -896,6 +896,8 @@ impl Cache {
         if old_size != new_size {
             let mut cs = lock(&self.class_state[self.class_of(c)]);
             cs.requested = cs.requested - old_size + new_size;
+            let list = &mut cs.lists[h.segment() as usize];
+            list.bytes = list.bytes - old_size + new_size;
             self.sizes.remove(old_size);
             self.sizes.add(new_size);
         }

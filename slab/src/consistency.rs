@@ -203,7 +203,7 @@ impl Cache {
         for seg in Segment::ALL {
             let list = &cs.lists[seg as usize];
             let (head, tail) = (list.head, list.tail);
-            let mut on_list = 0;
+            let (mut on_list, mut on_list_bytes) = (0, 0);
             let (mut prev, mut c) = (NIL, head);
             while c != NIL {
                 ensure!(
@@ -227,6 +227,7 @@ impl Cache {
                     h.lru_prev.load(Relaxed)
                 );
                 requested += ItemHeader::SIZE + h.payload_len();
+                on_list_bytes += ItemHeader::SIZE + h.payload_len();
                 walk.linked += 1;
                 on_list += 1;
                 if h.has_bit(CHAINED) {
@@ -240,6 +241,11 @@ impl Cache {
                 list.count == on_list,
                 "class {class}: {seg:?} count {} but {on_list} on the list",
                 list.count
+            );
+            ensure!(
+                list.bytes == on_list_bytes,
+                "class {class}: {seg:?} bytes {} but its items add up to {on_list_bytes}",
+                list.bytes
             );
         }
         ensure!(

@@ -4,7 +4,7 @@
 //! A get never touches the class lock: it marks the item FETCHED, then (second read)
 //! ACCESSED, memcached's ACTIVE. Each class has four lists, newest first; an item's header
 //! names its list ([`Segment`]):
-//! - HOT: where a new item starts. Kept at `hot_lru_pct` of the class's items: its tail
+//! - HOT: where a new item starts. Kept at `hot_lru_pct` of the class's bytes: its tail
 //!   moves to WARM if ACCESSED, else to COLD (`moves_to_warm`, `moves_to_cold`).
 //! - WARM: items read again. Kept at `warm_lru_pct`: an ACCESSED tail gets another round in
 //!   WARM (`moves_within_lru`), any other goes to COLD.
@@ -14,8 +14,8 @@
 //! - TEMP (`temporary_ttl`): items stored with a TTL below it. Never evicted, only
 //!   reclaimed once dead, and not counted in the HOT and WARM shares.
 //!
-//! Limits count items, not bytes as memcached does: within one class every chunk has the
-//! same size, so the two differ only by the slack in each chunk. A maintainer pass also
+//! The shares weigh the items' bytes (header, key and value), as memcached's do, out of the
+//! class's HOT, WARM and COLD bytes. A maintainer pass also
 //! moves an inactive HOT tail to COLD when it is older than `hot_max_factor` times the COLD
 //! tail's age, and an inactive WARM tail when older than `warm_max_factor` times it. Ages
 //! are from the last write (the header has no access time), where memcached's are from the
@@ -43,7 +43,7 @@ use crossbeam_queue::ArrayQueue;
 
 use crate::arena::{ChunkRef, NIL};
 use crate::cache::{lock, Cache, ClassState, Stripe};
-use crate::item::{Segment, ACCESSED, FETCHED, LINKED};
+use crate::item::{ItemHeader, Segment, ACCESSED, FETCHED, LINKED};
 
 /// Items on a page being moved that one search may evict back to the mover, besides
 /// its budget (see `evict_from`): about a page of small items, the mover's own unit of
@@ -95,6 +95,8 @@ pub(crate) struct LruList {
     pub head: ChunkRef,
     pub tail: ChunkRef,
     pub count: usize,
+    /// The items' sizes (header, key and value), what the HOT and WARM shares weigh.
+    pub bytes: usize,
 }
 
 /// The stripe an allocating caller already holds, if any, and its index.
@@ -164,6 +166,7 @@ impl Cache {
         h.set_segment(seg);
         let list = &mut cs.lists[seg as usize];
         list.count += 1;
+        list.bytes += ItemHeader::SIZE + h.payload_len();
         h.lru_prev.store(NIL, Relaxed);
         h.lru_next.store(list.head, Relaxed);
         if list.head != NIL {
@@ -179,6 +182,7 @@ impl Cache {
         let h = self.header(c);
         let list = &mut cs.lists[h.segment() as usize];
         list.count -= 1;
+        list.bytes -= ItemHeader::SIZE + h.payload_len();
         let (prev, next) = (h.lru_prev.load(Relaxed), h.lru_next.load(Relaxed));
         if prev == NIL {
             list.head = next;
@@ -231,12 +235,12 @@ impl Cache {
         self.lru.segmented.store(on, Relaxed);
     }
 
-    /// `lru tune`'s warm share, percent of a class's items (memcached's `warm_lru_pct`).
+    /// `lru tune`'s warm share, percent of a class's bytes (memcached's `warm_lru_pct`).
     pub fn set_warm_pct(&self, pct: u8) {
         self.lru.warm_pct.store(pct.min(80), Relaxed);
     }
 
-    /// `lru tune`'s hot share, percent of a class's items (memcached's `hot_lru_pct`).
+    /// `lru tune`'s hot share, percent of a class's bytes (memcached's `hot_lru_pct`).
     pub fn set_hot_pct(&self, pct: u8) {
         self.lru.hot_pct.store(pct.min(80), Relaxed);
     }
@@ -464,10 +468,14 @@ impl Cache {
         max_ages: Option<MaxAges>,
     ) -> usize {
         let segmented = self.lru_segmented();
-        let items = cs.items - cs.list(Segment::Temp).count;
+        // memcached weighs the shares in bytes of the class's HOT, WARM and COLD items.
+        let bytes: usize = [Segment::Hot, Segment::Warm, Segment::Cold]
+            .iter()
+            .map(|&s| cs.list(s).bytes)
+            .sum();
         let share = |pct: &AtomicU8| {
             if segmented {
-                items * usize::from(pct.load(Relaxed)) / 100
+                bytes * usize::from(pct.load(Relaxed)) / 100
             } else {
                 0
             }
@@ -486,7 +494,7 @@ impl Cache {
                 }
                 // Under its share, an ACCESSED tail stays (it is rescued once the list is
                 // over its share) and an inactive one moves only when too old.
-                let over = cs.list(seg).count > limit;
+                let over = cs.list(seg).bytes > limit;
                 if !over
                     && (self.header(c).has_bit(ACCESSED)
                         || !max_age.is_some_and(|age| self.older_than(c, age, now)))

@@ -83,15 +83,16 @@ fn check_lists(c: &Cache) {
 #[test]
 fn new_items_start_hot_and_the_maintainer_keeps_hot_at_its_share() {
     let c = cache(16);
+    // Keys of one length: the shares weigh bytes, so equal items make them item counts.
     for i in 0..100 {
-        set(&c, &format!("k{i}"), 0, 1);
+        set(&c, &format!("k{i:03}"), 0, 1);
     }
-    let class = class_of(&c, "k0");
+    let class = class_of(&c, "k000");
     let before = stats(&c, class);
     assert_eq!(before.hot_items, 100, "no eviction yet: every item is still HOT");
     assert!(c.lru_maintain(1) > 0);
     let after = stats(&c, class);
-    assert_eq!(after.hot_items, 20, "hot_lru_pct 20 of 100 items");
+    assert_eq!(after.hot_items, 20, "hot_lru_pct 20 of 100 equal items");
     assert_eq!(after.cold_items, 80);
     assert_eq!(after.moves_to_cold, 80);
     assert_eq!(c.lru_stats().juggles, 1);
@@ -201,11 +202,37 @@ fn lru_tune_shares_apply_on_the_next_pass() {
     let c = cache(16);
     c.set_hot_pct(50);
     for i in 0..100 {
-        set(&c, &format!("k{i}"), 0, 1);
+        set(&c, &format!("k{i:03}"), 0, 1);
     }
     c.lru_maintain(1);
-    let s = stats(&c, class_of(&c, "k0"));
+    let s = stats(&c, class_of(&c, "k000"));
     assert_eq!(s.hot_items, 50);
+}
+
+/// The shares weigh bytes, as memcached's do: HOT at 20 % keeps fewer large items than
+/// small ones of the same class.
+#[test]
+fn the_hot_share_weighs_bytes_not_items() {
+    let c = cache(16);
+    let store = |key: &str, len: usize| {
+        c.store(StoreMode::Set, key.as_bytes(), 0, 0, &value_for(key, len), 1)
+            .unwrap();
+    };
+    // One class (its 240-byte chunks take items of 193 to 240 bytes): 80 items of 196
+    // bytes, then 20 of 236, the newest, which HOT keeps.
+    for i in 0..80 {
+        store(&format!("s{i:03}"), 160);
+    }
+    for i in 0..20 {
+        store(&format!("l{i:03}"), 200);
+    }
+    let class = class_of(&c, "s000");
+    assert_eq!(class, class_of(&c, "l000"), "one class");
+    c.lru_maintain(1);
+    let s = stats(&c, class);
+    // 20 % of 80 x 196 + 20 x 236 bytes is 4,080: 17 large items (4,012 bytes), not 20.
+    assert_eq!(s.hot_items, 17);
+    check_lists(&c);
 }
 
 #[test]
