@@ -838,12 +838,18 @@ impl Config {
             | "relaxed_privileges"
             | "meta_response_old"
             | "resp_obj_mem_limit"
-            | "ext_path"
             | "napi_ids"
             | "proxy_config"
             | "large_memory_pages"
             | "slab_automove_freeratio" => {
                 log::info!("-o {opt}: accepted, not applicable to slabcached's engine");
+            }
+            // memcached's extstore options: a command line written for a memcached with
+            // flash storage still starts, every item kept in memory.
+            "ext_path" | "ext_page_size" | "ext_wbuf_size" | "ext_threads" | "ext_io_depth"
+            | "ext_item_size" | "ext_item_age" | "ext_low_ttl" | "ext_recache_rate" | "ext_compact_under"
+            | "ext_drop_under" | "ext_max_sleep" | "ext_max_frag" | "ext_drop_unread" => {
+                log::warn!("-o {opt}: slabcached has no external storage; items stay in memory");
             }
             _ => return Err(invalid(format!("Illegal suboption \"{opt}\""))),
         }

@@ -330,3 +330,18 @@ fn ports_follow_memcacheds_rules() {
     assert!(parse(&["-p", "70000"]).is_err());
     assert!(parse(&["-p", "-2"]).is_err());
 }
+
+#[test]
+fn extstore_options_are_accepted_without_effect() {
+    // A memcached command line with flash storage starts; the items stay in memory.
+    let c = parse(&[
+        "-o",
+        "ext_page_size=8,ext_path=/tmp/nowhere:64m,ext_item_size=512,ext_threads=2,ext_io_depth=1",
+        "-o",
+        "ext_wbuf_size=4,ext_item_age=60,ext_low_ttl=10,ext_recache_rate=2000,ext_compact_under=10",
+        "-o",
+        "ext_drop_under=5,ext_max_sleep=100,ext_max_frag=0.8,ext_drop_unread",
+    ]);
+    assert!(c.is_ok());
+    assert!(parse(&["-o", "ext_bogus=1"]).is_err());
+}
