@@ -92,6 +92,7 @@ pub fn cache_config(config: &Config) -> slabcache::CacheConfig {
         item_size_max: config.item_size_max,
         min_chunk: config.min_chunk,
         growth_factor: config.growth_factor,
+        slab_sizes: config.slab_sizes.clone(),
         use_cas: config.use_cas,
         evict: config.evictions,
         preaccounted: initial_malloc_hook(),

@@ -9,6 +9,7 @@
 - `stats conns`: each connection's state name is the one memcached shows for it.
 """
 
+import os
 import re
 import socket
 import struct
@@ -337,3 +338,36 @@ def test_mem_requested_counts_each_linked_items_own_size(start_server, kind):
         c.send(b"set key0 0 0 12\r\nBBBBBBBBBBBB\r\ndelete key1\r\n")
         assert (c.line(), c.line()) == (b"STORED", b"DELETED")
         assert stats_map(c, "items")["items:1:mem_requested"] == 9 * per_item + 2
+
+
+@pytest.mark.parametrize("kind", ["slabcached", "memcached"])
+def test_slab_sizes_option_sets_the_classes(start_server, kind):
+    """`-o slab_sizes=100-200-300`: classes of 104 (rounded up to 8), 200 and 304 bytes, then
+    one of slab_chunk_max; the growth factor no longer applies."""
+    srv = start_server(["-o", "slab_sizes=100-200-300,slab_chunk_max=16384"], kind=kind)
+    with RawConn(srv.port) as c:
+        c.send(b"set small 0 0 20\r\n" + b"s" * 20 + b"\r\n")
+        c.send(b"set big 0 0 10000\r\n" + b"b" * 10000 + b"\r\n")
+        assert (c.line(), c.line()) == (b"STORED", b"STORED")
+        slabs = stats_map(c, "slabs")
+    sizes = {int(k.split(":")[0]): v for k, v in slabs.items() if k.endswith(":chunk_size")}
+    assert sizes == {1: 104, 4: 16384}
+
+
+@pytest.mark.parametrize("kind", ["slabcached", "memcached"])
+@pytest.mark.parametrize(
+    "sizes,message",
+    [
+        ("100-2000000", "slab size 2000000 is out of valid range"),
+        ("300-200", "slab size 200 cannot be lower than or equal to a previous class size"),
+        ("100-105", "slab size 105 must be at least 8 bytes larger than previous class"),
+        ("10-100", "slab size 10 is out of valid range"),
+    ],
+)
+def test_slab_sizes_are_checked_as_memcached_checks_them(kind, sizes, message):
+    cmd = [server_binary(kind), "-l", "127.0.0.1", "-p", "0", "-o", f"slab_sizes={sizes}"]
+    if kind == "memcached" and os.geteuid() == 0:
+        cmd += ["-u", "root"]
+    done = subprocess.run(cmd, capture_output=True, timeout=10)
+    assert done.returncode == 64  # EX_USAGE
+    assert message.encode() in done.stderr

@@ -54,6 +54,9 @@ pub struct CacheConfig {
     pub min_chunk: usize,
     /// `-f`: chunk size growth factor between classes.
     pub growth_factor: f64,
+    /// `-o slab_sizes`: the classes' chunk sizes (ascending, before the last class of
+    /// `slab_chunk_max`), instead of the ladder `min_chunk` and `growth_factor` make.
+    pub slab_sizes: Option<Vec<usize>>,
     /// `-C` turns this off: CAS uniques are then reported as 0.
     pub use_cas: bool,
     /// `-M` turns this off: a full class answers OutOfMemory instead of evicting.
@@ -77,6 +80,7 @@ impl Default for CacheConfig {
             item_size_max: 1 << 20,
             min_chunk: 48,
             growth_factor: 1.25,
+            slab_sizes: None,
             use_cas: true,
             evict: true,
             preaccounted: 0,
@@ -506,13 +510,21 @@ impl Cache {
         let pages = (config.memory_limit / config.page_size).max(1);
         // Chunk sizes are multiples of the arena's unit, which grows past 32 GiB.
         let unit = crate::arena::unit_for((pages + MAX_CLASSES) * config.page_size);
-        let classes = ClassTable::new(
-            config.min_chunk,
-            config.growth_factor,
-            chunk_max,
-            config.page_size,
-            unit,
-        );
+        let classes = match &config.slab_sizes {
+            Some(sizes) => {
+                if sizes.first().is_some_and(|&s| s <= ItemHeader::SIZE) {
+                    return Err(CacheError::InvalidConfig("a slab size must hold an item header"));
+                }
+                ClassTable::from_sizes(sizes, chunk_max, config.page_size, unit)
+            }
+            None => ClassTable::new(
+                config.min_chunk,
+                config.growth_factor,
+                chunk_max,
+                config.page_size,
+                unit,
+            ),
+        };
         // One spare page per class: a class's first page may go over the limit.
         let total_pages = pages + classes.len().min(MAX_CLASSES);
         Ok(Shape {

@@ -57,6 +57,20 @@ impl ClassTable {
         ClassTable { sizes, page_size }
     }
 
+    /// `-o slab_sizes`: the given sizes rounded up to `align` (memcached rounds to 8), a
+    /// size that rounds onto the one before dropped, then `chunk_max` as the last class.
+    pub fn from_sizes(given: &[usize], chunk_max: usize, page_size: usize, align: usize) -> ClassTable {
+        let mut sizes: Vec<usize> = Vec::new();
+        for &size in given.iter().take(MAX_CLASSES - 1) {
+            let size = size.div_ceil(align) * align;
+            if sizes.last().is_none_or(|&last| size > last) {
+                sizes.push(size);
+            }
+        }
+        sizes.push(chunk_max);
+        ClassTable { sizes, page_size }
+    }
+
     /// Number of classes.
     pub fn len(&self) -> usize {
         self.sizes.len()
@@ -85,6 +99,22 @@ impl ClassTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn given_sizes_are_rounded_and_end_at_chunk_max() {
+        // memcached 1.6.18's `-vv` with `-o slab_sizes=100-200-300`: 104, 200, 304, 524288.
+        let t = ClassTable::from_sizes(&[100, 200, 300], 1 << 19, 1 << 20, 8);
+        assert_eq!(t.len(), 4);
+        assert_eq!(
+            (t.chunk_size(1), t.chunk_size(2), t.chunk_size(3)),
+            (104, 200, 304)
+        );
+        assert_eq!(t.chunk_size(4), 1 << 19);
+        assert_eq!(t.class_for(201), Some(3));
+        // A coarser arena unit may round two sizes together: the second goes.
+        let coarse = ClassTable::from_sizes(&[100, 110, 300], 1 << 19, 1 << 20, 256);
+        assert_eq!(coarse.len(), 3);
+    }
 
     #[test]
     fn ladder_grows_by_factor_and_ends_at_page() {

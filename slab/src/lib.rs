@@ -119,6 +119,7 @@ pub use intake::Reservation;
 
 /// The largest memory limit the engine accepts (its chunk indices are 32-bit).
 pub const MAX_MEMORY_LIMIT: usize = arena::MAX_ARENA_BYTES;
+pub use class::MAX_CLASSES;
 pub use item::Segment;
 pub use lru::LruStats;
 pub use mover::{MoverStats, ReassignError};

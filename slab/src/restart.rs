@@ -141,8 +141,15 @@ pub(crate) fn settings_of(config: &CacheConfig, shape: &Shape) -> Vec<(String, S
         ("slab_chunk_max", chunk_max.to_string()),
         ("item_size_max", config.item_size_max.to_string()),
         ("min_chunk", config.min_chunk.to_string()),
-        // `{:?}` prints the shortest text that reads back as the same f64.
-        ("growth_factor", format!("{:?}", config.growth_factor)),
+        // `{:?}` prints the shortest text that reads back as the same f64. With
+        // `slab_sizes` the sizes stand in its place, as in memcached's restart file.
+        (
+            "growth_factor",
+            match &config.slab_sizes {
+                Some(sizes) => sizes.iter().map(usize::to_string).collect::<Vec<_>>().join("-"),
+                None => format!("{:?}", config.growth_factor),
+            },
+        ),
         ("use_cas", config.use_cas.to_string()),
         ("classes", shape.classes.len().to_string()),
         ("arena_bytes", shape.arena_bytes(config).to_string()),

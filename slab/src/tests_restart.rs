@@ -124,6 +124,19 @@ fn different_settings_or_damage_start_empty() {
     );
     assert!(c.get(b"key1", 11, |_| ()).is_none());
 
+    // Classes given by `slab_sizes` instead of a factor are a different layout too.
+    fill(&c, 50, 11);
+    let sized = CacheConfig {
+        slab_sizes: Some(vec![100, 200, 300]),
+        ..other.clone()
+    };
+    let (c, r) = restart(&path, c, sized, 11);
+    assert!(
+        matches!(r, Restored::Empty(Some(RestoreError::Setting { ref name, ref now, .. })) if name == "growth_factor" && now == "100-200-300"),
+        "{r:?}"
+    );
+    let (c, _) = restart(&path, c, other.clone(), 11);
+
     fill(&c, 50, 11);
     let snap = c.snapshot(11).unwrap();
     drop(c);

@@ -292,6 +292,11 @@ pub struct Config {
     pub slab_chunk_max: usize,
     /// `-o slab_chunk_max` was given (then `-I` above 1 MB does not change it).
     pub slab_chunk_max_set: bool,
+    /// `-o slab_sizes=A-B-C`: the classes' chunk sizes instead of `-n` and `-f`'s ladder
+    /// (checked once every option is read, as memcached does; see [`Config::slab_sizes`]).
+    pub slab_sizes_text: Option<String>,
+    /// The checked `slab_sizes`, ascending.
+    pub slab_sizes: Option<Vec<usize>>,
     /// memcached's LRU maintainer thread (`-o lru_maintainer|no_lru_maintainer`); `lru
     /// mode` and `lru temp_ttl` need it.
     pub lru_maintainer: bool,
@@ -382,6 +387,38 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// `-o slab_sizes`: sizes joined by `-`, each within `-n`..=`slab_chunk_max`, each more
+/// than 8 bytes above the one before, at most 62 of them; memcached's checks and words.
+fn parse_slab_sizes(text: &str, min: usize, max: usize) -> Result<Vec<usize>, ConfigError> {
+    let mut sizes: Vec<usize> = Vec::new();
+    for word in text.split('-').filter(|w| !w.is_empty()) {
+        // memcached's safe_strtoul: digits only, as an unsigned 32-bit number.
+        let size = word.parse::<u32>().ok().map_or(0, |v| v as usize);
+        if size < min || size > max || word.parse::<u32>().is_err() {
+            return Err(usage(format!("slab size {size} is out of valid range")));
+        }
+        let last = sizes.last().copied().unwrap_or(0);
+        if last >= size {
+            return Err(usage(format!(
+                "slab size {size} cannot be lower than or equal to a previous class size"
+            )));
+        }
+        if size <= last + 8 {
+            return Err(usage(format!(
+                "slab size {size} must be at least 8 bytes larger than previous class"
+            )));
+        }
+        sizes.push(size);
+        if sizes.len() >= slabcache::MAX_CLASSES - 1 {
+            return Err(usage("too many slab classes specified"));
+        }
+    }
+    if sizes.is_empty() {
+        return Err(usage("Missing slab_sizes argument"));
+    }
+    Ok(sizes)
+}
 
 fn invalid(msg: impl Into<String>) -> ConfigError {
     ConfigError::Invalid(msg.into())
@@ -596,6 +633,8 @@ impl Config {
             slab_automove_window: 30,
             slab_chunk_max: SLAB_PAGE_SIZE / 2,
             slab_chunk_max_set: false,
+            slab_sizes_text: None,
+            slab_sizes: None,
             lru_maintainer: true,
             tunables: Tunables::default(),
             cluster_config: args.cluster_config.clone(),
@@ -656,6 +695,9 @@ impl Config {
                 self.slab_chunk_max
             )));
         }
+        if let Some(text) = &self.slab_sizes_text {
+            self.slab_sizes = Some(parse_slab_sizes(text, self.min_chunk, self.slab_chunk_max)?);
+        }
         let t = &self.tunables;
         if t.hot_lru_pct.wrapping_add(t.warm_lru_pct) > 80 {
             return Err(usage(
@@ -710,6 +752,7 @@ impl Config {
                 self.slab_chunk_max_set = true;
             }
             "no_chunked_items" => self.slab_chunk_max = SLAB_PAGE_SIZE,
+            "slab_sizes" => self.slab_sizes_text = Some(need("slab_sizes argument")?.to_string()),
             "lru_crawler" => t.lru_crawler = true,
             "no_lru_crawler" => t.lru_crawler = false,
             "lru_crawler_sleep" => {
