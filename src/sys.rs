@@ -143,6 +143,28 @@ pub fn set_backlog(fd: std::os::fd::RawFd, backlog: i32) {
 /// Ask for a socket send buffer of `bytes` (`SO_SNDBUF`; the kernel doubles it and keeps
 /// its own minimum). The fuzz harness makes its socket pairs small so that replies and
 /// requests back up after a few kilobytes, as on a slow network.
+/// `-o sock_cookie_id`: mark the socket (Linux `SO_MARK`, what memcached sets) so that
+/// firewall and routing rules can tell its traffic; accepted sockets inherit the mark.
+/// Needs CAP_NET_ADMIN.
+pub fn set_mark(fd: std::os::fd::RawFd, mark: u32) -> io::Result<()> {
+    // SAFETY: setsockopt on a descriptor the caller owns, reading one u32 that lives for
+    // the call; the length passed is that integer's size.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_MARK,
+            (&mark as *const u32).cast(),
+            std::mem::size_of::<u32>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 pub fn set_send_buffer(fd: std::os::fd::RawFd, bytes: i32) -> io::Result<()> {
     let value: libc::c_int = bytes;
     // SAFETY: setsockopt on a descriptor the caller owns, reading one c_int that lives for

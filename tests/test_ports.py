@@ -4,6 +4,7 @@ written to the file named by MEMCACHED_PORT_FILENAME. Run against slabcached and
 memcached alike."""
 
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -114,3 +115,18 @@ def test_port_out_of_range_is_refused(kind):
     done = subprocess.run(cmd, capture_output=True, timeout=10)
     assert done.returncode != 0
     assert b"Invalid port number 70000" in done.stderr
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_sock_cookie_id_marks_the_listening_socket(kind, tmp_path, launched):
+    """`-o sock_cookie_id=N` sets the socket mark (SO_MARK) firewall rules can match."""
+    if shutil.which("ss") is None:
+        pytest.skip("ss (iproute2) is not installed")
+    proc, ports = start_with_port_file(kind, ["-p", "-1", "-o", "sock_cookie_id=42"], tmp_path)
+    launched.append(proc)
+    port = ports["TCP INET"]
+    with RawConn(port) as c:
+        c.send(b"version\r\n")
+        assert c.line().startswith(b"VERSION ")
+    shown = subprocess.run(["ss", "-tlne", f"sport = :{port}"], capture_output=True, timeout=10)
+    assert b"fwmark:0x2a" in shown.stdout, shown.stdout

@@ -297,6 +297,8 @@ pub struct Config {
     pub slab_sizes_text: Option<String>,
     /// The checked `slab_sizes`, ascending.
     pub slab_sizes: Option<Vec<usize>>,
+    /// `-o sock_cookie_id`: the mark put on the listening sockets (0: none).
+    pub sock_cookie_id: u32,
     /// memcached's LRU maintainer thread (`-o lru_maintainer|no_lru_maintainer`); `lru
     /// mode` and `lru temp_ttl` need it.
     pub lru_maintainer: bool,
@@ -635,6 +637,7 @@ impl Config {
             slab_chunk_max_set: false,
             slab_sizes_text: None,
             slab_sizes: None,
+            sock_cookie_id: 0,
             lru_maintainer: true,
             tunables: Tunables::default(),
             cluster_config: args.cluster_config.clone(),
@@ -834,6 +837,8 @@ impl Config {
             return Ok(());
         }
         match name {
+            // memcached's safe_strtoul: a value that does not parse leaves it off.
+            "sock_cookie_id" => self.sock_cookie_id = value.and_then(|v| v.parse().ok()).unwrap_or(0),
             "item_size_max" => {
                 let v = need(value)?;
                 self.item_size_max =

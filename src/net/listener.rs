@@ -193,6 +193,18 @@ impl Server {
                 udp.push(socket);
             }
         }
+        if config.sock_cookie_id != 0 {
+            let tcp = listeners.iter().filter_map(|l| match l {
+                Listener::Tcp(l, _) | Listener::Tls(l, _) => Some(l.as_raw_fd()),
+                Listener::Unix(..) => None,
+            });
+            for fd in tcp.chain(udp.iter().map(|s| s.as_raw_fd())) {
+                // memcached reports the failure (no CAP_NET_ADMIN) and serves anyway.
+                if let Err(e) = sys::set_mark(fd, config.sock_cookie_id) {
+                    log::warn!("setsockopt: {e}");
+                }
+            }
+        }
         if config.unix_socket.is_none() {
             if let Some(path) = std::env::var_os("MEMCACHED_PORT_FILENAME") {
                 write_port_file(Path::new(&path), &listeners, &udp)?;
