@@ -396,8 +396,9 @@ fn parse_slab_sizes(text: &str, min: usize, max: usize) -> Result<Vec<usize>, Co
     let mut sizes: Vec<usize> = Vec::new();
     for word in text.split('-').filter(|w| !w.is_empty()) {
         // memcached's safe_strtoul: digits only, as an unsigned 32-bit number.
-        let size = word.parse::<u32>().ok().map_or(0, |v| v as usize);
-        if size < min || size > max || word.parse::<u32>().is_err() {
+        let parsed = word.parse::<u32>().ok();
+        let size = parsed.map_or(0, |v| v as usize);
+        if parsed.is_none() || size < min || size > max {
             return Err(usage(format!("slab size {size} is out of valid range")));
         }
         let last = sizes.last().copied().unwrap_or(0);
