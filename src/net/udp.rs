@@ -9,9 +9,11 @@
 //! do: one per command, and one per key a multi-get found, the last with `END`. A message
 //! is cut into datagrams of at most 1,400 bytes, header included, numbered 0..count under
 //! the request's id. Only one response is held at a time, so a datagram asking for the
-//! same large value thousands of times costs one value's memory, not thousands. A UDP socket is served by its
-//! own thread with blocking reads (a short timeout lets it see a stop): datagrams need no
-//! readiness bookkeeping, and memcached serves UDP on far fewer threads than TCP too.
+//! same large value thousands of times costs one value's memory, not thousands.
+//!
+//! A UDP socket is served by its own thread with blocking reads (a short timeout lets it
+//! see a stop): datagrams need no readiness bookkeeping, and memcached serves UDP on far
+//! fewer threads than TCP too.
 
 use std::io;
 use std::net::UdpSocket;
