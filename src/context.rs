@@ -115,7 +115,6 @@ pub fn apply_tunables(cache: &slabcache::Cache, config: &Config) {
     cache.set_warm_pct(config.tunables.warm_lru_pct.clamp(0, 80) as u8);
     cache.set_hot_pct(config.tunables.hot_lru_pct.clamp(0, 80) as u8);
     cache.set_hot_max_factor(config.tunables.hot_max_factor);
-    cache.set_warm_max_factor(config.tunables.warm_max_factor);
     cache.set_temp_ttl(config.tunables.temp_lru.then_some(config.tunables.temporary_ttl));
     cache.set_automove_tuning(
         config.tunables.slab_automove_ratio,

@@ -17,12 +17,10 @@
 //! The shares weigh the items' bytes (header, key and value), as memcached's do, out of the
 //! class's HOT, WARM and COLD bytes. A maintainer pass also
 //! moves an inactive HOT tail to COLD when it is older than `hot_max_factor` times the COLD
-//! tail's age, and an inactive WARM tail when older than `warm_max_factor` times it. Ages
-//! are from the last write (the header has no access time), where memcached's are from the
-//! last access, refreshed at most once a minute. For a HOT item the two mostly agree. A WARM
-//! item read since it last passed the tail is ACCESSED and gets another round whatever its
-//! age, so the rule only moves WARM items left unread for a whole round, as memcached's
-//! does; it moves them sooner when their write is much older than their last read.
+//! tail's age. Ages are from the last write: the header has no access time. For a HOT item
+//! the two mostly agree, but a WARM item is there because it was read since its write, so
+//! `warm_max_factor` (memcached's age limit on WARM, by last access) is kept and shown but
+//! not applied: by write time it would push the items read most out of WARM.
 //!
 //! The HOT and WARM lists are balanced ("juggled") by the LRU maintainer
 //! ([`Cache::lru_maintain`], driven by the server's background thread), and by every
@@ -74,20 +72,6 @@ pub const DEFAULT_WARM_PCT: u8 = 40;
 pub const DEFAULT_HOT_PCT: u8 = 20;
 /// memcached's default `hot_max_factor` (0.2), in hundredths.
 const DEFAULT_HOT_FACTOR: u32 = 20;
-/// memcached's default `warm_max_factor` (2.0), in hundredths.
-const DEFAULT_WARM_FACTOR: u32 = 200;
-
-/// `f` in hundredths, for the factors kept in atomics.
-fn hundredths(f: f64) -> u32 {
-    (f * 100.0).round().clamp(0.0, f64::from(u32::MAX)) as u32
-}
-
-/// The age limits of one maintainer pass over a class (see [`Cache::set_hot_max_factor`]).
-#[derive(Debug, Clone, Copy)]
-struct MaxAges {
-    hot: u32,
-    warm: u32,
-}
 
 /// One LRU list of a class, newest first.
 #[derive(Debug, Default, Clone, Copy)]
@@ -111,8 +95,6 @@ pub(crate) struct LruState {
     temp_ttl: AtomicU32,
     /// `hot_max_factor` in hundredths (see [`Cache::set_hot_max_factor`]).
     hot_factor: AtomicU32,
-    /// `warm_max_factor` in hundredths (see [`Cache::set_warm_max_factor`]).
-    warm_factor: AtomicU32,
     /// COLD items that became ACCESSED, for the maintainer to move to WARM.
     bumps: ArrayQueue<ChunkRef>,
     bumps_dropped: AtomicU64,
@@ -127,7 +109,6 @@ impl Default for LruState {
             warm_pct: AtomicU8::new(DEFAULT_WARM_PCT),
             temp_ttl: AtomicU32::new(0),
             hot_factor: AtomicU32::new(DEFAULT_HOT_FACTOR),
-            warm_factor: AtomicU32::new(DEFAULT_WARM_FACTOR),
             bumps: ArrayQueue::new(BUMP_QUEUE),
             bumps_dropped: AtomicU64::new(0),
             juggles: AtomicU64::new(0),
@@ -253,15 +234,10 @@ impl Cache {
 
     /// `lru tune`'s and `-o hot_max_factor`: a maintainer pass also moves an inactive HOT
     /// tail to COLD once its age is more than `factor` times the COLD tail's. Kept to
-    /// hundredths.
+    /// hundredths. (`warm_max_factor` has no engine setting: see the module docs.)
     pub fn set_hot_max_factor(&self, factor: f64) {
-        self.lru.hot_factor.store(hundredths(factor), Relaxed);
-    }
-
-    /// `lru tune`'s and `-o warm_max_factor`: as [`Cache::set_hot_max_factor`], for an
-    /// inactive WARM tail.
-    pub fn set_warm_max_factor(&self, factor: f64) {
-        self.lru.warm_factor.store(hundredths(factor), Relaxed);
+        let hundredths = (factor * 100.0).round().clamp(0.0, f64::from(u32::MAX)) as u32;
+        self.lru.hot_factor.store(hundredths, Relaxed);
     }
 
     /// The maintainer's counters.
@@ -293,10 +269,10 @@ impl Cache {
         work
     }
 
-    /// The ages (seconds since the last write: the header keeps no access time) past which
-    /// an inactive HOT and WARM tail moves to COLD whatever the share: the COLD tail's age
-    /// times each factor. None in flat mode or with COLD empty (then only the shares apply).
-    fn max_age(&self, cs: &ClassState, now: u32) -> Option<MaxAges> {
+    /// The age (seconds since the last write: the header keeps no access time) past which
+    /// a HOT tail moves to COLD whatever the share: the COLD tail's age times the factor.
+    /// None in flat mode or with COLD empty (then only the shares apply).
+    fn max_age(&self, cs: &ClassState, now: u32) -> Option<u32> {
         let tail = cs.list(Segment::Cold).tail;
         if !self.lru_segmented() || tail == NIL {
             return None;
@@ -304,10 +280,7 @@ impl Cache {
         let cold_age = u64::from(now.saturating_sub(self.write_marks.written_at(self.header(tail).cas())));
         let scaled =
             |f: &AtomicU32| (cold_age * u64::from(f.load(Relaxed)) / 100).min(u64::from(u32::MAX)) as u32;
-        Some(MaxAges {
-            hot: scaled(&self.lru.hot_factor),
-            warm: scaled(&self.lru.warm_factor),
-        })
+        Some(scaled(&self.lru.hot_factor))
     }
 
     /// Whether `c` was last written more than `max_age` seconds before `now`.
@@ -465,7 +438,7 @@ impl Cache {
         protect: ChunkRef,
         now: u32,
         budget: usize,
-        max_ages: Option<MaxAges>,
+        hot_max_age: Option<u32>,
     ) -> usize {
         let segmented = self.lru_segmented();
         // memcached weighs the shares in bytes of the class's HOT, WARM and COLD items.
@@ -483,8 +456,8 @@ impl Cache {
         let (hot_limit, warm_limit) = (share(&self.lru.hot_pct), share(&self.lru.warm_pct));
         let mut work = 0;
         for (seg, limit, max_age) in [
-            (Segment::Hot, hot_limit, max_ages.map(|a| a.hot)),
-            (Segment::Warm, warm_limit, max_ages.map(|a| a.warm)),
+            (Segment::Hot, hot_limit, hot_max_age),
+            (Segment::Warm, warm_limit, None),
         ] {
             // From the tail, passing over busy items (a reader holds their stripe).
             let mut c = cs.list(seg).tail;

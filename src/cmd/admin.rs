@@ -78,7 +78,6 @@ pub(super) fn execute<R: Reply>(
             shared.cache.set_warm_pct(tuning.warm_pct.clamp(0, 80) as u8);
             shared.cache.set_hot_pct(tuning.hot_pct.clamp(0, 80) as u8);
             shared.cache.set_hot_max_factor(tuning.hot_factor.0);
-            shared.cache.set_warm_max_factor(tuning.warm_factor.0);
             Ok(())
         }
         // memcached has these two only while its LRU maintainer runs.
