@@ -67,6 +67,16 @@ enum Listener {
     Unix(UnixListener, String),
 }
 
+impl Listener {
+    /// The TCP socket (plain or TLS), None for a UNIX one.
+    fn tcp(&self) -> Option<&TcpListener> {
+        match self {
+            Listener::Tcp(l, _) | Listener::Tls(l, _) => Some(l),
+            Listener::Unix(..) => None,
+        }
+    }
+}
+
 /// A bound, not yet running server.
 pub struct Server {
     shared: Arc<Context>,
@@ -120,10 +130,8 @@ fn write_port_file(path: &Path, listeners: &[Listener], udp: &[std::net::UdpSock
         format!("{kind} {family}: {}\n", addr.port())
     };
     let mut text = String::new();
-    for l in listeners {
-        if let Listener::Tcp(l, _) | Listener::Tls(l, _) = l {
-            text.push_str(&line("TCP", l.local_addr()?));
-        }
+    for l in listeners.iter().filter_map(Listener::tcp) {
+        text.push_str(&line("TCP", l.local_addr()?));
     }
     for socket in udp {
         text.push_str(&line("UDP", socket.local_addr()?));
@@ -194,10 +202,7 @@ impl Server {
             }
         }
         if config.sock_cookie_id != 0 {
-            let tcp = listeners.iter().filter_map(|l| match l {
-                Listener::Tcp(l, _) | Listener::Tls(l, _) => Some(l.as_raw_fd()),
-                Listener::Unix(..) => None,
-            });
+            let tcp = listeners.iter().filter_map(Listener::tcp).map(|l| l.as_raw_fd());
             for fd in tcp.chain(udp.iter().map(|s| s.as_raw_fd())) {
                 // memcached reports the failure (no CAP_NET_ADMIN) and serves anyway.
                 if let Err(e) = sys::set_mark(fd, config.sock_cookie_id) {
@@ -230,10 +235,7 @@ impl Server {
 
         let first_port = listeners
             .iter()
-            .find_map(|l| match l {
-                Listener::Tcp(l, _) | Listener::Tls(l, _) => l.local_addr().ok(),
-                Listener::Unix(..) => None,
-            })
+            .find_map(|l| l.tcp()?.local_addr().ok())
             .map(|a| a.port())
             .unwrap_or(crate::config::bind_port(config.port));
         let cluster =
@@ -280,10 +282,7 @@ impl Server {
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.listeners
             .iter()
-            .filter_map(|l| match l {
-                Listener::Tcp(l, _) | Listener::Tls(l, _) => l.local_addr().ok(),
-                Listener::Unix(..) => None,
-            })
+            .filter_map(|l| l.tcp()?.local_addr().ok())
             .collect()
     }
 

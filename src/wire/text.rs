@@ -79,7 +79,7 @@ pub fn step(input: &[u8], ctx: &Context, counters: &Counters, conn: Lent<'_>, tu
                 out,
                 rest,
                 limit,
-                pause_each_key: turn.pause_per_key,
+                pause_per_key: turn.pause_per_key,
                 noreply: request.noreply(),
                 with_cas: matches!(
                     request,
@@ -210,7 +210,7 @@ pub struct TextReply<'o> {
     /// pieces (see `value_rest`).
     pub limit: usize,
     /// A multi-get pauses after every key ([`super::Turn::pause_per_key`]).
-    pub pause_each_key: bool,
+    pub pause_per_key: bool,
     /// memcached's noreply mode: send nothing.
     pub noreply: bool,
     /// gets, gats: `VALUE` lines carry the cas.
@@ -219,7 +219,7 @@ pub struct TextReply<'o> {
 
 impl Reply for TextReply<'_> {
     fn full(&self) -> bool {
-        self.pause_each_key || self.out.len() > self.limit || self.rest.is_some()
+        self.pause_per_key || self.out.len() > self.limit || self.rest.is_some()
     }
 
     fn writing_value(&self) -> bool {
